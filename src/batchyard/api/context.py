@@ -1,0 +1,43 @@
+"""What every route needs, built once per app: services, settings, and the caller lookup."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from batchyard.api.auth import authenticate
+from batchyard.config import Settings
+from batchyard.engines.registry import ModelRegistry
+from batchyard.service.batches import BatchService, Caller
+from batchyard.store.sql import SqlStore
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    store: SqlStore
+    batches: BatchService
+    models: ModelRegistry
+    #: Called after a batch is created so an in-process worker claims it at once.
+    on_new_work: Callable[[], None] = field(default=lambda: None)
+
+    async def caller(self, request: Request) -> Caller:
+        workspace_id = await authenticate(request, self.store)
+        return Caller(workspace_id=workspace_id, public_url=self.public_url(request))
+
+    def public_url(self, request: Request) -> str:
+        """Where clients reach us: the configured URL, else the host they dialled."""
+        if self.settings.public_url:
+            return self.settings.public_url.rstrip("/")
+        headers = request.headers
+        scheme = headers.get("x-forwarded-proto", request.url.scheme)
+        host = headers.get("x-forwarded-host") or headers.get("host") or request.url.netloc
+        root = request.scope.get("root_path", "").rstrip("/")
+        return f"{scheme}://{host}{root}"
+
+
+def context_of(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.context
+    return context

@@ -1,0 +1,110 @@
+"""The ``batchyard`` command: ``serve``, ``worker``, ``keys create``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from batchyard import ids
+from batchyard.config import ConfigError, Settings, load_settings
+from batchyard.server import create_server_app, run_worker
+from batchyard.store.sql import SqlStore
+from batchyard.timeutil import now_us
+
+app = typer.Typer(help="Self-hosted, Anthropic-compatible Message Batches service.",
+                  no_args_is_help=True, add_completion=False)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+DbOption = Annotated[str | None, typer.Option(
+    "--db", help="Database URL (sqlite:///path, postgresql://...) or a SQLite file path. "
+                 "Default: $BATCHYARD_DATABASE_URL, else <data dir>/batchyard.db.")]
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", help="TOML config file (models, limits, retention).", exists=True,
+    dir_okay=False)]
+
+
+def database_url(db: str | None) -> str | None:
+    """A bare path means a SQLite file."""
+    if db is None or "://" in db:
+        return db
+    return f"sqlite:///{Path(db).expanduser().resolve()}"
+
+
+def settings_from(config: Path | None, db: str | None, **overrides: object) -> Settings:
+    try:
+        return load_settings(config, database_url=database_url(db), **overrides)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    public_url: Annotated[str | None, typer.Option(
+        help="Base URL clients use to reach this server (for results_url).")] = None,
+    worker: Annotated[bool, typer.Option(
+        help="Also run requests in this process (--no-worker: API only).")] = True,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Serve the HTTP API (and, by default, a worker) until interrupted."""
+    settings = settings_from(config, db, public_url=public_url)
+    setup_logging(log_level)
+    application = create_server_app(settings, run_worker=worker)
+    uvicorn.run(application, host=host, port=port, log_level=log_level.lower(),
+                timeout_graceful_shutdown=10)
+
+
+@app.command("worker")
+def worker_command(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Run requests from the queue without serving HTTP."""
+    settings = settings_from(config, db)
+    setup_logging(log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_worker(settings))
+
+
+@keys_app.command("create")
+def create_key(
+    workspace: Annotated[str, typer.Option(help="Workspace the key belongs to.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create an API key; the key itself is printed once, as the last line."""
+    settings = settings_from(config, db)
+    key = ids.api_key()
+
+    async def store_key() -> None:
+        store = await SqlStore.open(settings.resolved_database_url())
+        try:
+            await store.create_api_key(workspace, ids.hash_api_key(key), key[:10], now_us())
+        finally:
+            await store.close()
+
+    asyncio.run(store_key())
+    typer.echo(f"Created an API key for workspace {workspace!r}. Store it now; it is not "
+               "shown again:")
+    typer.echo(key)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,122 @@
+"""Settings from a TOML file, environment and command-line flags, as typed data.
+
+A config file looks like::
+
+    database_url = "sqlite:///var/lib/batchyard/batchyard.db"
+    public_url = "http://batches.internal:8000"
+
+    [[models]]
+    name = "sim"
+    engine = "simulated"
+    latency_ms = 20
+
+Every key of a ``[[models]]`` table that is not one of :class:`ModelConfig`'s own fields is an
+engine option, checked by that engine (``latency_ms`` above belongs to the simulated engine).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from batchyard.protocol.messages import describe_validation_error
+
+DEFAULT_LOCAL_MODEL = "smollm2-135m"
+
+
+class ConfigError(Exception):
+    """A config file or flag that cannot be used; the message names the key."""
+
+
+class ModelConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """One servable model name and the engine that answers it."""
+
+    name: str
+    engine: str
+    aliases: list[str] = []
+    #: Requests of this model that one worker keeps in flight at once.
+    concurrency: int = 16
+    max_output_tokens: int = 8192
+    #: Standard price in USD per million tokens; batch results cost ``batch_discount`` of it.
+    price_input_per_mtok: float = 0.0
+    price_output_per_mtok: float = 0.0
+    batch_discount: float = 0.5
+    options: dict[str, Any] = {}
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True):
+    """Everything a server or worker process needs to know."""
+
+    database_url: str = ""
+    data_dir: str = ""
+    #: Base of the absolute ``results_url``; empty means "the host the client dialled".
+    public_url: str = ""
+    max_requests_per_batch: int = 100_000
+    max_body_bytes: int = 256 * 1024 * 1024
+    expiry_seconds: float = 24 * 3600
+    retention_seconds: float = 29 * 24 * 3600
+    #: How long a claimed request may run before another worker may take it over.
+    lease_seconds: float = 60.0
+    #: Attempts for retryable engine errors before the request is ``errored``.
+    max_attempts: int = 4
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 60.0
+    #: Requests one worker claims per round trip to the store.
+    claim_size: int = 512
+    poll_interval_seconds: float = 0.5
+    models: list[ModelConfig] = []
+
+    def resolved_data_dir(self) -> Path:
+        if self.data_dir:
+            return Path(self.data_dir).expanduser()
+        base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+        return Path(base) / "batchyard"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir() / 'batchyard.db'}"
+
+
+_MODEL_FIELDS = frozenset(ModelConfig.__struct_fields__) - {"options"}
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read ``path`` (TOML), then ``BATCHYARD_DATABASE_URL``, then non-``None`` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    raw["models"] = [_split_engine_options(entry) for entry in raw.get("models", [])]
+    if env_url := os.environ.get("BATCHYARD_DATABASE_URL"):
+        raw["database_url"] = env_url
+    raw.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        settings = msgspec.convert(raw, Settings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path or 'settings'}: {describe_validation_error(exc)}") from None
+    _check_unique_model_names(settings.models)
+    return settings
+
+
+def _split_engine_options(entry: Any) -> Any:
+    if not isinstance(entry, dict):
+        return entry
+    own = {key: value for key, value in entry.items() if key in _MODEL_FIELDS}
+    options = {k: v for k, v in entry.items() if k not in _MODEL_FIELDS and k != "options"}
+    return {**own, "options": {**entry.get("options", {}), **options}}
+
+
+def _check_unique_model_names(models: list[ModelConfig]) -> None:
+    seen: set[str] = set()
+    for model in models:
+        for name in (model.name, *model.aliases):
+            if name in seen:
+                raise ConfigError(f"models: the name {name!r} is configured twice")
+            seen.add(name)

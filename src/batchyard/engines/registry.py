@@ -1,0 +1,104 @@
+"""Model name → engine, built from the ``[[models]]`` tables of the config.
+
+With no models configured, the embedded local model is served as ``smollm2-135m`` when the
+``local`` extra is installed. The simulated engine is only ever served under a name the
+config gives it explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from batchyard.config import DEFAULT_LOCAL_MODEL, ConfigError, ModelConfig
+from batchyard.engines.base import Engine
+
+logger = logging.getLogger("batchyard.engines")
+
+
+def _simulated(model: ModelConfig) -> Engine:
+    from batchyard.engines.simulated import SimulatedEngine
+
+    return SimulatedEngine.from_config(model)
+
+
+def _local(model: ModelConfig) -> Engine:
+    from batchyard.engines.local import LocalEngine
+
+    return LocalEngine.from_config(model)
+
+
+ENGINE_FACTORIES: dict[str, Callable[[ModelConfig], Engine]] = {
+    "simulated": _simulated,
+    "local": _local,
+}
+
+
+def local_extra_installed() -> bool:
+    return all(importlib.util.find_spec(name) for name in ("torch", "transformers"))
+
+
+def default_models() -> list[ModelConfig]:
+    if local_extra_installed():
+        return [ModelConfig(name=DEFAULT_LOCAL_MODEL, engine="local")]
+    logger.warning("no models configured and the 'local' extra is not installed: "
+                   "every request will fail with not_found_error")
+    return []
+
+
+@dataclass
+class ServedModel:
+    """A configured model with its engine, started once on first use."""
+
+    config: ModelConfig
+    engine: Engine
+    _started: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def ready(self) -> Engine:
+        if self._started is None:
+            self._started = asyncio.ensure_future(self.engine.start())
+        await asyncio.shield(self._started)
+        return self.engine
+
+    @property
+    def state(self) -> str:
+        """``idle`` (not asked for yet), ``loading``, ``ready`` or ``failed``."""
+        if self._started is None:
+            return "idle"
+        if not self._started.done():
+            return "loading"
+        return "failed" if self._started.exception() else "ready"
+
+
+class ModelRegistry:
+    def __init__(self, models: list[ModelConfig]) -> None:
+        self._by_name: dict[str, ServedModel] = {}
+        self._served: list[ServedModel] = []
+        for config in models:
+            factory = ENGINE_FACTORIES.get(config.engine)
+            if factory is None:
+                known = ", ".join(sorted(ENGINE_FACTORIES))
+                raise ConfigError(f"models.{config.name}.engine: unknown engine "
+                                  f"{config.engine!r} (known: {known})")
+            served = ServedModel(config=config, engine=factory(config))
+            self._served.append(served)
+            for name in (config.name, *config.aliases):
+                self._by_name[name] = served
+
+    def get(self, name: str) -> ServedModel | None:
+        return self._by_name.get(name)
+
+    @property
+    def models(self) -> list[ServedModel]:
+        return list(self._served)
+
+    async def warm_up(self) -> None:
+        """Start every engine now (load weights) instead of on its first request."""
+        await asyncio.gather(*(served.ready() for served in self._served))
+
+    async def aclose(self) -> None:
+        for served in self._served:
+            await served.engine.aclose()

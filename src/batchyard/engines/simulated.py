@@ -1,0 +1,157 @@
+"""A simulated engine for load and fault tests: no model, deterministic answers.
+
+Never served unless a config names it (``engine = "simulated"``). Each call's randomness
+comes from ``seed``, the request's content and how many times that content was seen, so a
+run is reproducible whatever order requests arrive in, and a retried request can succeed
+where its first attempt failed.
+
+Options (all optional)::
+
+    latency_ms = 20              # mean latency
+    latency_distribution = "fixed"  # fixed | uniform | exponential
+    output_tokens = 16           # words generated before natural end (capped by max_tokens)
+    seed = 0
+    overloaded_rate = 0.0        # injected failures, per call, by error type
+    api_error_rate = 0.0
+    rate_limit_rate = 0.0
+    timeout_rate = 0.0
+    fail_first_calls = 0         # the first N calls for each distinct request fail ...
+    fail_first_error = "overloaded_error"  # ... with this error type
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections import Counter
+from typing import Literal
+
+import msgspec
+
+from batchyard import ids
+from batchyard.config import ConfigError, ModelConfig
+from batchyard.engines.base import EngineError
+from batchyard.protocol.errors import ErrorType
+from batchyard.protocol.messages import (
+    Message,
+    MessageCreateParams,
+    ParamsError,
+    TextBlock,
+    Usage,
+    describe_validation_error,
+    message_text,
+    system_text,
+)
+
+_WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+          "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo")
+
+
+class SimulatedOptions(msgspec.Struct, forbid_unknown_fields=True):
+    latency_ms: float = 0.0
+    latency_distribution: Literal["fixed", "uniform", "exponential"] = "fixed"
+    output_tokens: int = 16
+    seed: int = 0
+    overloaded_rate: float = 0.0
+    api_error_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    timeout_rate: float = 0.0
+    fail_first_calls: int = 0
+    fail_first_error: ErrorType = "overloaded_error"
+
+
+class SimulatedEngine:
+    """Answers with words derived from the prompt; see the module docstring for options."""
+
+    def __init__(self, model: ModelConfig, options: SimulatedOptions) -> None:
+        self._model = model
+        self._options = options
+        self._calls: Counter[bytes] = Counter()
+        self._failure_rates: list[tuple[ErrorType, float]] = [
+            ("overloaded_error", options.overloaded_rate),
+            ("api_error", options.api_error_rate),
+            ("rate_limit_error", options.rate_limit_rate),
+            ("timeout_error", options.timeout_rate),
+        ]
+
+    @classmethod
+    def from_config(cls, model: ModelConfig) -> SimulatedEngine:
+        try:
+            options = msgspec.convert(model.options, SimulatedOptions)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"models.{model.name}: {describe_validation_error(exc)}") from None
+        return cls(model, options)
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def create_message(self, params: MessageCreateParams) -> Message:
+        if params.max_tokens > self._model.max_output_tokens:
+            raise ParamsError(
+                f"max_tokens: {params.max_tokens} > {self._model.max_output_tokens}, which is "
+                f"the maximum allowed number of output tokens for {params.model}"
+            )
+        prompt = self._prompt_words(params)
+        digest = hashlib.blake2b(" ".join(prompt).encode(), digest_size=16).digest()
+        self._calls[digest] += 1
+        call_number = self._calls[digest]
+        rng = random.Random(f"{self._options.seed}:{digest.hex()}:{call_number}")
+        await self._sleep(rng)
+        self._maybe_fail(rng, call_number)
+        return self._answer(params, prompt, rng)
+
+    def _prompt_words(self, params: MessageCreateParams) -> list[str]:
+        texts = [system_text(params) or ""]
+        texts.extend(message_text(message, index) for index, message in enumerate(params.messages))
+        return " ".join(texts).split()
+
+    async def _sleep(self, rng: random.Random) -> None:
+        mean = self._options.latency_ms / 1000
+        if mean <= 0:
+            return
+        distribution = self._options.latency_distribution
+        if distribution == "uniform":
+            delay = rng.uniform(0, 2 * mean)
+        elif distribution == "exponential":
+            delay = rng.expovariate(1 / mean)
+        else:
+            delay = mean
+        await asyncio.sleep(delay)
+
+    def _maybe_fail(self, rng: random.Random, call_number: int) -> None:
+        if call_number <= self._options.fail_first_calls:
+            error_type = self._options.fail_first_error
+            raise EngineError(error_type, f"simulated {error_type} (call {call_number})")
+        draw = rng.random()
+        for error_type, rate in self._failure_rates:
+            if draw < rate:
+                raise EngineError(error_type, f"simulated {error_type}")
+            draw -= rate
+
+    def _answer(self, params: MessageCreateParams, prompt: list[str],
+                rng: random.Random) -> Message:
+        wanted = self._options.output_tokens
+        words = [rng.choice(_WORDS) for _ in range(min(wanted, params.max_tokens))]
+        text = " ".join(words)
+        stop_reason: Literal["end_turn", "max_tokens", "stop_sequence"] = (
+            "max_tokens" if params.max_tokens < wanted else "end_turn"
+        )
+        stop_sequence: str | None = None
+        for candidate in params.stop_sequences or ():
+            position = text.find(candidate)
+            if candidate and position >= 0:
+                text, stop_reason, stop_sequence = text[:position], "stop_sequence", candidate
+                words = text.split()
+                break
+        return Message(
+            id=ids.message_id(),
+            model=params.model,
+            content=[TextBlock(text=text)],
+            stop_reason=stop_reason,
+            stop_sequence=stop_sequence,
+            usage=Usage(input_tokens=len(prompt), output_tokens=len(words)),
+        )

@@ -1,0 +1,42 @@
+"""Identifiers in Anthropic's formats: ``msgbatch_01…``, ``msg_01…``, ``req_01…``, and API keys.
+
+IDs are opaque to clients; ours are ``01`` followed by 22 base58 characters, as the real
+API's look, drawn from ``secrets`` so they cannot be guessed across workspaces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def _opaque(prefix: str) -> str:
+    return prefix + "01" + "".join(secrets.choice(_BASE58) for _ in range(22))
+
+
+def batch_id() -> str:
+    return _opaque("msgbatch_")
+
+
+def message_id() -> str:
+    return _opaque("msg_")
+
+
+def request_id() -> str:
+    return _opaque("req_")
+
+
+def tool_use_id() -> str:
+    return _opaque("toolu_")
+
+
+def api_key() -> str:
+    """A new secret API key; only its hash is ever stored."""
+    return "sk-by-" + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    """SHA-256 is enough here: keys are 256-bit random secrets, not user-chosen passwords."""
+    return hashlib.sha256(key.encode()).hexdigest()

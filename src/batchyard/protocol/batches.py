@@ -1,0 +1,149 @@
+"""Message Batches wire objects and the create-body envelope check.
+
+The create body is decoded with each request's ``params`` kept as raw bytes
+(:class:`msgspec.Raw`): a 100k-request body is validated in well under a second and the
+params are stored verbatim. Their content is checked later, per request, by the worker
+(Anthropic validates params asynchronously too); only the envelope is checked here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import msgspec
+
+from batchyard.protocol.errors import invalid_request
+from batchyard.protocol.messages import Message, describe_validation_error
+
+CUSTOM_ID_PATTERN = "^[a-zA-Z0-9_-]{1,64}$"
+_CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]+")
+_CUSTOM_ID_MAX = 64
+
+
+class RequestCounts(msgspec.Struct):
+    processing: int
+    succeeded: int
+    errored: int
+    canceled: int
+    expired: int
+
+
+class MessageBatch(msgspec.Struct, tag_field="type", tag="message_batch"):
+    """Always all ten keys; ``None`` encodes as ``null`` (SDKs validate the full shape)."""
+
+    id: str
+    processing_status: Literal["in_progress", "canceling", "ended"]
+    request_counts: RequestCounts
+    created_at: str
+    expires_at: str
+    ended_at: str | None
+    cancel_initiated_at: str | None
+    archived_at: str | None
+    results_url: str | None
+
+
+class MessageBatchPage(msgspec.Struct):
+    data: list[MessageBatch]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+
+
+class DeletedMessageBatch(msgspec.Struct, tag_field="type", tag="message_batch_deleted"):
+    id: str
+
+
+# --------------------------------------------------------------------------- result lines
+
+
+class SucceededResult(msgspec.Struct, tag_field="type", tag="succeeded"):
+    message: Message
+
+
+class ErroredResult(msgspec.Struct, tag_field="type", tag="errored"):
+    error: Any  # an ErrorResponse; typed loosely so stored lines round-trip unchanged
+
+
+class IndividualResponse(msgspec.Struct):
+    custom_id: str
+    result: SucceededResult | ErroredResult
+
+
+_line_encoder = msgspec.json.Encoder()
+
+
+def result_line(custom_id: str, result: SucceededResult | ErroredResult) -> bytes:
+    """One compact JSONL record (no newline inside: msgspec escapes control characters)."""
+    return _line_encoder.encode(IndividualResponse(custom_id=custom_id, result=result))
+
+
+# --------------------------------------------------------------------------- create body
+
+
+class _BatchItem(msgspec.Struct, forbid_unknown_fields=True):
+    custom_id: str
+    params: msgspec.Raw
+
+
+class _CreateBody(msgspec.Struct, forbid_unknown_fields=True):
+    requests: list[_BatchItem]
+
+
+_create_decoder = msgspec.json.Decoder(_CreateBody)
+
+
+def parse_create_body(body: bytes, *, max_requests: int) -> list[tuple[str, bytes]]:
+    """Check the envelope and return ``(custom_id, params bytes)`` pairs, or raise a 400.
+
+    Checks (spec section 5.4): valid JSON; ``requests`` an array of 1..``max_requests``
+    objects, each with exactly ``custom_id`` and ``params``; ``custom_id`` matching
+    ``^[a-zA-Z0-9_-]{1,64}$`` and unique; ``params`` a JSON object.
+    """
+    if not body.strip():
+        raise invalid_request("requests: Field required")
+    try:
+        decoded = _create_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise invalid_request(f"Invalid JSON in request body: {exc}") from None
+    except msgspec.ValidationError as exc:
+        raise invalid_request(describe_validation_error(exc)) from None
+    items = decoded.requests
+    if not items:
+        raise invalid_request("requests: List should have at least 1 item after validation, not 0")
+    if len(items) > max_requests:
+        raise invalid_request(
+            f"requests: List should have at most {max_requests} items after validation, "
+            f"not {len(items)}"
+        )
+    return _check_items(items)
+
+
+def _check_items(items: list[_BatchItem]) -> list[tuple[str, bytes]]:
+    first_index: dict[str, int] = {}
+    pairs: list[tuple[str, bytes]] = []
+    for index, item in enumerate(items):
+        custom_id = item.custom_id
+        if not _CUSTOM_ID.fullmatch(custom_id) or len(custom_id) > _CUSTOM_ID_MAX:
+            raise invalid_request(_custom_id_problem(index, custom_id))
+        seen_at = first_index.setdefault(custom_id, index)
+        if seen_at != index:
+            raise invalid_request(
+                f"requests.{index}.custom_id: duplicate custom_id {custom_id!r} "
+                f"(first used at requests.{seen_at}); custom_id must be unique within a batch"
+            )
+        params = bytes(item.params)
+        if not params.lstrip().startswith(b"{"):
+            raise invalid_request(f"requests.{index}.params: Input should be a valid dictionary")
+        pairs.append((custom_id, params))
+    return pairs
+
+
+def _custom_id_problem(index: int, custom_id: str) -> str:
+    where = f"requests.{index}.custom_id"
+    if not custom_id:
+        return f"{where}: String should have at least 1 character"
+    if len(custom_id) > _CUSTOM_ID_MAX:
+        return f"{where}: String should have at most {_CUSTOM_ID_MAX} characters"
+    return f"{where}: String should match pattern '{CUSTOM_ID_PATTERN}'"
+

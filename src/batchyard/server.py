@@ -1,0 +1,94 @@
+"""Composition root: store + models + services + (optionally) the worker, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+
+from batchyard.api.app import create_app
+from batchyard.api.context import ApiContext
+from batchyard.config import Settings
+from batchyard.engines.registry import ModelRegistry, default_models
+from batchyard.service.batches import BatchService
+from batchyard.store.sql import SqlStore
+from batchyard.worker.dispatcher import Dispatcher
+from batchyard.worker.maintenance import run_maintenance
+
+logger = logging.getLogger("batchyard.server")
+
+
+def model_registry(settings: Settings) -> ModelRegistry:
+    return ModelRegistry(settings.models or default_models())
+
+
+async def warm_up(models: ModelRegistry) -> None:
+    """Load every model in the background and log how long each took."""
+    async def one(served_name: str) -> None:
+        served = models.get(served_name)
+        assert served is not None
+        started = time.perf_counter()
+        try:
+            await served.ready()
+        except Exception:
+            logger.exception("model %s failed to load", served_name)
+            return
+        logger.info("model %s ready in %.1f s", served_name, time.perf_counter() - started)
+
+    await asyncio.gather(*(one(served.config.name) for served in models.models))
+
+
+@contextlib.asynccontextmanager
+async def background(*coroutines: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run ``coroutines`` as tasks for the duration of the block, then cancel them."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def create_server_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
+    """The HTTP app; with ``run_worker`` it also claims and runs requests in-process."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = await SqlStore.open(settings.resolved_database_url())
+        models = model_registry(settings)
+        dispatcher = Dispatcher(store, models, settings) if run_worker else None
+        app.state.context = ApiContext(
+            settings=settings, store=store, batches=BatchService(store, settings),
+            models=models, on_new_work=dispatcher.wake if dispatcher else (lambda: None),
+        )
+        jobs: list[Coroutine[Any, Any, None]] = [warm_up(models)]
+        if dispatcher is not None:
+            jobs += [dispatcher.run(), run_maintenance(store, settings, dispatcher.wake)]
+        try:
+            async with background(*jobs):
+                yield
+        finally:
+            await models.aclose()
+            await store.close()
+
+    return create_app(lifespan)
+
+
+async def run_worker(settings: Settings) -> None:
+    """A worker without the HTTP API (``batchyard worker``), until cancelled."""
+    store = await SqlStore.open(settings.resolved_database_url())
+    models = model_registry(settings)
+    dispatcher = Dispatcher(store, models, settings)
+    try:
+        async with background(warm_up(models), run_maintenance(store, settings, dispatcher.wake)):
+            await dispatcher.run()
+    finally:
+        await models.aclose()
+        await store.close()

@@ -1,0 +1,140 @@
+"""Message Batches use cases: what the HTTP routes call. No SQL and no HTTP in here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from batchyard import ids
+from batchyard.config import Settings
+from batchyard.protocol.batches import (
+    DeletedMessageBatch,
+    MessageBatch,
+    MessageBatchPage,
+    RequestCounts,
+    parse_create_body,
+)
+from batchyard.protocol.errors import invalid_request, not_found
+from batchyard.store.records import BatchRecord, NewBatch
+from batchyard.store.sql import SqlStore
+from batchyard.timeutil import MICROS_PER_SECOND, now_us, optional_rfc3339, rfc3339
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: every batch lookup is scoped to this workspace."""
+
+    workspace_id: int
+    #: Base for absolute ``results_url`` values, e.g. ``http://127.0.0.1:8000``.
+    public_url: str
+
+
+class BatchService:
+    def __init__(self, store: SqlStore, settings: Settings) -> None:
+        self._store = store
+        self._settings = settings
+
+    async def create(self, caller: Caller, body: bytes) -> MessageBatch:
+        """Validate the envelope, then persist the batch and all requests atomically."""
+        items = parse_create_body(body, max_requests=self._settings.max_requests_per_batch)
+        created_at = now_us()
+        record = await self._store.create_batch(
+            NewBatch(
+                id=ids.batch_id(),
+                workspace_id=caller.workspace_id,
+                created_at=created_at,
+                expires_at=created_at + _micros(self._settings.expiry_seconds),
+                archives_at=created_at + _micros(self._settings.retention_seconds),
+            ),
+            items,
+        )
+        return self._wire(record, caller)
+
+    async def retrieve(self, caller: Caller, batch_id: str) -> MessageBatch:
+        return self._wire(await self._find(caller, batch_id), caller)
+
+    async def list(self, caller: Caller, *, limit: int, after_id: str | None,
+                   before_id: str | None) -> MessageBatchPage:
+        if after_id is not None and before_id is not None:
+            raise invalid_request("after_id and before_id cannot be used together")
+        page = await self._store.list_batches(caller.workspace_id, limit=limit,
+                                              after_id=after_id, before_id=before_id)
+        if page is None:
+            cursor = "after_id" if after_id is not None else "before_id"
+            raise invalid_request(f"{cursor}: no Message Batch with id {after_id or before_id!r}")
+        data = [self._wire(record, caller) for record in page.batches]
+        return MessageBatchPage(
+            data=data,
+            has_more=page.has_more,
+            first_id=data[0].id if data else None,
+            last_id=data[-1].id if data else None,
+        )
+
+    async def cancel(self, caller: Caller, batch_id: str) -> MessageBatch:
+        record = await self._store.cancel_batch(caller.workspace_id, batch_id, now_us())
+        if record is None:
+            raise _batch_not_found(batch_id)
+        return self._wire(record, caller)
+
+    async def delete(self, caller: Caller, batch_id: str) -> DeletedMessageBatch:
+        record = await self._store.delete_batch(caller.workspace_id, batch_id)
+        if record is None:
+            raise _batch_not_found(batch_id)
+        if record.status != "ended":
+            raise invalid_request(
+                f"Message Batch {batch_id} is still processing; cancel it and wait for it "
+                "to end before deleting it"
+            )
+        return DeletedMessageBatch(id=record.id)
+
+    async def results(self, caller: Caller, batch_id: str) -> AsyncIterator[bytes]:
+        """Check the batch can be downloaded now, then return its JSONL body as chunks."""
+        record = await self._find(caller, batch_id)
+        if record.status != "ended":
+            raise invalid_request(
+                f"Message Batch {batch_id} has not finished processing; results are not "
+                "available until processing_status is 'ended'"
+            )
+        if now_us() >= record.archives_at:
+            raise not_found(
+                f"The results of Message Batch {batch_id} were archived and are no longer "
+                "available for download"
+            )
+        return self._jsonl(record.seq)
+
+    async def _jsonl(self, batch_seq: int) -> AsyncIterator[bytes]:
+        async for lines in self._store.iter_result_lines(batch_seq):
+            yield b"\n".join(lines) + b"\n"
+
+    async def _find(self, caller: Caller, batch_id: str) -> BatchRecord:
+        record = await self._store.get_batch(caller.workspace_id, batch_id)
+        if record is None:
+            raise _batch_not_found(batch_id)
+        return record
+
+    def _wire(self, record: BatchRecord, caller: Caller) -> MessageBatch:
+        ended = record.status == "ended"
+        archived = now_us() >= record.archives_at
+        return MessageBatch(
+            id=record.id,
+            processing_status=record.status,
+            request_counts=RequestCounts(
+                processing=record.processing, succeeded=record.succeeded,
+                errored=record.errored, canceled=record.canceled, expired=record.expired,
+            ),
+            created_at=rfc3339(record.created_at),
+            expires_at=rfc3339(record.expires_at),
+            ended_at=optional_rfc3339(record.ended_at),
+            cancel_initiated_at=optional_rfc3339(record.cancel_initiated_at),
+            archived_at=rfc3339(record.archives_at) if archived else None,
+            results_url=(f"{caller.public_url}/v1/messages/batches/{record.id}/results"
+                         if ended else None),
+        )
+
+
+def _batch_not_found(batch_id: str) -> Exception:
+    return not_found(f"No Message Batch found with id {batch_id!r}")
+
+
+def _micros(seconds: float) -> int:
+    return int(seconds * MICROS_PER_SECOND)

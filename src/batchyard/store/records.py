@@ -1,0 +1,73 @@
+"""Plain records passed between the store, the service and the worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+BatchStatus = Literal["in_progress", "canceling", "ended"]
+FinalState = Literal["succeeded", "errored"]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    seq: int
+    id: str
+    workspace_id: int
+    status: BatchStatus
+    total: int
+    processing: int
+    succeeded: int
+    errored: int
+    canceled: int
+    expired: int
+    created_at: int
+    expires_at: int
+    archives_at: int
+    ended_at: int | None
+    cancel_initiated_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewBatch:
+    id: str
+    workspace_id: int
+    created_at: int
+    expires_at: int
+    archives_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRequest:
+    """A request leased to one worker; ``attempt`` is its fencing token."""
+
+    id: int
+    batch_seq: int
+    custom_id: str
+    attempt: int
+    params: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A final outcome for one claimed request, with its ready-made JSONL result line."""
+
+    request_id: int
+    attempt: int
+    state: FinalState
+    line: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Put a claimed request back in the queue, not to be claimed before ``not_before``."""
+
+    request_id: int
+    attempt: int
+    not_before: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPage:
+    batches: list[BatchRecord]
+    has_more: bool

@@ -1,0 +1,99 @@
+"""Table definitions shared by SQLite and PostgreSQL (SQLAlchemy Core, no ORM).
+
+Row sizes matter at 100k requests a batch: a request row carries its params once, its
+state and lease; the result line lives in ``results`` and is written exactly once.
+Times are integer microseconds since the epoch (see :mod:`batchyard.timeutil`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_hint", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+#: ``status`` is the wire ``processing_status``; the counters always sum to ``total`` and are
+#: changed only in the same transaction as the request states they count.
+batches = Table(
+    "batches",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("processing", Integer, nullable=False),
+    Column("succeeded", Integer, nullable=False, server_default=text("0")),
+    Column("errored", Integer, nullable=False, server_default=text("0")),
+    Column("canceled", Integer, nullable=False, server_default=text("0")),
+    Column("expired", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("archives_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
+    Column("cancel_initiated_at", BigInteger),
+    Column("purged", Integer, nullable=False, server_default=text("0")),
+    Index("ix_batches_workspace_seq", "workspace_id", "seq"),
+    Index("ix_batches_open", "status", postgresql_where=text("status <> 'ended'"),
+          sqlite_where=text("status <> 'ended'")),
+)
+
+#: Request ``state``: queued → running → succeeded | errored, or back to queued on a retry or
+#: an expired lease; queued → canceled | expired. ``attempt`` is bumped by every claim and is
+#: the fencing token: a completion counts only if it names the attempt that holds the row.
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("batch_seq", Integer, ForeignKey("batches.seq"), nullable=False),
+    Column("custom_id", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False, server_default=text("0")),
+    Column("lease_expires_at", BigInteger),
+    Column("not_before", BigInteger),
+    Column("params", LargeBinary, nullable=False),
+    UniqueConstraint("batch_seq", "custom_id", name="uq_requests_batch_custom_id"),
+    Index("ix_requests_queued", "id", postgresql_where=text("state = 'queued'"),
+          sqlite_where=text("state = 'queued'")),
+    Index("ix_requests_leases", "lease_expires_at", postgresql_where=text("state = 'running'"),
+          sqlite_where=text("state = 'running'")),
+)
+
+#: One JSONL line per finished request, stored ready to stream.
+results = Table(
+    "results",
+    metadata,
+    Column("request_id", BigInteger().with_variant(Integer, "sqlite"),
+           ForeignKey("requests.id"), primary_key=True),
+    Column("line", LargeBinary, nullable=False),
+)

@@ -1,0 +1,198 @@
+"""The worker: claim queued requests, run them on their model's engine, record outcomes.
+
+One dispatcher per process. It keeps many requests in flight (bounded per model by the
+model's ``concurrency``), so an engine that batches (the local model) sees them together.
+Outcomes are buffered and written in one transaction per flush: per-request commits would
+cap throughput at the database's commit rate.
+
+Leases: every claimed request holds a lease that this process extends while the request
+is in flight or waiting to be flushed. If the process dies, the lease runs out and a
+maintenance sweep (any process) puts the request back in the queue; the attempt number
+bumped by the next claim fences off any late write from this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from batchyard.config import Settings
+from batchyard.engines.base import EngineError
+from batchyard.engines.registry import ModelRegistry, ServedModel
+from batchyard.protocol.messages import ParamsError, decode_params
+from batchyard.store.records import ClaimedRequest, Completion, Retry
+from batchyard.store.sql import SqlStore
+from batchyard.timeutil import MICROS_PER_SECOND, now_us
+from batchyard.worker.outcomes import backoff_micros, errored_line, succeeded_line
+
+logger = logging.getLogger("batchyard.worker")
+
+#: How long outcomes may wait in the buffer before a flush, in seconds.
+_FLUSH_DELAY = 0.02
+
+
+@dataclass
+class DispatcherStats:
+    claimed: int = 0
+    completed: int = 0
+    retried: int = 0
+    discarded: int = 0
+
+
+class Dispatcher:
+    def __init__(self, store: SqlStore, models: ModelRegistry, settings: Settings) -> None:
+        self._store = store
+        self._models = models
+        self._settings = settings
+        concurrency = sum(served.config.concurrency for served in models.models)
+        self._max_in_flight = max(settings.claim_size, concurrency)
+        self._limits = {id(served): asyncio.Semaphore(served.config.concurrency)
+                        for served in models.models}
+        self._in_flight: dict[int, ClaimedRequest] = {}
+        self._slot_free = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._completions: list[Completion] = []
+        self._retries: list[Retry] = []
+        self._outcome_ready = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.stats = DispatcherStats()
+
+    def wake(self) -> None:
+        """New work was queued: claim now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Run until cancelled; on cancellation, in-flight requests are left to their leases."""
+        loops = [self._claim_loop(), self._flush_loop(), self._lease_loop()]
+        try:
+            async with asyncio.TaskGroup() as group:
+                for loop in loops:
+                    group.create_task(loop)
+        finally:
+            for task in self._tasks:
+                task.cancel()
+
+    # ------------------------------------------------------------------ claiming
+
+    async def _claim_loop(self) -> None:
+        settings = self._settings
+        while True:
+            free = self._max_in_flight - len(self._in_flight)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            limit = min(free, settings.claim_size)
+            now = now_us()
+            try:
+                claimed = await self._store.claim(
+                    limit=limit, now=now,
+                    lease_until=now + int(settings.lease_seconds * MICROS_PER_SECOND))
+            except Exception:
+                logger.exception("claim failed; retrying after the poll interval")
+                claimed = []
+            for request in claimed:
+                self._in_flight[request.id] = request
+                task = asyncio.create_task(self._run(request))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            self.stats.claimed += len(claimed)
+            if len(claimed) < limit:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), settings.poll_interval_seconds)
+
+    # ------------------------------------------------------------------ running
+
+    async def _run(self, request: ClaimedRequest) -> None:
+        try:
+            outcome = await self._execute(request)
+        except Exception as exc:  # a bug in an engine must not lose the request
+            logger.exception("request %s failed unexpectedly", request.id)
+            outcome = self._failed(request, EngineError("api_error", f"internal error: {exc}"))
+        if isinstance(outcome, Retry):
+            self._retries.append(outcome)
+        else:
+            self._completions.append(outcome)
+        self._outcome_ready.set()
+
+    async def _execute(self, request: ClaimedRequest) -> Completion | Retry:
+        try:
+            params = decode_params(request.params, in_batch=True)
+        except ParamsError as exc:
+            return self._errored(request, exc.error_type, exc.message)
+        served = self._models.get(params.model)
+        if served is None:
+            return self._errored(request, "not_found_error", f"model: {params.model}")
+        async with self._limit(served):
+            try:
+                engine = await served.ready()
+                message = await engine.create_message(params)
+            except ParamsError as exc:
+                return self._errored(request, exc.error_type, exc.message)
+            except EngineError as exc:
+                return self._failed(request, exc)
+        return Completion(request_id=request.id, attempt=request.attempt, state="succeeded",
+                          line=succeeded_line(request.custom_id, message))
+
+    def _limit(self, served: ServedModel) -> asyncio.Semaphore:
+        return self._limits[id(served)]
+
+    def _failed(self, request: ClaimedRequest, error: EngineError) -> Completion | Retry:
+        if error.retryable and request.attempt < self._settings.max_attempts:
+            delay = backoff_micros(request.attempt,
+                                   base_seconds=self._settings.retry_base_seconds,
+                                   max_seconds=self._settings.retry_max_seconds,
+                                   retry_after=error.retry_after)
+            return Retry(request_id=request.id, attempt=request.attempt,
+                         not_before=now_us() + delay)
+        return self._errored(request, error.error_type, error.message)
+
+    @staticmethod
+    def _errored(request: ClaimedRequest, error_type: str, message: str) -> Completion:
+        return Completion(request_id=request.id, attempt=request.attempt, state="errored",
+                          line=errored_line(request.custom_id, error_type, message))
+
+    # ------------------------------------------------------------------ recording
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._outcome_ready.wait()
+            if len(self._completions) < self._settings.claim_size:
+                await asyncio.sleep(_FLUSH_DELAY)
+            self._outcome_ready.clear()
+            completions, self._completions = self._completions, []
+            retries, self._retries = self._retries, []
+            try:
+                applied = await self._store.finish(completions, retries, now_us())
+            except Exception:
+                logger.exception("recording %d outcomes failed; will retry",
+                                 len(completions) + len(retries))
+                self._completions[:0] = completions
+                self._retries[:0] = retries
+                self._outcome_ready.set()
+                await asyncio.sleep(self._settings.poll_interval_seconds)
+                continue
+            self.stats.completed += applied
+            self.stats.discarded += len(completions) - applied
+            self.stats.retried += len(retries)
+            for request_id in [c.request_id for c in completions] + [r.request_id for r in retries]:
+                self._in_flight.pop(request_id, None)
+            self._slot_free.set()
+            if retries:
+                self.wake()
+
+    async def _lease_loop(self) -> None:
+        interval = self._settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            held = [(request.id, request.attempt) for request in self._in_flight.values()]
+            if not held:
+                continue
+            until = now_us() + int(self._settings.lease_seconds * MICROS_PER_SECOND)
+            try:
+                await self._store.extend_leases(held, until)
+            except Exception:
+                logger.exception("extending %d leases failed", len(held))

@@ -9,11 +9,12 @@ params are stored verbatim. Their content is checked later, per request, by the 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
-from batchyard.protocol.errors import invalid_request
+from batchyard import ids
+from batchyard.protocol.errors import ErrorDetail, ErrorResponse, invalid_request
 from batchyard.protocol.messages import Message, describe_validation_error
 
 CUSTOM_ID_PATTERN = "^[a-zA-Z0-9_-]{1,64}$"
@@ -62,20 +63,49 @@ class SucceededResult(msgspec.Struct, tag_field="type", tag="succeeded"):
 
 
 class ErroredResult(msgspec.Struct, tag_field="type", tag="errored"):
-    error: Any  # an ErrorResponse; typed loosely so stored lines round-trip unchanged
+    error: ErrorResponse
+
+
+class CanceledResult(msgspec.Struct, tag_field="type", tag="canceled"):
+    pass
+
+
+class ExpiredResult(msgspec.Struct, tag_field="type", tag="expired"):
+    pass
+
+
+BatchResult = SucceededResult | ErroredResult | CanceledResult | ExpiredResult
 
 
 class IndividualResponse(msgspec.Struct):
     custom_id: str
-    result: SucceededResult | ErroredResult
+    result: BatchResult
 
 
 _line_encoder = msgspec.json.Encoder()
 
 
-def result_line(custom_id: str, result: SucceededResult | ErroredResult) -> bytes:
+def result_line(custom_id: str, result: BatchResult) -> bytes:
     """One compact JSONL record (no newline inside: msgspec escapes control characters)."""
     return _line_encoder.encode(IndividualResponse(custom_id=custom_id, result=result))
+
+
+def succeeded_line(custom_id: str, message: Message) -> bytes:
+    """The ``succeeded`` line; batch usage is billed at the batch tier."""
+    message.usage.service_tier = "batch"
+    return result_line(custom_id, SucceededResult(message=message))
+
+
+def errored_line(custom_id: str, error_type: str, message: str) -> bytes:
+    error = ErrorResponse(error=ErrorDetail(type=error_type, message=message),
+                          request_id=ids.request_id())
+    return result_line(custom_id, ErroredResult(error=error))
+
+
+def unstarted_line(custom_id: str, result_type: str) -> bytes:
+    """``canceled`` / ``expired``: the request never reached an engine."""
+    result = CanceledResult() if result_type == "canceled" else ExpiredResult()
+    return result_line(custom_id, result)
 
 
 # --------------------------------------------------------------------------- create body

@@ -13,6 +13,7 @@ from batchyard.protocol.batches import (
     MessageBatchPage,
     RequestCounts,
     parse_create_body,
+    unstarted_line,
 )
 from batchyard.protocol.errors import invalid_request, not_found
 from batchyard.store.records import BatchRecord, NewBatch
@@ -103,7 +104,9 @@ class BatchService:
         return self._jsonl(record.seq)
 
     async def _jsonl(self, batch_seq: int) -> AsyncIterator[bytes]:
-        async for lines in self._store.iter_result_lines(batch_seq):
+        async for page in self._store.iter_results(batch_seq):
+            lines = [result.line or unstarted_line(result.custom_id, result.state)
+                     for result in page]
             yield b"\n".join(lines) + b"\n"
 
     async def _find(self, caller: Caller, batch_id: str) -> BatchRecord:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 BatchStatus = Literal["in_progress", "canceling", "ended"]
-FinalState = Literal["succeeded", "errored"]
+FinalState = Literal["succeeded", "errored", "canceled", "expired"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,11 @@ class ClaimedRequest:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A final outcome for one claimed request, with its ready-made JSONL result line."""
+    """A final outcome for one claimed request, with its ready-made JSONL result line.
+
+    ``canceled`` / ``expired`` are for requests claimed but not yet sent to an engine when
+    their batch was canceled or expired.
+    """
 
     request_id: int
     attempt: int
@@ -71,3 +75,10 @@ class Retry:
 class BatchPage:
     batches: list[BatchRecord]
     has_more: bool
+
+
+class StoredResult(NamedTuple):
+    custom_id: str
+    state: str
+    #: The stored JSONL line; ``None`` for requests canceled or expired while queued.
+    line: bytes | None

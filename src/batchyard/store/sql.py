@@ -41,12 +41,13 @@ from batchyard.store.records import (
     Completion,
     NewBatch,
     Retry,
+    StoredResult,
 )
 from batchyard.store.tables import api_keys, batches, metadata, requests, results, workspaces
 
 #: Rows per statement for bulk work; keeps every statement under SQLite's parameter limit.
 _CHUNK = 1000
-_COUNTERS = ("succeeded", "errored", "canceled", "expired")
+_FINAL_STATES = ("succeeded", "errored", "canceled", "expired")
 
 
 class SqlStore:
@@ -193,13 +194,13 @@ class SqlStore:
                 await self._delete_batch_rows(conn, record.seq)
             return record
 
-    async def iter_result_lines(self, batch_seq: int, *,
-                                page_size: int = 1000) -> AsyncIterator[list[bytes]]:
-        """Pages of JSONL lines (without newline), one per request, in ``custom_id`` order.
+    async def iter_results(self, batch_seq: int, *,
+                           page_size: int = 1000) -> AsyncIterator[list[StoredResult]]:
+        """Pages of ``(custom_id, state, line)``, one per request, in ``custom_id`` order.
 
         Each page is its own short read, keyed by ``custom_id``, so memory stays flat and no
-        transaction is held open while a slow client reads. Canceled and expired requests
-        have no stored line; theirs is built here.
+        transaction is held open while a slow client reads. Requests settled in bulk
+        (canceled or expired while queued) have no stored line: ``line`` is ``None``.
         """
         last = ""
         query = (
@@ -215,7 +216,9 @@ class SqlStore:
                 )).all()
             if not rows:
                 return
-            yield [_result_line(row.custom_id, row.state, row.line) for row in rows]
+            yield [StoredResult(row.custom_id, row.state,
+                                None if row.line is None else bytes(row.line))
+                   for row in rows]
             last = rows[-1].custom_id
 
     # ------------------------------------------------------------------ worker side
@@ -258,6 +261,21 @@ class SqlStore:
         claimed.sort(key=lambda request: request.id)
         return claimed
 
+    async def closing_batches(self, now: int) -> dict[int, str]:
+        """Open batches whose unstarted requests must not run: seq → ``canceled``/``expired``."""
+        async with self._engines.reader.connect() as conn:
+            rows = (await conn.execute(
+                select(batches.c.seq, batches.c.status, batches.c.expires_at)
+                .where(batches.c.status != "ended")
+            )).all()
+        closing: dict[int, str] = {}
+        for row in rows:
+            if row.expires_at <= now:
+                closing[row.seq] = "expired"
+            elif row.status == "canceling":
+                closing[row.seq] = "canceled"
+        return closing
+
     async def extend_leases(self, leases: Iterable[tuple[int, int]], until: int) -> None:
         """Push the lease of ``(request_id, attempt)`` pairs still held to ``until``."""
         pairs = list(leases)
@@ -280,7 +298,7 @@ class SqlStore:
         async with self._engines.writer.begin() as conn:
             tally: dict[int, Counter[str]] = defaultdict(Counter)
             applied = 0
-            for state in ("succeeded", "errored"):
+            for state in _FINAL_STATES:
                 group = [c for c in completions if c.state == state]
                 for start in range(0, len(group), _CHUNK):
                     chunk = group[start : start + _CHUNK]
@@ -402,7 +420,7 @@ class SqlStore:
         for seq, counts in tally.items():
             moved = sum(counts.values())
             values: dict[str, Any] = {name: batches.c[name] + counts[name]
-                                      for name in _COUNTERS if counts[name]}
+                                      for name in _FINAL_STATES if counts[name]}
             if moved:
                 values["processing"] = batches.c.processing - moved
                 await conn.execute(update(batches).where(batches.c.seq == seq).values(values))
@@ -441,15 +459,6 @@ def _batch_record(row: Row[Any]) -> BatchRecord:
         created_at=row.created_at, expires_at=row.expires_at, archives_at=row.archives_at,
         ended_at=row.ended_at, cancel_initiated_at=row.cancel_initiated_at,
     )
-
-
-def _result_line(custom_id: str, state: str, line: bytes | None) -> bytes:
-    if line is not None:
-        return bytes(line)
-    if state in ("canceled", "expired"):
-        # custom_id matches ^[a-zA-Z0-9_-]{1,64}$, so it needs no JSON escaping.
-        return b'{"custom_id":"%s","result":{"type":"%s"}}' % (custom_id.encode(), state.encode())
-    raise RuntimeError(f"request {custom_id!r} has no result in state {state!r}")
 
 
 __all__ = ["SqlStore"]

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from batchyard.config import Settings
 from batchyard.engines.base import EngineError
 from batchyard.engines.registry import ModelRegistry, ServedModel
+from batchyard.protocol.batches import errored_line, succeeded_line, unstarted_line
 from batchyard.protocol.messages import ParamsError, decode_params
-from batchyard.store.records import ClaimedRequest, Completion, Retry
+from batchyard.store.records import ClaimedRequest, Completion, FinalState, Retry
 from batchyard.store.sql import SqlStore
 from batchyard.timeutil import MICROS_PER_SECOND, now_us
-from batchyard.worker.outcomes import backoff_micros, errored_line, succeeded_line
+from batchyard.worker.backoff import backoff_micros
 
 logger = logging.getLogger("batchyard.worker")
 
@@ -51,6 +52,9 @@ class Dispatcher:
         self._limits = {id(served): asyncio.Semaphore(served.config.concurrency)
                         for served in models.models}
         self._in_flight: dict[int, ClaimedRequest] = {}
+        #: Batches being canceled or past expiry (seq → result type), refreshed every claim
+        #: round: a claimed request of such a batch is not sent to its engine.
+        self._closing: dict[int, str] = {}
         self._slot_free = asyncio.Event()
         self._wake = asyncio.Event()
         self._completions: list[Completion] = []
@@ -87,6 +91,7 @@ class Dispatcher:
             limit = min(free, settings.claim_size)
             now = now_us()
             try:
+                self._closing = await self._store.closing_batches(now)
                 claimed = await self._store.claim(
                     limit=limit, now=now,
                     lease_until=now + int(settings.lease_seconds * MICROS_PER_SECOND))
@@ -127,6 +132,8 @@ class Dispatcher:
         if served is None:
             return self._errored(request, "not_found_error", f"model: {params.model}")
         async with self._limit(served):
+            if closed_as := self._closing.get(request.batch_seq):
+                return self._unstarted(request, closed_as)
             try:
                 engine = await served.ready()
                 message = await engine.create_message(params)
@@ -149,6 +156,12 @@ class Dispatcher:
             return Retry(request_id=request.id, attempt=request.attempt,
                          not_before=now_us() + delay)
         return self._errored(request, error.error_type, error.message)
+
+    @staticmethod
+    def _unstarted(request: ClaimedRequest, result_type: str) -> Completion:
+        state: FinalState = "canceled" if result_type == "canceled" else "expired"
+        return Completion(request_id=request.id, attempt=request.attempt, state=state,
+                          line=unstarted_line(request.custom_id, state))
 
     @staticmethod
     def _errored(request: ClaimedRequest, error_type: str, message: str) -> Completion:

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 
 from batchyard.config import Settings
+from batchyard.protocol.batches import errored_line
 from batchyard.store.sql import SqlStore
 from batchyard.timeutil import now_us
-from batchyard.worker.outcomes import errored_line
 
 logger = logging.getLogger("batchyard.maintenance")
 

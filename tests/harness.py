@@ -1,0 +1,135 @@
+"""Real ``batchyard`` processes on loopback ports, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+OLD_PYTHON_SDK = REPO / ".venv" / "sdks" / "anthropic-0.75.0"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> str:
+    completed = subprocess.run(
+        [sys.executable, "-m", "batchyard", *args],
+        capture_output=True, text=True, check=True, env=env, timeout=120,
+    )
+    return completed.stdout
+
+
+def create_key(db_url: str, workspace: str) -> str:
+    return cli("keys", "create", "--workspace", workspace, "--db", db_url).strip().splitlines()[-1]
+
+
+class ServerProcess:
+    """``batchyard serve`` (or ``worker``) in a child process, with its log in a file."""
+
+    def __init__(self, workdir: Path, db_url: str, config: str, *, command: str = "serve",
+                 extra_args: tuple[str, ...] = ()) -> None:
+        self.workdir = workdir
+        self.db_url = db_url
+        self.config_path = workdir / f"config-{free_port()}.toml"
+        self.config_path.write_text(config)
+        self.command = command
+        self.extra_args = extra_args
+        self.port = free_port()
+        self.log_path = workdir / f"{command}-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        args = [sys.executable, "-m", "batchyard", self.command, "--db", self.db_url,
+                "--config", str(self.config_path), *self.extra_args]
+        if self.command == "serve":
+            args += ["--port", str(self.port), "--log-level", "warning"]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if self.command == "serve":
+            self._wait_healthy(timeout)
+        return self
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server not healthy after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def peak_rss_mib(self) -> float:
+        """Peak resident set size of the server process (VmHWM), in MiB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("VmHWM not found")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash or an OOM kill."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+
+def sim_config(**overrides: object) -> str:
+    """A config serving the simulated engine as ``sim`` (and ``sim-slow``), fast sweeps."""
+    settings = {"lease_seconds": 3, "poll_interval_seconds": 0.2, "retry_base_seconds": 0.05,
+                "retry_max_seconds": 0.2}
+    settings.update({k: v for k, v in overrides.items() if not k.startswith("sim_")})
+    lines = [f"{key} = {_toml(value)}" for key, value in settings.items()]
+    sim = {"latency_ms": 5, "concurrency": 64}
+    sim.update({k[4:]: v for k, v in overrides.items() if k.startswith("sim_")})
+    lines += ["", "[[models]]", 'name = "sim"', 'engine = "simulated"']
+    lines += [f"{key} = {_toml(value)}" for key, value in sim.items()]
+    lines += ["", "[[models]]", 'name = "sim-slow"', 'engine = "simulated"',
+              "latency_ms = 300", "concurrency = 2"]
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)

@@ -12,8 +12,16 @@ import secrets
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
+_RANDOM_BYTES = 16  # 128 bits; 58**22 > 2**128, so 22 base58 digits always suffice
+
+
 def _opaque(prefix: str) -> str:
-    return prefix + "01" + "".join(secrets.choice(_BASE58) for _ in range(22))
+    number = int.from_bytes(secrets.token_bytes(_RANDOM_BYTES))
+    digits = []
+    for _ in range(22):
+        number, digit = divmod(number, 58)
+        digits.append(_BASE58[digit])
+    return prefix + "01" + "".join(digits)
 
 
 def batch_id() -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import random
+import math
 from collections import Counter
 from typing import Literal
 
@@ -61,13 +61,47 @@ class SimulatedOptions(msgspec.Struct, forbid_unknown_fields=True):
     fail_first_error: ErrorType = "overloaded_error"
 
 
+class _Draws:
+    """Cheap deterministic randomness: BLAKE2b in counter mode over (content, call number).
+
+    Seeding a ``random.Random`` per call cost more than the rest of a zero-latency call.
+    """
+
+    def __init__(self, content: bytes, call_number: int) -> None:
+        self._key = hashlib.blake2b(content, digest_size=32,
+                                    salt=call_number.to_bytes(16, "little")).digest()
+        self._pool = b""
+        self._counter = 0
+
+    def _bytes(self, count: int) -> bytes:
+        while len(self._pool) < count:
+            self._counter += 1
+            self._pool += hashlib.blake2b(self._counter.to_bytes(8, "little"),
+                                          key=self._key).digest()
+        taken, self._pool = self._pool[:count], self._pool[count:]
+        return taken
+
+    def random(self) -> float:
+        """Uniform in [0, 1)."""
+        return int.from_bytes(self._bytes(7), "little") / 2**56
+
+    def uniform(self, low: float, high: float) -> float:
+        return low + (high - low) * self.random()
+
+    def expovariate(self, rate: float) -> float:
+        return -math.log(1.0 - self.random()) / rate
+
+    def words(self, count: int) -> list[str]:
+        return [_WORDS[byte % len(_WORDS)] for byte in self._bytes(count)]
+
+
 class SimulatedEngine:
     """Answers with words derived from the prompt; see the module docstring for options."""
 
     def __init__(self, model: ModelConfig, options: SimulatedOptions) -> None:
         self._model = model
         self._options = options
-        self._calls: Counter[bytes] = Counter()
+        self._calls: Counter[bytes] = Counter()  # bounded by distinct prompts seen
         self._failure_rates: list[tuple[ErrorType, float]] = [
             ("overloaded_error", options.overloaded_rate),
             ("api_error", options.api_error_rate),
@@ -96,10 +130,10 @@ class SimulatedEngine:
                 f"the maximum allowed number of output tokens for {params.model}"
             )
         prompt = self._prompt_words(params)
-        digest = hashlib.blake2b(" ".join(prompt).encode(), digest_size=16).digest()
-        self._calls[digest] += 1
-        call_number = self._calls[digest]
-        rng = random.Random(f"{self._options.seed}:{digest.hex()}:{call_number}")
+        content = f"{self._options.seed}\0{' '.join(prompt)}".encode()
+        self._calls[content] += 1
+        call_number = self._calls[content]
+        rng = _Draws(content, call_number)
         await self._sleep(rng)
         self._maybe_fail(rng, call_number)
         return self._answer(params, prompt, rng)
@@ -109,7 +143,7 @@ class SimulatedEngine:
         texts.extend(message_text(message, index) for index, message in enumerate(params.messages))
         return " ".join(texts).split()
 
-    async def _sleep(self, rng: random.Random) -> None:
+    async def _sleep(self, rng: _Draws) -> None:
         mean = self._options.latency_ms / 1000
         if mean <= 0:
             return
@@ -122,7 +156,7 @@ class SimulatedEngine:
             delay = mean
         await asyncio.sleep(delay)
 
-    def _maybe_fail(self, rng: random.Random, call_number: int) -> None:
+    def _maybe_fail(self, rng: _Draws, call_number: int) -> None:
         if call_number <= self._options.fail_first_calls:
             error_type = self._options.fail_first_error
             raise EngineError(error_type, f"simulated {error_type} (call {call_number})")
@@ -133,9 +167,9 @@ class SimulatedEngine:
             draw -= rate
 
     def _answer(self, params: MessageCreateParams, prompt: list[str],
-                rng: random.Random) -> Message:
+                rng: _Draws) -> Message:
         wanted = self._options.output_tokens
-        words = [rng.choice(_WORDS) for _ in range(min(wanted, params.max_tokens))]
+        words = rng.words(min(wanted, params.max_tokens))
         text = " ".join(words)
         stop_reason: Literal["end_turn", "max_tokens", "stop_sequence"] = (
             "max_tokens" if params.max_tokens < wanted else "end_turn"

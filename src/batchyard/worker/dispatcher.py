@@ -22,7 +22,7 @@ from batchyard.config import Settings
 from batchyard.engines.base import EngineError
 from batchyard.engines.registry import ModelRegistry, ServedModel
 from batchyard.protocol.batches import errored_line, succeeded_line, unstarted_line
-from batchyard.protocol.messages import ParamsError, decode_params
+from batchyard.protocol.messages import MessageCreateParams, ParamsError, decode_params
 from batchyard.store.records import ClaimedRequest, Completion, FinalState, Retry
 from batchyard.store.sql import SqlStore
 from batchyard.timeutil import MICROS_PER_SECOND, now_us
@@ -49,8 +49,11 @@ class Dispatcher:
         self._settings = settings
         concurrency = sum(served.config.concurrency for served in models.models)
         self._max_in_flight = max(settings.claim_size, concurrency)
-        self._limits = {id(served): asyncio.Semaphore(served.config.concurrency)
-                        for served in models.models}
+        #: One queue per served model, drained by ``concurrency`` lanes: the lanes are the
+        #: concurrency limit, and no task is created per request.
+        self._queues: dict[int, asyncio.Queue[tuple[ClaimedRequest, MessageCreateParams]]] = {
+            id(served): asyncio.Queue() for served in models.models
+        }
         self._in_flight: dict[int, ClaimedRequest] = {}
         #: Batches being canceled or past expiry (seq → result type), refreshed every claim
         #: round: a claimed request of such a batch is not sent to its engine.
@@ -60,7 +63,6 @@ class Dispatcher:
         self._completions: list[Completion] = []
         self._retries: list[Retry] = []
         self._outcome_ready = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
         self.stats = DispatcherStats()
 
     def wake(self) -> None:
@@ -69,14 +71,13 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Run until cancelled; on cancellation, in-flight requests are left to their leases."""
-        loops = [self._claim_loop(), self._flush_loop(), self._lease_loop()]
-        try:
-            async with asyncio.TaskGroup() as group:
-                for loop in loops:
-                    group.create_task(loop)
-        finally:
-            for task in self._tasks:
-                task.cancel()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._claim_loop())
+            group.create_task(self._flush_loop())
+            group.create_task(self._lease_loop())
+            for served in self._models.models:
+                for _ in range(served.config.concurrency):
+                    group.create_task(self._lane(served))
 
     # ------------------------------------------------------------------ claiming
 
@@ -100,52 +101,59 @@ class Dispatcher:
                 claimed = []
             for request in claimed:
                 self._in_flight[request.id] = request
-                task = asyncio.create_task(self._run(request))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._route(request)
             self.stats.claimed += len(claimed)
             if len(claimed) < limit:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), settings.poll_interval_seconds)
 
+    def _route(self, request: ClaimedRequest) -> None:
+        """Queue a request for its model's lanes, or settle it now if it cannot run."""
+        try:
+            params = decode_params(request.params, in_batch=True)
+        except ParamsError as exc:
+            self._record(self._errored(request, exc.error_type, exc.message))
+            return
+        served = self._models.get(params.model)
+        if served is None:
+            self._record(self._errored(request, "not_found_error", f"model: {params.model}"))
+            return
+        self._queues[id(served)].put_nowait((request, params))
+
     # ------------------------------------------------------------------ running
 
-    async def _run(self, request: ClaimedRequest) -> None:
+    async def _lane(self, served: ServedModel) -> None:
+        queue = self._queues[id(served)]
+        while True:
+            request, params = await queue.get()
+            try:
+                outcome = await self._execute(served, request, params)
+            except Exception as exc:  # a bug in an engine must not lose the request
+                logger.exception("request %s failed unexpectedly", request.id)
+                outcome = self._failed(request, EngineError("api_error", f"internal error: {exc}"))
+            self._record(outcome)
+
+    async def _execute(self, served: ServedModel, request: ClaimedRequest,
+                       params: MessageCreateParams) -> Completion | Retry:
+        if closed_as := self._closing.get(request.batch_seq):
+            return self._unstarted(request, closed_as)
         try:
-            outcome = await self._execute(request)
-        except Exception as exc:  # a bug in an engine must not lose the request
-            logger.exception("request %s failed unexpectedly", request.id)
-            outcome = self._failed(request, EngineError("api_error", f"internal error: {exc}"))
+            engine = await served.ready()
+            message = await engine.create_message(params)
+        except ParamsError as exc:
+            return self._errored(request, exc.error_type, exc.message)
+        except EngineError as exc:
+            return self._failed(request, exc)
+        return Completion(request_id=request.id, attempt=request.attempt, state="succeeded",
+                          line=succeeded_line(request.custom_id, message))
+
+    def _record(self, outcome: Completion | Retry) -> None:
         if isinstance(outcome, Retry):
             self._retries.append(outcome)
         else:
             self._completions.append(outcome)
         self._outcome_ready.set()
-
-    async def _execute(self, request: ClaimedRequest) -> Completion | Retry:
-        try:
-            params = decode_params(request.params, in_batch=True)
-        except ParamsError as exc:
-            return self._errored(request, exc.error_type, exc.message)
-        served = self._models.get(params.model)
-        if served is None:
-            return self._errored(request, "not_found_error", f"model: {params.model}")
-        async with self._limit(served):
-            if closed_as := self._closing.get(request.batch_seq):
-                return self._unstarted(request, closed_as)
-            try:
-                engine = await served.ready()
-                message = await engine.create_message(params)
-            except ParamsError as exc:
-                return self._errored(request, exc.error_type, exc.message)
-            except EngineError as exc:
-                return self._failed(request, exc)
-        return Completion(request_id=request.id, attempt=request.attempt, state="succeeded",
-                          line=succeeded_line(request.custom_id, message))
-
-    def _limit(self, served: ServedModel) -> asyncio.Semaphore:
-        return self._limits[id(served)]
 
     def _failed(self, request: ClaimedRequest, error: EngineError) -> Completion | Retry:
         if error.retryable and request.attempt < self._settings.max_attempts:

@@ -6,9 +6,9 @@ Prints, in one run on one machine:
   of every ``(custom_id, params)`` into a fresh SQLite file (WAL, synchronous=FULL), done in
   a child process so its peak RSS is its own;
 * batchyard's **time to acknowledge** ``POST /v1/messages/batches`` (from the first byte
-  sent to the 200) and the server's peak RSS, with the ratio to the floor (goal: ≤ 2×);
+  sent to the 200) and the server's peak RSS, with the ratio to the floor (goal: at most 2x);
 * the **end-to-end rate**: requests/s from create until ``processing_status == "ended"``
-  on the zero-latency simulated engine (goal: ≥ 10,000 requests/s on SQLite).
+  on the zero-latency simulated engine (goal: at least 10,000 requests/s on SQLite).
 
 Usage: ``python bench/ingest_and_queue.py [--requests N] [--db-url URL]``
 """
@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from harness import ServerProcess, create_key  # noqa: E402
+from harness import ServerProcess, create_key
 
 CONFIG = """
 claim_size = 2000

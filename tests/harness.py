@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -33,6 +36,54 @@ def cli(*args: str, env: dict[str, str] | None = None) -> str:
 
 def create_key(db_url: str, workspace: str) -> str:
     return cli("keys", "create", "--workspace", workspace, "--db", db_url).strip().splitlines()[-1]
+
+
+class Api:
+    """A thin httpx client for the batch routes, for tests that need raw HTTP."""
+
+    def __init__(self, base_url: str, key: str) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=120,
+                                 headers={"x-api-key": key, "anthropic-version": "2023-06-01"})
+
+    def create(self, requests: list[dict[str, object]]) -> dict[str, Any]:
+        response = self.http.post("/v1/messages/batches", json={"requests": requests})
+        assert response.status_code == 200, response.text
+        batch: dict[str, Any] = response.json()
+        return batch
+
+    def retrieve(self, batch_id: str) -> dict[str, Any]:
+        batch: dict[str, Any] = self.http.get(f"/v1/messages/batches/{batch_id}").json()
+        return batch
+
+    def wait_until(self, batch_id: str, done: Callable[[dict[str, Any]], bool],
+                   timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            batch = self.retrieve(batch_id)
+            if done(batch):
+                return batch
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting; last state {batch}")
+            time.sleep(0.1)
+
+    def wait_ended(self, batch_id: str, timeout: float = 120) -> dict[str, Any]:
+        return self.wait_until(batch_id, lambda b: b["processing_status"] == "ended", timeout)
+
+    def results(self, batch_id: str) -> list[dict[str, Any]]:
+        response = self.http.get(f"/v1/messages/batches/{batch_id}/results")
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("application/x-jsonl")
+        lines = response.content.split(b"\n")
+        assert lines[-1] == b"", "the body ends with exactly one newline"
+        assert all(lines[:-1]), "no blank lines"
+        return [json.loads(line) for line in lines[:-1]]
+
+
+def message_request(custom_id: str, model: str = "sim", text: str = "hello",
+                    **params: object) -> dict[str, object]:
+    return {"custom_id": custom_id, "params": {
+        "model": model, "max_tokens": 32, "messages": [{"role": "user", "content": text}],
+        **params}}
 
 
 class ServerProcess:
@@ -112,8 +163,11 @@ class ServerProcess:
             self.process.wait(timeout=30)
 
 
-def sim_config(**overrides: object) -> str:
-    """A config serving the simulated engine as ``sim`` (and ``sim-slow``), fast sweeps."""
+def sim_config(extra_models: str = "", **overrides: object) -> str:
+    """A config serving the simulated engine as ``sim`` (and ``sim-slow``), fast sweeps.
+
+    ``sim_*`` overrides are options of the ``sim`` model; ``extra_models`` is raw TOML.
+    """
     settings = {"lease_seconds": 3, "poll_interval_seconds": 0.2, "retry_base_seconds": 0.05,
                 "retry_max_seconds": 0.2}
     settings.update({k: v for k, v in overrides.items() if not k.startswith("sim_")})
@@ -124,7 +178,7 @@ def sim_config(**overrides: object) -> str:
     lines += [f"{key} = {_toml(value)}" for key, value in sim.items()]
     lines += ["", "[[models]]", 'name = "sim-slow"', 'engine = "simulated"',
               "latency_ms = 300", "concurrency = 2"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + extra_models
 
 
 def _toml(value: object) -> str:

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import ServerProcess, create_key, sim_config
+from harness import ServerProcess, add_key, sim_config
 
 
 @pytest.fixture(scope="module")
@@ -20,4 +20,4 @@ def sim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
 @pytest.fixture
 def api_key(sim_server: ServerProcess, request: pytest.FixtureRequest) -> str:
     """A key in a workspace of its own, so each test sees only its own batches."""
-    return create_key(sim_server.db_url, f"ws-{request.node.name}"[:180])
+    return add_key(sim_server.db_url, f"ws-{request.node.name}"[:180])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from batchyard import ids
+from batchyard.store.sql import SqlStore
+from batchyard.timeutil import now_us
 
 REPO = Path(__file__).resolve().parents[1]
 OLD_PYTHON_SDK = REPO / ".venv" / "sdks" / "anthropic-0.75.0"
@@ -36,6 +41,21 @@ def cli(*args: str, env: dict[str, str] | None = None) -> str:
 
 def create_key(db_url: str, workspace: str) -> str:
     return cli("keys", "create", "--workspace", workspace, "--db", db_url).strip().splitlines()[-1]
+
+
+def add_key(db_url: str, workspace: str) -> str:
+    """Like :func:`create_key` without a CLI process start (about 1.3 s) per key."""
+    key = ids.api_key()
+
+    async def store_key() -> None:
+        store = await SqlStore.open(db_url)
+        try:
+            await store.create_api_key(workspace, ids.hash_api_key(key), key[:10], now_us())
+        finally:
+            await store.close()
+
+    asyncio.run(store_key())
+    return key
 
 
 class Api:

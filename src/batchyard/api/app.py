@@ -11,6 +11,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchyard.api import batches, health, messages
@@ -50,11 +51,27 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error_type = ERROR_TYPE_FOR_STATUS.get(exc.status_code, "invalid_request_error")
+    headers: dict[str, str] = {}
     if exc.status_code == 404:
         message = f"Not found: {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        headers["allow"] = ", ".join(allowed)
+        message = f"Method {request.method} not allowed on {request.url.path}; use " + (
+            " or ".join(allowed))
     else:
         message = str(exc.detail)
-    return error_response(request, ApiError(error_type, message, status=exc.status_code))
+    return error_response(request, ApiError(error_type, message, status=exc.status_code,
+                                             headers=headers))
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method any route serves at this path (Starlette reports only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.path_regex.match(request.url.path):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

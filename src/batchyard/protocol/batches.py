@@ -134,10 +134,10 @@ def parse_create_body(body: bytes, *, max_requests: int) -> list[tuple[str, byte
         raise invalid_request("requests: Field required")
     try:
         decoded = _create_decoder.decode(body)
+    except msgspec.ValidationError as exc:  # a subclass of DecodeError: catch it first
+        raise invalid_request(describe_validation_error(exc)) from None
     except msgspec.DecodeError as exc:
         raise invalid_request(f"Invalid JSON in request body: {exc}") from None
-    except msgspec.ValidationError as exc:
-        raise invalid_request(describe_validation_error(exc)) from None
     items = decoded.requests
     if not items:
         raise invalid_request("requests: List should have at least 1 item after validation, not 0")

@@ -188,9 +188,6 @@ class Message(Struct, tag_field="type", tag="message"):
 
 _params_decoder = msgspec.json.Decoder(MessageCreateParams)
 
-#: Parameters that Anthropic refuses inside a batch (spec section 5.2).
-_NOT_IN_BATCHES = ("speed", "store", "previous_thread_event_id", "cache_hint", "context_hint")
-
 
 def json_path(msgspec_path: str) -> str:
     """``$.messages[0].content`` → ``messages.0.content``: Anthropic's path style."""
@@ -207,7 +204,7 @@ def describe_validation_error(error: msgspec.ValidationError | msgspec.DecodeErr
         return f"{_join(path, match.group(1))}: Field required"
     if match := re.fullmatch(r"Object contains unknown field `(.+)`", reason):
         return f"{_join(path, match.group(1))}: Extra inputs are not permitted"
-    if isinstance(error, msgspec.DecodeError) and not where:
+    if not isinstance(error, msgspec.ValidationError) and not where:
         return f"Invalid JSON: {text}"
     return f"{path}: {reason}" if path else reason
 

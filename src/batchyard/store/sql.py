@@ -164,7 +164,7 @@ class SqlStore:
         """
         async with self._engines.writer.begin() as conn:
             row = (await conn.execute(
-                select(batches.c.seq, batches.c.status).where(
+                select(batches.c.seq, batches.c.status, batches.c.expires_at).where(
                     batches.c.id == batch_id, batches.c.workspace_id == workspace_id)
             )).first()
             if row is None:
@@ -174,7 +174,9 @@ class SqlStore:
                     update(batches).where(batches.c.seq == row.seq)
                     .values(status="canceling", cancel_initiated_at=now)
                 )
-                await self._settle_queued(conn, row.seq, "canceled", now)
+                # Past expires_at, unstarted requests expired before anyone canceled them.
+                settled_as = "expired" if row.expires_at <= now else "canceled"
+                await self._settle_queued(conn, row.seq, settled_as, now)
             return await self._batch_by_seq(conn, row.seq)
 
     async def delete_batch(self, workspace_id: int, batch_id: str) -> BatchRecord | None:

@@ -1,0 +1,564 @@
+"""The Message Batches HTTP contract at its edges, against a real ``batchyard serve``.
+
+Every envelope rule of ``POST /v1/messages/batches`` (spec sections 2.1, 5.1 and 5.4) gives
+a 400 whose message starts with the JSON path of the problem, in the error envelope of
+section 6.1, with the ``request-id`` header echoing the body, and creates nothing. Also
+covered: auth (1.2), ``?beta=true`` (1.3), empty cancel/delete bodies (1.4), list paging
+arguments (2.3), unknown ids, results before the end and delete while running (section 12),
+unknown routes and methods. No response anywhere may be a 5xx: the SDKs would retry it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from harness import ServerProcess, add_key, sim_config
+
+BATCHES = "/v1/messages/batches"
+PARAMS = {"model": "sim", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
+SLOW_PARAMS = {**PARAMS, "model": "sim-slow"}
+
+
+def item(custom_id: Any = "r", params: Any = PARAMS, **extra: Any) -> dict[str, Any]:
+    return {"custom_id": custom_id, "params": params, **extra}
+
+
+def valid_items(n: int = 3) -> list[dict[str, Any]]:
+    return [item(f"ok-{i}") for i in range(n)]
+
+
+def _no_server_error(response: httpx.Response) -> None:
+    assert response.status_code < 500, (response.request.method, response.request.url,
+                                        response.status_code, response.read())
+
+
+def client_for(server: ServerProcess, key: str | None, **headers: str) -> httpx.Client:
+    all_headers = {"anthropic-version": "2023-06-01", **headers}
+    if key is not None:
+        all_headers["x-api-key"] = key
+    return httpx.Client(base_url=server.base_url, headers=all_headers, timeout=30,
+                        event_hooks={"response": [_no_server_error]})
+
+
+@pytest.fixture
+def api_key(sim_server: ServerProcess, request: pytest.FixtureRequest) -> str:
+    """A key in a workspace of its own, so each test sees only its own batches."""
+    return add_key(sim_server.db_url, f"ws-{request.node.name}"[:180])
+
+
+@pytest.fixture
+def client(sim_server: ServerProcess, api_key: str) -> Iterator[httpx.Client]:
+    with client_for(sim_server, api_key) as http:
+        yield http
+
+
+@pytest.fixture
+def anonymous(sim_server: ServerProcess) -> Iterator[httpx.Client]:
+    with client_for(sim_server, None) as http:
+        yield http
+
+
+@pytest.fixture(autouse=True)
+def no_tracebacks_in_server_log(sim_server: ServerProcess) -> Iterator[None]:
+    """An unhandled error would be a 500; the server log must not gain one in any test."""
+    before = len(sim_server.log())
+    yield
+    added = sim_server.log()[before:]
+    assert "Traceback" not in added, added
+    assert "unhandled error" not in added, added
+
+
+@pytest.fixture(scope="module")
+def limits_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with tiny limits: 5 requests per batch, 2000-byte bodies."""
+    workdir: Path = tmp_path_factory.mktemp("limits")
+    server = ServerProcess(workdir, f"sqlite:///{workdir / 'batchyard.db'}",
+                           sim_config(max_requests_per_batch=5, max_body_bytes=2000))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def limits_client(limits_server: ServerProcess,
+                  request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    key = add_key(limits_server.db_url, f"ws-{request.node.name}"[:180])
+    with client_for(limits_server, key) as http:
+        yield http
+
+
+# ------------------------------------------------------------------------------ assertions
+
+
+def assert_error(response: httpx.Response, status: int, error_type: str,
+                 message_start: str = "") -> str:
+    """The spec 6.1 envelope with ``request-id`` echoed; returns the message."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"type", "error", "request_id"}, body
+    assert body["type"] == "error"
+    assert set(body["error"]) == {"type", "message"}, body
+    assert body["error"]["type"] == error_type, body
+    assert body["request_id"].startswith("req_")
+    assert response.headers["request-id"] == body["request_id"]
+    message: str = body["error"]["message"]
+    assert message.startswith(message_start), message
+    return message
+
+
+def assert_nothing_created(client: httpx.Client) -> None:
+    listed = client.get(BATCHES)
+    assert listed.status_code == 200
+    assert listed.json() == {"data": [], "has_more": False, "first_id": None, "last_id": None}
+
+
+def create(client: httpx.Client, items: list[dict[str, Any]] | None = None,
+           path: str = BATCHES) -> dict[str, Any]:
+    response = client.post(path, json={"requests": items or valid_items()})
+    assert response.status_code == 200, response.text
+    batch: dict[str, Any] = response.json()
+    assert batch["processing_status"] == "in_progress"
+    return batch
+
+
+def wait_ended(client: httpx.Client, batch_id: str, timeout: float = 20.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        batch: dict[str, Any] = client.get(f"{BATCHES}/{batch_id}").json()
+        if batch["processing_status"] == "ended":
+            return batch
+        assert time.monotonic() < deadline, batch
+        time.sleep(0.02)
+
+
+# ------------------------------------------------------------------------------ create: 400s
+
+
+def body_of(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+OK3 = valid_items(3)
+
+REJECTED_BODIES = [
+    pytest.param(b"{\"requests\": [", "Invalid JSON", id="malformed-json"),
+    pytest.param(b"not json at all", "Invalid JSON", id="not-json"),
+    pytest.param(body_of({"requests": OK3}) + b" x", "Invalid JSON", id="trailing-garbage"),
+    pytest.param(b"", "requests: Field required", id="empty-body"),
+    pytest.param(body_of({}), "requests: Field required", id="missing-requests"),
+    pytest.param(body_of({"requests": {"custom_id": "a", "params": PARAMS}}),
+                 "requests: Expected `array`", id="requests-object"),
+    pytest.param(body_of({"requests": "abc"}), "requests: Expected `array`",
+                 id="requests-string"),
+    pytest.param(body_of({"requests": None}), "requests: Expected `array`", id="requests-null"),
+    pytest.param(body_of({"requests": []}),
+                 "requests: List should have at least 1 item after validation, not 0",
+                 id="requests-empty"),
+    pytest.param(body_of({"requests": [*OK3, 42]}), "requests.3: Expected `object`",
+                 id="item-int"),
+    pytest.param(body_of({"requests": [*OK3, "x"]}), "requests.3: Expected `object`",
+                 id="item-string"),
+    pytest.param(body_of({"requests": [*OK3, [item()]]}), "requests.3: Expected `object`",
+                 id="item-array"),
+    pytest.param(body_of({"requests": [*OK3, {"params": PARAMS}]}),
+                 "requests.3.custom_id: Field required", id="missing-custom_id"),
+    pytest.param(body_of({"requests": [*OK3, {"custom_id": "x"}]}),
+                 "requests.3.params: Field required", id="missing-params"),
+    pytest.param(body_of({"requests": [item(foo=1)]}),
+                 "requests.0.foo: Extra inputs are not permitted", id="unknown-item-key"),
+    pytest.param(body_of({"requests": OK3, "model": "sim"}),
+                 "model: Extra inputs are not permitted", id="unknown-top-level-key"),
+    pytest.param(body_of({"requests": [*OK3, item(7)]}),
+                 "requests.3.custom_id: Expected `str`, got `int`", id="custom_id-int"),
+    pytest.param(body_of({"requests": [*OK3, item(None)]}),
+                 "requests.3.custom_id: Expected `str`, got `null`", id="custom_id-null"),
+    pytest.param(body_of({"requests": [*OK3, item("")]}),
+                 "requests.3.custom_id: String should have at least 1 character",
+                 id="custom_id-empty"),
+    pytest.param(body_of({"requests": [*OK3, item("a" * 65)]}),
+                 "requests.3.custom_id: String should have at most 64 characters",
+                 id="custom_id-65-chars"),
+    *[pytest.param(body_of({"requests": [*OK3, item(bad)]}),
+                   "requests.3.custom_id: String should match pattern "
+                   "'^[a-zA-Z0-9_-]{1,64}$'", id=f"custom_id-{name}")
+      for name, bad in [("space", "a b"), ("dot", "a.b"), ("unicode", "caf\u00e9"),
+                        ("newline", "ab\n"), ("slash", "a/b")]],
+    pytest.param(body_of({"requests": [*OK3, item("ok-1")]}),
+                 "requests.3.custom_id: duplicate custom_id 'ok-1' (first used at requests.1)",
+                 id="custom_id-duplicate"),
+    *[pytest.param(body_of({"requests": [*OK3, item("x", value)]}),
+                   "requests.3.params: Input should be a valid dictionary", id=f"params-{name}")
+      for name, value in [("string", "params"), ("array", [PARAMS]), ("null", None),
+                          ("number", 1)]],
+]
+
+
+@pytest.mark.parametrize(("raw", "message_start"), REJECTED_BODIES)
+def test_create_rejects_envelope_problems_and_creates_nothing(
+        client: httpx.Client, raw: bytes, message_start: str) -> None:
+    response = client.post(BATCHES, content=raw,
+                           headers={"content-type": "application/json"})
+    assert_error(response, 400, "invalid_request_error", message_start)
+    assert_nothing_created(client)
+
+
+@pytest.mark.parametrize("raw", [b"[]", b"[{\"requests\": []}]", b"\"requests\"", b"null",
+                                 b"17"], ids=["array", "array-of-object", "string", "null",
+                                              "number"])
+def test_create_body_that_is_json_but_not_an_object(client: httpx.Client, raw: bytes) -> None:
+    """Valid JSON of the wrong shape is a 400 that says so, not "Invalid JSON"."""
+    message = assert_error(client.post(BATCHES, content=raw), 400, "invalid_request_error")
+    assert not message.startswith("Invalid JSON"), message
+    assert "object" in message
+    assert_nothing_created(client)
+
+
+def test_duplicate_custom_id_message_names_both_indices(client: httpx.Client) -> None:
+    items = [item("a"), item("b"), item("a")]
+    message = assert_error(client.post(BATCHES, json={"requests": items}), 400,
+                           "invalid_request_error", "requests.2.custom_id: ")
+    assert "requests.0" in message
+    assert_nothing_created(client)
+
+
+def test_valid_batch_after_an_invalid_one_is_whole_and_alone(client: httpx.Client) -> None:
+    bad = [*valid_items(4), item("ok-0")]
+    assert_error(client.post(BATCHES, json={"requests": bad}), 400, "invalid_request_error")
+    batch = create(client, valid_items(4))
+    assert batch["request_counts"]["processing"] == 4
+    listed = client.get(BATCHES).json()
+    assert [b["id"] for b in listed["data"]] == [batch["id"]]
+    ended = wait_ended(client, batch["id"])
+    assert ended["request_counts"]["succeeded"] == 4
+    lines = client.get(f"{BATCHES}/{batch['id']}/results").text.splitlines()
+    assert sorted(json.loads(line)["custom_id"] for line in lines) == [
+        f"ok-{i}" for i in range(4)]
+
+
+def test_create_does_not_require_a_json_content_type(client: httpx.Client) -> None:
+    response = client.post(BATCHES, content=body_of({"requests": valid_items(1)}),
+                           headers={"content-type": "text/plain"})
+    assert response.status_code == 200, response.text
+
+
+# ------------------------------------------------------------------------------ limits
+
+
+def test_max_requests_per_batch(limits_client: httpx.Client) -> None:
+    six = [item(f"r{i}") for i in range(6)]
+    assert_error(limits_client.post(BATCHES, json={"requests": six}), 400,
+                 "invalid_request_error",
+                 "requests: List should have at most 5 items after validation, not 6")
+    assert_nothing_created(limits_client)
+    batch = create(limits_client, six[:5])
+    assert batch["request_counts"]["processing"] == 5
+
+
+def _padded_body(size: int) -> bytes:
+    """A valid create body of exactly ``size`` bytes (JSON whitespace as padding)."""
+    raw = body_of({"requests": [item("pad")]})
+    assert len(raw) <= size
+    return raw[:-1] + b" " * (size - len(raw)) + b"}"
+
+
+def test_body_at_the_limit_is_accepted(limits_client: httpx.Client) -> None:
+    raw = _padded_body(2000)
+    assert len(raw) == 2000
+    assert limits_client.post(BATCHES, content=raw).status_code == 200
+
+
+def test_body_over_the_limit_with_content_length_is_413(limits_client: httpx.Client) -> None:
+    raw = _padded_body(2001)
+    response = limits_client.post(BATCHES, content=raw)
+    assert response.request.headers["content-length"] == "2001"
+    assert_error(response, 413, "request_too_large")
+    assert_nothing_created(limits_client)
+
+
+def test_body_over_the_limit_without_content_length_is_413(
+        limits_client: httpx.Client) -> None:
+    """Chunked upload: the size is only known while reading, and is still enforced."""
+    raw = _padded_body(5000)
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(raw), 700):
+            yield raw[start:start + 700]
+
+    response = limits_client.post(BATCHES, content=chunks())
+    assert "content-length" not in response.request.headers
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert_error(response, 413, "request_too_large")
+    assert_nothing_created(limits_client)
+
+
+def test_body_just_under_the_limit_without_content_length_is_accepted(
+        limits_client: httpx.Client) -> None:
+    raw = _padded_body(2000)
+    response = limits_client.post(BATCHES, content=iter([raw[:1000], raw[1000:]]))
+    assert response.status_code == 200, response.text
+
+
+# ------------------------------------------------------------------------------ auth
+
+ROUTES = [("POST", BATCHES), ("GET", BATCHES), ("GET", f"{BATCHES}/msgbatch_x"),
+          ("POST", f"{BATCHES}/msgbatch_x/cancel"), ("DELETE", f"{BATCHES}/msgbatch_x"),
+          ("GET", f"{BATCHES}/msgbatch_x/results")]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_no_key_is_401_on_every_route(anonymous: httpx.Client, method: str,
+                                      path: str) -> None:
+    body = body_of({"requests": valid_items(1)}) if method == "POST" else None
+    assert_error(anonymous.request(method, path, content=body), 401, "authentication_error")
+
+
+@pytest.mark.parametrize("headers", [
+    {"x-api-key": "sk-by-wrong"},
+    {"authorization": "Bearer sk-by-wrong"},
+    {"x-api-key": ""},
+    {"authorization": "Bearer"},
+    {"authorization": "Basic dXNlcjpwYXNz"},
+], ids=["x-api-key", "bearer", "empty-x-api-key", "empty-bearer", "basic"])
+def test_wrong_key_is_401(anonymous: httpx.Client, headers: dict[str, str]) -> None:
+    assert_error(anonymous.get(BATCHES, headers=headers), 401, "authentication_error")
+
+
+def test_auth_is_checked_before_the_body(anonymous: httpx.Client) -> None:
+    assert_error(anonymous.post(BATCHES, content=b"{nonsense"), 401, "authentication_error")
+
+
+def test_x_api_key_and_bearer_reach_the_same_workspace(anonymous: httpx.Client,
+                                                       api_key: str) -> None:
+    made = anonymous.post(BATCHES, json={"requests": valid_items(1)},
+                          headers={"x-api-key": api_key})
+    assert made.status_code == 200
+    for scheme in ("Bearer", "bearer"):
+        seen = anonymous.get(f"{BATCHES}/{made.json()['id']}",
+                             headers={"authorization": f"{scheme} {api_key}"})
+        assert seen.status_code == 200
+        assert seen.json()["id"] == made.json()["id"]
+
+
+@pytest.mark.parametrize("version", ["2023-06-01", "2026-10-21", "1999-01-01", "anything",
+                                     None])
+def test_any_anthropic_version_is_accepted(sim_server: ServerProcess, api_key: str,
+                                           version: str | None) -> None:
+    headers = {"x-api-key": api_key}
+    if version is not None:
+        headers["anthropic-version"] = version
+    with httpx.Client(base_url=sim_server.base_url, headers=headers) as http:
+        assert http.get(BATCHES).status_code == 200
+        assert http.post(BATCHES, json={"requests": valid_items(1)}).status_code == 200
+
+
+# ------------------------------------------------------------------------------ routing
+
+
+def test_beta_query_is_accepted_on_every_route(client: httpx.Client) -> None:
+    beta = {"anthropic-beta": "message-batches-2024-09-24"}
+    batch = create(client, valid_items(2), path=f"{BATCHES}?beta=true")
+    batch_path = f"{BATCHES}/{batch['id']}"
+    listed = client.get(f"{BATCHES}?beta=true&limit=20", headers=beta)
+    assert [b["id"] for b in listed.json()["data"]] == [batch["id"]]
+    assert client.get(f"{batch_path}?beta=true", headers=beta).json()["id"] == batch["id"]
+    wait_ended(client, batch["id"])
+    results = client.get(f"{batch_path}/results?beta=true", headers=beta)
+    assert results.status_code == 200 and len(results.text.splitlines()) == 2
+    canceled = client.post(f"{batch_path}/cancel?beta=true", headers=beta)
+    assert canceled.status_code == 200
+    deleted = client.delete(f"{batch_path}?beta=true", headers=beta)
+    assert deleted.json() == {"id": batch["id"], "type": "message_batch_deleted"}
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/"),
+    ("GET", "/v1/nope"),
+    ("POST", "/v2/messages/batches"),
+    ("GET", f"{BATCHES}/msgbatch_x/unknown"),
+    ("POST", f"{BATCHES}/msgbatch_x/retry"),
+    ("GET", f"{BATCHES}/msgbatch_x/results/extra"),
+])
+def test_unknown_route_is_404_envelope(client: httpx.Client, method: str, path: str) -> None:
+    assert_error(client.request(method, path), 404, "not_found_error")
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("PUT", BATCHES),
+    ("DELETE", BATCHES),
+    ("PATCH", f"{BATCHES}/msgbatch_x"),
+    ("POST", f"{BATCHES}/msgbatch_x"),
+    ("GET", f"{BATCHES}/msgbatch_x/cancel"),
+    ("DELETE", f"{BATCHES}/msgbatch_x/cancel"),
+    ("POST", f"{BATCHES}/msgbatch_x/results"),
+])
+def test_wrong_method_is_405_envelope(client: httpx.Client, method: str, path: str) -> None:
+    assert_error(client.request(method, path), 405, "invalid_request_error")
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("PUT", BATCHES, {"GET", "POST"}),
+    ("POST", f"{BATCHES}/msgbatch_x", {"GET", "DELETE"}),
+    ("GET", f"{BATCHES}/msgbatch_x/cancel", {"POST"}),
+])
+def test_wrong_method_405_lists_the_allowed_methods(client: httpx.Client, method: str,
+                                                    path: str, allowed: set[str]) -> None:
+    """RFC 9110 15.5.6: a 405 response MUST carry an ``Allow`` header."""
+    response = client.request(method, path)
+    assert response.status_code == 405
+    listed = {m.strip() for m in response.headers.get("allow", "").split(",") if m.strip()}
+    assert allowed <= listed, response.headers
+    assert method not in listed
+
+
+# ------------------------------------------------------------------------------ list args
+
+
+@pytest.mark.parametrize("limit", ["0", "1001", "-1", "abc", "1.5", "20x"])
+def test_list_limit_out_of_range_or_not_an_integer(client: httpx.Client, limit: str) -> None:
+    assert_error(client.get(BATCHES, params={"limit": limit}), 400, "invalid_request_error",
+                 "limit: ")
+
+
+@pytest.mark.parametrize("limit", ["1", "1000"])
+def test_list_limit_bounds_are_inclusive(client: httpx.Client, limit: str) -> None:
+    create(client, valid_items(1))
+    listed = client.get(BATCHES, params={"limit": limit})
+    assert listed.status_code == 200
+    assert len(listed.json()["data"]) == 1
+
+
+def test_list_with_both_cursors_is_400(client: httpx.Client) -> None:
+    first, second = create(client), create(client)
+    assert_error(client.get(BATCHES, params={"after_id": first["id"],
+                                             "before_id": second["id"]}),
+                 400, "invalid_request_error")
+
+
+@pytest.mark.parametrize("cursor", ["after_id", "before_id"])
+def test_list_unknown_cursor_is_400(client: httpx.Client, cursor: str) -> None:
+    create(client)
+    assert_error(client.get(BATCHES, params={cursor: "msgbatch_01nope"}), 400,
+                 "invalid_request_error", f"{cursor}: ")
+
+
+@pytest.mark.parametrize("cursor", ["after_id", "before_id"])
+def test_list_cursor_from_another_workspace_is_400(sim_server: ServerProcess,
+                                                   client: httpx.Client, cursor: str) -> None:
+    with client_for(sim_server, add_key(sim_server.db_url, f"other-{cursor}")) as other:
+        foreign = create(other)
+    assert_error(client.get(BATCHES, params={cursor: foreign["id"]}), 400,
+                 "invalid_request_error")
+
+
+# ------------------------------------------------------------------------------ unknown ids
+
+
+@pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("POST", "/cancel"),
+                                                ("DELETE", ""), ("GET", "/results")])
+def test_unknown_batch_id_is_404(client: httpx.Client, method: str, suffix: str) -> None:
+    for batch_id in ("msgbatch_01DoesNotExist000000000", "garbage"):
+        assert_error(client.request(method, f"{BATCHES}/{batch_id}{suffix}"), 404,
+                     "not_found_error")
+
+
+@pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("POST", "/cancel"),
+                                                ("DELETE", ""), ("GET", "/results")])
+def test_batch_of_another_workspace_is_404(sim_server: ServerProcess, client: httpx.Client,
+                                           method: str, suffix: str) -> None:
+    with client_for(sim_server, add_key(sim_server.db_url, f"owner-{method}{suffix}")) as owner:
+        batch = create(owner, valid_items(1))
+        wait_ended(owner, batch["id"])
+        assert_error(client.request(method, f"{BATCHES}/{batch['id']}{suffix}"), 404,
+                     "not_found_error")
+        assert owner.get(f"{BATCHES}/{batch['id']}").json()["processing_status"] == "ended"
+
+
+# ------------------------------------------------------------------------------ lifecycle
+
+
+def test_results_before_the_batch_ended_is_400(client: httpx.Client) -> None:
+    batch = create(client, [item(f"s{i}", SLOW_PARAMS) for i in range(10)])
+    assert_error(client.get(f"{BATCHES}/{batch['id']}/results"), 400,
+                 "invalid_request_error")
+    client.post(f"{BATCHES}/{batch['id']}/cancel")
+    wait_ended(client, batch["id"])
+    assert client.get(f"{BATCHES}/{batch['id']}/results").status_code == 200
+
+
+def test_delete_while_in_progress_is_400_not_409(client: httpx.Client) -> None:
+    batch = create(client, [item(f"s{i}", SLOW_PARAMS) for i in range(10)])
+    assert_error(client.delete(f"{BATCHES}/{batch['id']}"), 400, "invalid_request_error")
+    assert client.get(f"{BATCHES}/{batch['id']}").status_code == 200
+    client.post(f"{BATCHES}/{batch['id']}/cancel")
+    wait_ended(client, batch["id"])
+    assert client.delete(f"{BATCHES}/{batch['id']}").status_code == 200
+    for method, suffix in [("GET", ""), ("GET", "/results"), ("POST", "/cancel"),
+                           ("DELETE", "")]:
+        assert_error(client.request(method, f"{BATCHES}/{batch['id']}{suffix}"), 404,
+                     "not_found_error")
+    assert_nothing_created(client)
+
+
+def test_cancel_twice_is_200_and_idempotent(client: httpx.Client) -> None:
+    batch = create(client, [item(f"s{i}", SLOW_PARAMS) for i in range(10)])
+    first = client.post(f"{BATCHES}/{batch['id']}/cancel")
+    second = client.post(f"{BATCHES}/{batch['id']}/cancel")
+    assert first.status_code == second.status_code == 200
+    one, two = first.json(), second.json()
+    assert one["processing_status"] in ("canceling", "ended")
+    assert two["processing_status"] in ("canceling", "ended")
+    assert one["cancel_initiated_at"] is not None
+    assert two["cancel_initiated_at"] == one["cancel_initiated_at"]
+    ended = wait_ended(client, batch["id"])
+    third = client.post(f"{BATCHES}/{batch['id']}/cancel")
+    assert third.status_code == 200
+    assert third.json() == ended
+    counts = ended["request_counts"]
+    assert sum(counts.values()) == 10
+    assert counts["processing"] == 0
+
+
+def test_cancel_of_an_ended_batch_changes_nothing(client: httpx.Client) -> None:
+    batch = create(client, valid_items(2))
+    ended = wait_ended(client, batch["id"])
+    again = client.post(f"{BATCHES}/{batch['id']}/cancel")
+    assert again.status_code == 200
+    assert again.json() == ended
+    assert ended["cancel_initiated_at"] is None
+
+
+@pytest.mark.parametrize("headers", [{}, {"content-type": "application/json"}],
+                         ids=["no-content-type", "json-content-type"])
+def test_cancel_and_delete_accept_an_empty_body(client: httpx.Client,
+                                                headers: dict[str, str]) -> None:
+    batch = create(client, valid_items(1))
+    canceled = client.post(f"{BATCHES}/{batch['id']}/cancel", content=b"", headers=headers)
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["id"] == batch["id"]
+    wait_ended(client, batch["id"])
+    deleted = client.delete(f"{BATCHES}/{batch['id']}", headers=headers)
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.headers["content-type"].startswith("application/json")
+    assert deleted.json() == {"id": batch["id"], "type": "message_batch_deleted"}
+
+
+def test_every_success_response_carries_a_request_id(client: httpx.Client) -> None:
+    batch = create(client, valid_items(1))
+    wait_ended(client, batch["id"])
+    responses = [
+        client.get(BATCHES),
+        client.get(f"{BATCHES}/{batch['id']}"),
+        client.get(f"{BATCHES}/{batch['id']}/results"),
+        client.post(f"{BATCHES}/{batch['id']}/cancel"),
+        client.delete(f"{BATCHES}/{batch['id']}"),
+    ]
+    request_ids = [r.headers["request-id"] for r in responses]
+    assert all(rid.startswith("req_") for rid in request_ids)
+    assert len(set(request_ids)) == len(request_ids)

@@ -14,6 +14,7 @@ behaviour there (each test then starts from dropped and recreated tables).
 from __future__ import annotations
 
 import asyncio
+import os
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -38,7 +39,9 @@ HOUR = 3600 * SECOND
 T0 = 1_800_000_000 * SECOND
 
 #: Backends the suite runs on: ``"sqlite"`` (a fresh file per test) or a database URL.
-DATABASES = [pytest.param("sqlite", id="sqlite")]
+POSTGRES_URL = os.environ.get("BATCHYARD_TEST_POSTGRES_URL",
+                              "postgresql://postgres@127.0.0.1:5432/test")
+DATABASES = [pytest.param("sqlite", id="sqlite"), pytest.param(POSTGRES_URL, id="postgresql")]
 
 
 class StoreRunner:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -10,6 +12,9 @@ from batchyard.api.body import read_capped_body
 from batchyard.api.context import context_of
 from batchyard.api.responses import REQUEST_ID_HEADER, json_response, request_id_of
 from batchyard.protocol.errors import invalid_request
+from batchyard.service.batches import BatchService, Caller
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 _MAX_LIST_LIMIT = 1000
 
@@ -36,25 +41,21 @@ async def list_batches(request: Request) -> Response:
     return json_response(request, page)
 
 
-async def retrieve_batch(request: Request) -> Response:
-    context = context_of(request)
-    caller = await context.caller(request)
-    batch = await context.batches.retrieve(caller, request.path_params["batch_id"])
-    return json_response(request, batch)
+def _on_batch(action: Callable[[BatchService, Caller, str], Awaitable[object]]) -> Endpoint:
+    """An endpoint that applies ``action`` to the batch named in the path and returns JSON."""
+
+    async def endpoint(request: Request) -> Response:
+        context = context_of(request)
+        caller = await context.caller(request)
+        result = await action(context.batches, caller, request.path_params["batch_id"])
+        return json_response(request, result)
+
+    return endpoint
 
 
-async def cancel_batch(request: Request) -> Response:
-    context = context_of(request)
-    caller = await context.caller(request)
-    batch = await context.batches.cancel(caller, request.path_params["batch_id"])
-    return json_response(request, batch)
-
-
-async def delete_batch(request: Request) -> Response:
-    context = context_of(request)
-    caller = await context.caller(request)
-    deleted = await context.batches.delete(caller, request.path_params["batch_id"])
-    return json_response(request, deleted)
+retrieve_batch = _on_batch(BatchService.retrieve)
+cancel_batch = _on_batch(BatchService.cancel)
+delete_batch = _on_batch(BatchService.delete)
 
 
 async def batch_results(request: Request) -> Response:

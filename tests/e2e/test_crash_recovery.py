@@ -92,3 +92,26 @@ def test_sigkill_during_create_leaves_no_partial_batch(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "batchyard.db") as db:
         stored = db.execute("SELECT count(*) FROM requests").fetchone()[0]
     assert stored == 50_000 * len(page["data"]), "no orphaned request rows"
+
+
+def test_sigterm_records_finished_work_and_hands_back_the_rest(tmp_path: Path) -> None:
+    """A clean stop leaves nothing leased: a restart resumes at once, not after the lease."""
+    db_path = tmp_path / "batchyard.db"
+    url = f"sqlite:///{db_path}"
+    config = sim_config(lease_seconds=60, sim_latency_ms=200, sim_concurrency=8)
+    first = ServerProcess(tmp_path, url, config).start()
+    key = create_key(url, "graceful")
+    api = Api(first.base_url, key)
+    batch = api.create([message_request(f"req-{n:03d}", text=f"t{n}") for n in range(80)])
+    api.wait_until(batch["id"], lambda b: b["request_counts"]["succeeded"] >= 8)
+    first.stop()
+    with sqlite3.connect(db_path) as db:
+        states = dict(db.execute("SELECT state, count(*) FROM requests GROUP BY state"))
+    assert "running" not in states, states
+
+    second = ServerProcess(tmp_path, url, config).start()
+    try:
+        ended = Api(second.base_url, key).wait_ended(batch["id"], timeout=30)
+    finally:
+        second.stop()
+    assert ended["request_counts"]["succeeded"] == 80

@@ -70,14 +70,37 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """Run until cancelled; on cancellation, in-flight requests are left to their leases."""
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._claim_loop())
-            group.create_task(self._flush_loop())
-            group.create_task(self._lease_loop())
-            for served in self._models.models:
-                for _ in range(served.config.concurrency):
-                    group.create_task(self._lane(served))
+        """Run until cancelled, then hand back what this process holds (see :meth:`_drain`)."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._claim_loop())
+                group.create_task(self._flush_loop())
+                group.create_task(self._lease_loop())
+                for served in self._models.models:
+                    for _ in range(served.config.concurrency):
+                        group.create_task(self._lane(served))
+        finally:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """On shutdown, record finished outcomes and return unfinished requests to the queue.
+
+        Without this, a clean restart would re-run finished-but-unrecorded requests and leave
+        unfinished ones waiting for their leases to run out. Best effort: if it fails (the
+        process is being killed, the database is gone), the leases still cover everything.
+        """
+        completions, retries = self._completions, self._retries
+        done = {c.request_id for c in completions} | {r.request_id for r in retries}
+        now = now_us()
+        retries = retries + [Retry(request_id=request.id, attempt=request.attempt, not_before=now)
+                             for request in self._in_flight.values() if request.id not in done]
+        if not (completions or retries):
+            return
+        try:
+            await asyncio.wait_for(self._store.finish(completions, retries, now), timeout=10)
+        except Exception:
+            logger.exception("could not hand back %d requests on shutdown; their leases will "
+                             "expire instead", len(completions) + len(retries))
 
     # ------------------------------------------------------------------ claiming
 

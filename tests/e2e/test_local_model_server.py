@@ -1,0 +1,96 @@
+"""The embedded model behind a real server: sync Messages (plain and streamed) and a batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import pytest
+from harness import Api, ServerProcess, add_key
+
+pytestmark = pytest.mark.local_model
+
+MODEL = "smollm2-135m"
+#: SDK 2.x dropped the deprecated ``temperature`` argument; older SDKs send it in the body.
+GREEDY = {"extra_body": {"temperature": 0}}
+
+
+@pytest.fixture(scope="module")
+def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with no ``[[models]]`` configured: the embedded model is the default."""
+    workdir: Path = tmp_path_factory.mktemp("local")
+    server = ServerProcess(workdir, f"sqlite:///{workdir / 'db.sqlite'}", "").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def client(local_server: ServerProcess) -> anthropic.Anthropic:
+    key = add_key(local_server.db_url, "local")
+    return anthropic.Anthropic(api_key=key, base_url=local_server.base_url, timeout=300)
+
+
+def test_models_lists_the_embedded_model(client: anthropic.Anthropic) -> None:
+    assert [model.id for model in client.models.list()] == [MODEL]
+
+
+def test_messages_create(client: anthropic.Anthropic) -> None:
+    message = client.messages.create(
+        model=MODEL, max_tokens=12, **GREEDY,
+        messages=[{"role": "user", "content": "Name a primary color."}])
+    assert message.model == MODEL and message.id.startswith("msg_")
+    assert message.stop_reason in ("end_turn", "max_tokens")
+    assert message.content[0].type == "text" and message.content[0].text
+    assert 0 < message.usage.output_tokens <= 12 and message.usage.input_tokens > 5
+    assert message.usage.service_tier == "standard"
+
+
+def test_messages_stream_matches_create(client: anthropic.Anthropic) -> None:
+    params = {"model": MODEL, "max_tokens": 16, **GREEDY,
+              "messages": [{"role": "user", "content": "Say hello to the team."}]}
+    expected = client.messages.create(**params)  # type: ignore[call-overload]
+    with client.messages.stream(**params) as stream:  # type: ignore[arg-type]
+        streamed_text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert streamed_text == final.content[0].text == expected.content[0].text
+    assert final.stop_reason == expected.stop_reason
+    assert final.usage.output_tokens == expected.usage.output_tokens
+
+
+def test_stop_sequence_through_the_api(client: anthropic.Anthropic) -> None:
+    message = client.messages.create(
+        model=MODEL, max_tokens=40, stop_sequences=["3"], **GREEDY,
+        messages=[{"role": "user", "content": "Count from 1 to 10, separated by spaces."}])
+    assert message.stop_reason == "stop_sequence" and message.stop_sequence == "3"
+    assert "3" not in message.content[0].text
+
+
+def test_unsupported_content_is_a_clear_400(client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError, match="image"):
+        client.messages.create(model=MODEL, max_tokens=5, messages=[{"role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": "iVBORw0KGgo="}}]}])
+
+
+def test_batch_on_the_embedded_model(local_server: ServerProcess) -> None:
+    api = Api(local_server.base_url, add_key(local_server.db_url, "local-batch"))
+    requests: list[dict[str, object]] = [
+        {"custom_id": f"q{n}", "params": {
+            "model": MODEL, "max_tokens": 8 + n, "temperature": 0,
+            "messages": [{"role": "user", "content": f"Give me {n + 2} words about tea."}]}}
+        for n in range(8)]
+    requests.append({"custom_id": "image", "params": {
+        "model": MODEL, "max_tokens": 8, "messages": [{"role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": "iVBORw0KGgo="}}]}]}})
+    batch = api.create(requests)
+    ended = api.wait_ended(batch["id"], timeout=300)
+    assert ended["request_counts"]["succeeded"] == 8 and ended["request_counts"]["errored"] == 1
+    results = {line["custom_id"]: line["result"] for line in api.results(batch["id"])}
+    for n in range(8):
+        message = results[f"q{n}"]["message"]
+        assert message["usage"]["output_tokens"] <= 8 + n
+        assert message["usage"]["service_tier"] == "batch"
+    error = results["image"]["error"]["error"]
+    assert error["type"] == "invalid_request_error" and "image" in error["message"]

@@ -1,0 +1,127 @@
+"""Throughput of the local engine: the same 64 prompts one at a time, then all at once.
+
+Run: ``HF_HUB_OFFLINE=1 python bench/local_engine.py [--prompts 64] [--max-tokens 48]``.
+Both passes go through ``LocalEngine.create_message`` (sequential = awaited one after
+another, batched = all gathered at once), at temperature 0, so both produce the same text.
+Load time is measured cold (a fresh converted-weights cache) and warm (the cache reused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+
+import torch
+
+from batchyard.config import ModelConfig
+from batchyard.engines.local import LocalEngine
+from batchyard.protocol.messages import Message, MessageCreateParams, MessageParam
+
+_TOPICS = [
+    "my invoice shows a double charge",
+    "the mobile app crashes on login",
+    "I cannot reset my password",
+    "my package arrived damaged",
+    "the CSV export is missing columns",
+    "I was billed after cancelling",
+    "the dashboard loads very slowly",
+    "two-factor codes never arrive",
+    "I need to change my shipping address",
+    "the API returns 500 errors intermittently",
+    "my discount code was rejected",
+    "I want a refund for a late delivery",
+    "the search results are empty",
+    "my account was locked after travel",
+    "the printer driver fails to install",
+    "notifications arrive twice",
+]
+_CUSTOMERS = ["Ana", "Bilal", "Chen", "Dara"]
+
+
+def ticket_prompts(count: int, max_tokens: int) -> list[MessageCreateParams]:
+    """Support-ticket-like requests of varied length (55-90 prompt tokens)."""
+    requests = []
+    for index in range(count):
+        topic = _TOPICS[index % len(_TOPICS)]
+        customer = _CUSTOMERS[(index // len(_TOPICS)) % len(_CUSTOMERS)]
+        detail = "I tried restarting and clearing the cache, but nothing helps. " * (index % 3)
+        text = (
+            f"Support ticket #{1000 + index} from {customer}: Hello, {topic}. {detail}"
+            "Please reply to the customer in two sentences."
+        )
+        requests.append(
+            MessageCreateParams(
+                model="smollm2-135m",
+                max_tokens=max_tokens,
+                temperature=0.0,
+                messages=[MessageParam(role="user", content=text)],
+            )
+        )
+    return requests
+
+
+async def timed_start(cache_dir: str) -> tuple[LocalEngine, float]:
+    engine = LocalEngine.from_config(
+        ModelConfig(name="smollm2-135m", engine="local", options={"cache_dir": cache_dir})
+    )
+    started = time.perf_counter()
+    await engine.start()
+    return engine, time.perf_counter() - started
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument(
+        "--sequential",
+        type=int,
+        default=0,
+        help="prompts for the sequential pass (0 = all); its rate does not depend on how many",
+    )
+    args = parser.parse_args()
+    requests = ticket_prompts(args.prompts, args.max_tokens)
+    with tempfile.TemporaryDirectory() as cache_dir:
+        engine, cold = await timed_start(cache_dir)
+        await engine.aclose()
+        engine, warm = await timed_start(cache_dir)
+        print(f"load: cold (convert GGUF) {cold:.1f} s, cache hit {warm:.1f} s")
+        await engine.create_message(requests[0])  # warm-up: first-call kernel setup
+
+        sequential_requests = requests[: args.sequential or len(requests)]
+        started = time.perf_counter()
+        sequential = [await engine.create_message(request) for request in sequential_requests]
+        sequential_s = time.perf_counter() - started
+
+        started = time.perf_counter()
+        batched = await asyncio.gather(*(engine.create_message(r) for r in requests))
+        batched_s = time.perf_counter() - started
+        await engine.aclose()
+
+    seq_rate = _output_tokens(sequential) / sequential_s
+    batch_rate = _output_tokens(batched) / batched_s
+    same = sum(a.content == b.content for a, b in zip(sequential, batched, strict=False))
+    print(
+        f"sequential: {len(sequential)} requests, {_output_tokens(sequential)} output tokens "
+        f"in {sequential_s:.1f} s = {seq_rate:.1f} tok/s"
+    )
+    print(
+        f"batched:    {len(batched)} requests, {_output_tokens(batched)} output tokens "
+        f"in {batched_s:.1f} s = {batch_rate:.1f} tok/s"
+    )
+    print(
+        f"ratio: {batch_rate / seq_rate:.1f}x; identical greedy answers: "
+        f"{same}/{len(sequential)}; torch threads: {torch.get_num_threads()}"
+    )
+
+
+def _output_tokens(messages: list[Message]) -> int:
+    return sum(message.usage.output_tokens for message in messages)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    asyncio.run(main())

@@ -1,0 +1,160 @@
+"""``LocalEngine``: open-weights chat models run in-process with PyTorch + transformers."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from batchyard.config import ModelConfig
+from batchyard.engines.base import EngineError
+from batchyard.engines.local.batcher import Batcher, Job
+from batchyard.engines.local.options import LocalOptions, parse_options
+from batchyard.engines.local.prompt import prompt_ids
+from batchyard.engines.local.sampling import DEFAULT_TEMPERATURE, SamplingParams
+from batchyard.engines.local.weights import LoadedModel, embedded_gguf_path, load_model
+from batchyard.ids import message_id
+from batchyard.protocol.messages import (
+    Message,
+    MessageCreateParams,
+    ParamsError,
+    StopReason,
+    TextBlock,
+    Usage,
+)
+
+
+class LocalEngine:
+    """Answers Messages requests with a local model; concurrent calls share forward passes.
+
+    Construct with :meth:`from_config`; :meth:`start` loads the weights (seconds once the
+    converted-weights cache exists) and starts the generation thread.
+    """
+
+    def __init__(self, model: ModelConfig, options: LocalOptions) -> None:
+        self.model_config = model
+        self.options = options
+        self.device = resolve_device(options)
+        self.dtype = resolve_dtype(options, self.device)
+        self.loaded: LoadedModel | None = None
+        self._batcher: Batcher | None = None
+        self._context_window = 0
+
+    @classmethod
+    def from_config(cls, model: ModelConfig) -> LocalEngine:
+        """Build from a ``[[models]]`` entry; ``ConfigError`` names a bad option."""
+        return cls(model, parse_options(model))
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._require_loaded().tokenizer
+
+    async def start(self) -> None:
+        if self.loaded is not None:
+            return
+        if self.options.num_threads:
+            torch.set_num_threads(self.options.num_threads)
+        path = Path(self.options.path).expanduser() if self.options.path else embedded_gguf_path()
+        loaded = await asyncio.to_thread(
+            load_model, path, self.options.resolved_cache_dir(), self.device, self.dtype
+        )
+        config = loaded.model.config
+        self._context_window = int(config.max_position_embeddings)
+        batcher = Batcher(
+            loaded.model,
+            loaded.tokenizer,
+            device=self.device,
+            max_batch_size=self.options.max_batch_size,
+            max_batch_tokens=self.options.max_batch_tokens,
+            eos_token_ids=_eos_token_ids(loaded),
+        )
+        batcher.start()
+        self.loaded, self._batcher = loaded, batcher
+
+    async def aclose(self) -> None:
+        batcher, self._batcher, self.loaded = self._batcher, None, None
+        if batcher is not None:
+            await asyncio.to_thread(batcher.close)
+
+    async def create_message(self, params: MessageCreateParams) -> Message:
+        batcher = self._batcher
+        if batcher is None:
+            raise EngineError("api_error", "the local engine is not started")
+        job = self._job(params)
+        batcher.submit(job)
+        completion = await asyncio.wrap_future(job.future)
+        return Message(
+            id=message_id(),
+            model=params.model,
+            content=[TextBlock(text=completion.text)],
+            stop_reason=completion.stop_reason,
+            stop_sequence=completion.stop_sequence,
+            usage=Usage(input_tokens=len(job.prompt), output_tokens=completion.output_tokens),
+        )
+
+    def _job(self, params: MessageCreateParams) -> Job:
+        limit = self.model_config.max_output_tokens
+        if params.max_tokens > limit:
+            raise ParamsError(
+                f"max_tokens: {params.max_tokens} > {limit}, which is the maximum allowed number "
+                f"of output tokens for {self.model_config.name}"
+            )
+        prompt = prompt_ids(self.tokenizer, params)
+        room = self._context_window - len(prompt)
+        if room < 1:
+            raise ParamsError(
+                f"prompt is too long: {len(prompt)} tokens > {self._context_window - 1} maximum"
+            )
+        length_stop: StopReason = (
+            "max_tokens" if params.max_tokens <= room else ("model_context_window_exceeded")
+        )
+        return Job(
+            prompt=prompt,
+            max_new_tokens=min(params.max_tokens, room),
+            length_stop=length_stop,
+            sampling=_sampling(params),
+            stop_sequences=params.stop_sequences or (),
+        )
+
+    def _require_loaded(self) -> LoadedModel:
+        if self.loaded is None:
+            raise EngineError("api_error", "the local engine is not started")
+        return self.loaded
+
+
+def resolve_device(options: LocalOptions) -> torch.device:
+    if options.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if options.device == "cuda" and not torch.cuda.is_available():
+        raise EngineError("api_error", "device = 'cuda' but torch sees no CUDA device")
+    return torch.device(options.device)
+
+
+def resolve_dtype(options: LocalOptions, device: torch.device) -> torch.dtype:
+    """float32 on CPU (bfloat16 measured ~10% slower on AVX-512 without AMX); on CUDA,
+    bfloat16 where supported, else float16."""
+    if options.dtype != "auto":
+        dtype: torch.dtype = getattr(torch, options.dtype)
+        return dtype
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def _sampling(params: MessageCreateParams) -> SamplingParams:
+    temperature = DEFAULT_TEMPERATURE if params.temperature is None else params.temperature
+    return SamplingParams(
+        temperature=temperature,
+        top_p=1.0 if params.top_p is None else params.top_p,
+        top_k=params.top_k or 0,
+    )
+
+
+def _eos_token_ids(loaded: LoadedModel) -> set[int]:
+    """End-of-turn ids from the generation config, plus the tokenizer's own."""
+    configured = loaded.model.generation_config.eos_token_id
+    ids = set(configured if isinstance(configured, list) else [configured])
+    ids.add(loaded.tokenizer.eos_token_id)
+    return {int(token) for token in ids if token is not None}

@@ -1,0 +1,56 @@
+"""Messages params → the model's chat-template token ids.
+
+A text-only chat model can take a system prompt and alternating user/assistant turns, nothing
+else; anything richer is refused with an ``invalid_request_error`` naming the field, rather
+than silently dropped, so a batch result never answers a question it did not see.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batchyard.protocol.messages import MessageCreateParams, ParamsError, message_text, system_text
+
+Chat = list[dict[str, str]]
+
+
+def chat_turns(params: MessageCreateParams) -> tuple[Chat, str]:
+    """The chat to render, plus the text of a final assistant turn to continue (or ``""``).
+
+    Consecutive turns of the same role are joined with a blank line, as Anthropic does. A final
+    assistant turn is a prefill: the answer continues it, so it is appended after the
+    generation prompt instead of being closed as a finished turn.
+    """
+    _refuse_unsupported(params)
+    chat: Chat = []
+    if (system := system_text(params)) is not None:
+        chat.append({"role": "system", "content": system})
+    for index, message in enumerate(params.messages):
+        text = message_text(message, index)
+        if chat and chat[-1]["role"] == message.role:
+            chat[-1]["content"] += "\n\n" + text
+        else:
+            chat.append({"role": message.role, "content": text})
+    prefill = ""
+    if chat[-1]["role"] == "assistant":
+        prefill = chat.pop()["content"]
+    if not chat or chat[-1]["role"] == "system":
+        raise ParamsError("messages: the conversation must contain at least one user message")
+    return chat, prefill
+
+
+def prompt_ids(tokenizer: Any, params: MessageCreateParams) -> list[int]:
+    """Token ids of the rendered prompt, ending where the assistant's answer starts."""
+    chat, prefill = chat_turns(params)
+    text: str = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    ids: list[int] = tokenizer(text + prefill, add_special_tokens=False)["input_ids"]
+    return ids
+
+
+def _refuse_unsupported(params: MessageCreateParams) -> None:
+    if params.tools:
+        raise ParamsError("tools: tool use is not supported by this model (text only)")
+    if params.tool_choice is not None:
+        raise ParamsError("tool_choice: tool use is not supported by this model (text only)")
+    if params.thinking and params.thinking.get("type") == "enabled":
+        raise ParamsError("thinking: extended thinking is not supported by this model")

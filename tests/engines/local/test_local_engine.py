@@ -1,0 +1,239 @@
+"""The local engine with the real embedded SmolLM2 model (loaded once per module).
+
+Usage is checked against the tokenizer's own counts: input tokens by rendering the chat
+template again, output tokens by re-tokenizing the answer (``end_turn`` adds the end-of-turn
+token, which counts as generated) or, for stop sequences, as the shortest token prefix of the
+unstopped greedy answer whose text contains the stop sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pytest
+
+from batchyard.config import ModelConfig
+from batchyard.engines.local import LocalEngine
+from batchyard.protocol.messages import Message, MessageCreateParams, ParamsError, TextBlock
+
+pytestmark = pytest.mark.local_model
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+QUESTIONS = [
+    "Write a short note to a customer whose parcel arrived late.",
+    "List three tips for writing clear emails.",
+    "Explain what a database index is in two sentences.",
+    "Describe the water cycle briefly.",
+    "Give me a friendly greeting for a support chat.",
+    "Why do leaves change colour in autumn?",
+]
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[asyncio.Runner]:
+    with asyncio.Runner() as runner:
+        yield runner
+
+
+@pytest.fixture(scope="module")
+def engine(runner: asyncio.Runner) -> Iterator[LocalEngine]:
+    engine = LocalEngine.from_config(ModelConfig(name="smollm2-135m", engine="local"))
+    runner.run(engine.start())
+    yield engine
+    runner.run(engine.aclose())
+
+
+def request(question: str, **fields: Any) -> MessageCreateParams:
+    body = {
+        "model": "smollm2-135m",
+        "max_tokens": 40,
+        "temperature": 0.0,
+        "messages": [{"role": "user", "content": question}],
+        **fields,
+    }
+    return msgspec.convert(body, MessageCreateParams)
+
+
+def run_all(
+    runner: asyncio.Runner, engine: LocalEngine, requests: list[MessageCreateParams]
+) -> list[Message]:
+    async def gather() -> list[Message]:
+        return list(await asyncio.gather(*(engine.create_message(r) for r in requests)))
+
+    return runner.run(gather())
+
+
+def text_of(message: Message) -> str:
+    block = message.content[0]
+    assert isinstance(block, TextBlock)
+    return block.text
+
+
+def prompt_tokens(engine: LocalEngine, params: MessageCreateParams) -> int:
+    chat: list[dict[str, Any]] = []
+    if isinstance(params.system, str):
+        chat.append({"role": "system", "content": params.system})
+    elif params.system is not None:
+        chat.append({"role": "system", "content": "\n\n".join(b.text for b in params.system)})
+    chat += [{"role": m.role, "content": m.content} for m in params.messages]
+    ids = engine.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
+    return len(ids["input_ids"])
+
+
+def encode(engine: LocalEngine, text: str) -> list[int]:
+    ids: list[int] = engine.tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids
+
+
+def tokens_until(engine: LocalEngine, full_text: str, stop: str) -> int:
+    ids = encode(engine, full_text)
+    return next(k for k in range(1, len(ids) + 1) if stop in engine.tokenizer.decode(ids[:k]))
+
+
+def check_usage(engine: LocalEngine, params: MessageCreateParams, message: Message) -> None:
+    assert message.usage.input_tokens == prompt_tokens(engine, params)
+    text = text_of(message)
+    if params.temperature != 0.0:
+        # A sampled answer need not re-tokenize the way it was generated.
+        assert message.stop_reason in ("max_tokens", "end_turn")
+    elif message.stop_reason == "max_tokens":
+        assert message.usage.output_tokens == params.max_tokens == len(encode(engine, text))
+    elif message.stop_reason == "end_turn":
+        assert message.usage.output_tokens == len(encode(engine, text)) + 1
+    assert message.usage.output_tokens <= params.max_tokens
+    assert message.id.startswith("msg_01")
+    assert message.model == params.model
+
+
+def stop_spanning_tokens(engine: LocalEngine, text: str) -> str:
+    """A piece of ``text`` that starts inside one token and ends inside a later one."""
+    ids = encode(engine, text)
+    middle = len(engine.tokenizer.decode(ids[: len(ids) // 2]))
+    return text[middle - 2 : middle + 4]
+
+
+def test_mixed_concurrent_batch(runner: asyncio.Runner, engine: LocalEngine) -> None:
+    references = run_all(runner, engine, [request(q) for q in QUESTIONS])
+    full = [text_of(m) for m in references]
+    stops = [stop_spanning_tokens(engine, text) for text in full]
+    system = "You are a terse support agent. Answer in one sentence."
+    mixed = (
+        [
+            request(q, stop_sequences=["@@never@@", stop])
+            for q, stop in zip(QUESTIONS, stops, strict=True)
+        ]
+        + [request(q, max_tokens=n) for q, n in zip(QUESTIONS, [1, 3, 5, 8, 13, 21], strict=True)]
+        + [request(q, system=system, max_tokens=30) for q in QUESTIONS[:4]]
+        + [request(QUESTIONS[0], system=[{"type": "text", "text": system}], max_tokens=12)]
+        + [request(q, temperature=1.0, top_p=0.9, top_k=40, max_tokens=24) for q in QUESTIONS[:3]]
+    )
+    assert len(mixed) >= 16
+    results = run_all(runner, engine, mixed)
+    for params, message in zip(mixed, results, strict=True):
+        check_usage(engine, params, message)
+        for stop in params.stop_sequences or ():
+            assert stop not in text_of(message)
+    for index, (text, stop) in enumerate(zip(full, stops, strict=True)):
+        message = results[index]
+        assert message.stop_reason == "stop_sequence"
+        assert message.stop_sequence == stop
+        assert text_of(message) == text[: text.index(stop)]
+        assert message.usage.output_tokens == tokens_until(engine, text, stop)
+    for index, text in enumerate(full):
+        message = results[len(QUESTIONS) + index]
+        assert message.stop_reason == "max_tokens"
+        assert text.startswith(text_of(message))
+
+
+def test_greedy_is_deterministic_and_batching_does_not_change_it(
+    runner: asyncio.Runner, engine: LocalEngine
+) -> None:
+    probes = [request(q, max_tokens=24) for q in QUESTIONS[:3]]
+    sequential = [runner.run(engine.create_message(p)) for p in probes]
+    again = [runner.run(engine.create_message(p)) for p in probes]
+    filler = [request(q * (1 + i % 3), max_tokens=16 + i) for i, q in enumerate(QUESTIONS * 2)]
+    batched = run_all(runner, engine, filler[:7] + probes + filler[7:])[7:10]
+    for first, second, together in zip(sequential, again, batched, strict=True):
+        assert text_of(first) == text_of(second) == text_of(together)
+        assert first.usage == together.usage
+
+
+def test_end_turn_counts_the_end_of_turn_token(runner: asyncio.Runner, engine: LocalEngine) -> None:
+    params = request("Reply with only the word yes.", max_tokens=30)
+    message = runner.run(engine.create_message(params))
+    assert message.stop_reason == "end_turn"
+    assert message.stop_sequence is None
+    check_usage(engine, params, message)
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image",
+                                "source": {
+                                    "type": "base64",
+                                    "media_type": "image/png",
+                                    "data": "AA==",
+                                },
+                            },
+                        ],
+                    }
+                ]
+            },
+            "messages.0.content.0: content blocks of type 'image' are not supported",
+        ),
+        ({"tools": [{"name": "lookup", "input_schema": {"type": "object"}}]}, "tools: "),
+        (
+            {"max_tokens": 10000},
+            "max_tokens: 10000 > 8192, which is the maximum allowed number of output tokens "
+            "for smollm2-135m",
+        ),
+        ({"messages": [{"role": "user", "content": "word " * 9000}]}, "prompt is too long: "),
+    ],
+)
+def test_requests_the_model_cannot_take(
+    runner: asyncio.Runner, engine: LocalEngine, fields: dict[str, Any], error: str
+) -> None:
+    with pytest.raises(ParamsError) as caught:
+        runner.run(engine.create_message(request("hi", **fields)))
+    assert caught.value.error_type == "invalid_request_error"
+    assert caught.value.message.startswith(error)
+    if error.startswith("prompt"):
+        assert caught.value.message.endswith("tokens > 8191 maximum")
+
+
+def test_a_second_start_in_a_fresh_process_hits_the_cache(engine: LocalEngine) -> None:
+    assert engine.loaded is not None  # the module's engine has written the cache by now
+    script = (
+        "import asyncio, time\n"
+        "from batchyard.config import ModelConfig\n"
+        "from batchyard.engines.local import LocalEngine\n"
+        "engine = LocalEngine.from_config(ModelConfig(name='smollm2-135m', engine='local'))\n"
+        "started = time.perf_counter()\n"
+        "asyncio.run(engine.start())\n"
+        "print(time.perf_counter() - started, engine.loaded.cache_hit)\n"
+        "asyncio.run(engine.aclose())\n"
+    )
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    elapsed, cache_hit = done.stdout.split()
+    assert cache_hit == "True"
+    assert float(elapsed) < 10, f"engine start took {elapsed} s"
+    assert time.perf_counter() - began < 30  # imports included

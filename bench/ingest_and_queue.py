@@ -43,8 +43,10 @@ output_tokens = 8
 concurrency = 4000
 """
 
-TICKET = ("Hello, I was charged twice for my subscription this month (order #{n}). "
-          "Please refund the duplicate charge and confirm by email. Thanks!")
+TICKET = (
+    "Hello, I was charged twice for my subscription this month (order #{n}). "
+    "Please refund the duplicate charge and confirm by email. Thanks!"
+)
 
 
 def make_body(count: int) -> bytes:
@@ -55,7 +57,7 @@ def make_body(count: int) -> bytes:
                 "model": "sim",
                 "max_tokens": 64,
                 "system": "Classify the support ticket as billing, bug, account or other. "
-                          "Answer with one word.",
+                "Answer with one word.",
                 "messages": [{"role": "user", "content": TICKET.format(n=n)}],
             },
         }
@@ -68,13 +70,15 @@ def _floor_child(body_path: str, db_path: str, out: Any) -> None:
     body = Path(body_path).read_bytes()
     started = time.perf_counter()
     decoded = json.loads(body)
-    rows = [(item["custom_id"], json.dumps(item["params"]).encode())
-            for item in decoded["requests"]]
+    rows = [
+        (item["custom_id"], json.dumps(item["params"]).encode()) for item in decoded["requests"]
+    ]
     connection = sqlite3.connect(db_path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")
-    connection.execute("CREATE TABLE requests (id INTEGER PRIMARY KEY, custom_id TEXT, "
-                       "params BLOB)")
+    connection.execute(
+        "CREATE TABLE requests (id INTEGER PRIMARY KEY, custom_id TEXT, params BLOB)"
+    )
     connection.execute("BEGIN IMMEDIATE")
     connection.executemany("INSERT INTO requests (custom_id, params) VALUES (?, ?)", rows)
     connection.execute("COMMIT")
@@ -88,7 +92,8 @@ def measure_floor(body_path: Path, workdir: Path) -> tuple[float, float]:
     context = multiprocessing.get_context("spawn")
     queue = context.SimpleQueue()
     child = context.Process(
-        target=_floor_child, args=(str(body_path), str(workdir / "floor.db"), queue))
+        target=_floor_child, args=(str(body_path), str(workdir / "floor.db"), queue)
+    )
     child.start()
     child.join()
     elapsed, peak = queue.get()
@@ -101,20 +106,27 @@ def run(count: int, db_url: str | None) -> None:
         body = make_body(count)
         body_path = workdir / "body.json"
         body_path.write_bytes(body)
-        print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-              f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
+        print(
+            f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+        )
         print(f"body: {count} requests, {len(body) / 1e6:.1f} MB")
 
         floor_s, floor_rss = measure_floor(body_path, workdir)
-        print(f"floor (json.loads + one bulk INSERT into SQLite): {floor_s:.2f} s, "
-              f"peak RSS {floor_rss:.0f} MiB")
+        print(
+            f"floor (json.loads + one bulk INSERT into SQLite): {floor_s:.2f} s, "
+            f"peak RSS {floor_rss:.0f} MiB"
+        )
 
         url = db_url or f"sqlite:///{workdir / 'batchyard.db'}"
         server = ServerProcess(workdir, url, CONFIG).start()
         try:
             key = create_key(url, "bench")
-            headers = {"x-api-key": key, "anthropic-version": "2023-06-01",
-                       "content-type": "application/json"}
+            headers = {
+                "x-api-key": key,
+                "anthropic-version": "2023-06-01",
+                "content-type": "application/json",
+            }
             with httpx.Client(base_url=server.base_url, headers=headers, timeout=600) as http:
                 started = time.perf_counter()
                 response = http.post("/v1/messages/batches", content=body)
@@ -139,13 +151,17 @@ def run(count: int, db_url: str | None) -> None:
         finally:
             server.stop()
 
-        print(f"batchyard acknowledge: {ack_s:.2f} s = {ack_s / floor_s:.2f}x the floor "
-              f"(goal <= 2x); server peak RSS at ack {rss_at_ack:.0f} MiB "
-              f"({rss_at_ack / floor_rss:.2f}x the floor's)")
+        print(
+            f"batchyard acknowledge: {ack_s:.2f} s = {ack_s / floor_s:.2f}x the floor "
+            f"(goal <= 2x); server peak RSS at ack {rss_at_ack:.0f} MiB "
+            f"({rss_at_ack / floor_rss:.2f}x the floor's)"
+        )
         processing_s = total_s - ack_s
-        print(f"end to end: {count} requests in {total_s:.2f} s = {count / total_s:,.0f} "
-              f"requests/s (processing after ack: {processing_s:.2f} s = "
-              f"{count / processing_s:,.0f} requests/s; goal >= 10,000)")
+        print(
+            f"end to end: {count} requests in {total_s:.2f} s = {count / total_s:,.0f} "
+            f"requests/s (processing after ack: {processing_s:.2f} s = "
+            f"{count / processing_s:,.0f} requests/s; goal >= 10,000)"
+        )
         print(f"results: {lines} lines streamed in {download_s:.2f} s; counts {counts}")
         print(f"server peak RSS overall: {peak_rss:.0f} MiB")
         assert lines == count == counts["succeeded"], "every request must have one result"
@@ -154,8 +170,11 @@ def run(count: int, db_url: str | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100_000)
-    parser.add_argument("--db-url", default=None,
-                        help="run batchyard on this database instead of a temp SQLite file")
+    parser.add_argument(
+        "--db-url",
+        default=None,
+        help="run batchyard on this database instead of a temp SQLite file",
+    )
     args = parser.parse_args()
     run(args.requests, args.db_url)
 

@@ -38,22 +38,33 @@ SEED_TICKETS = {
     "ticket-2": "The app crashes every time I try to upload a profile photo.",
     "ticket-3": "How do I change the email address on my account?",
 }
-SYSTEM = ("You are a support triage assistant. Classify the ticket as exactly one of: "
-          "billing, bug, account. Answer with the label, then one short sentence.")
+SYSTEM = (
+    "You are a support triage assistant. Classify the ticket as exactly one of: "
+    "billing, bug, account. Answer with the label, then one short sentence."
+)
 
-PROBLEMS = ["was charged twice", "cannot log in", "sees a blank screen after the update",
-            "wants to change the account email", "got an invoice in the wrong currency",
-            "reports the export button does nothing", "forgot the password",
-            "asks for a refund of the annual plan", "sees the app crash on start",
-            "wants to close the account"]
+PROBLEMS = [
+    "was charged twice",
+    "cannot log in",
+    "sees a blank screen after the update",
+    "wants to change the account email",
+    "got an invoice in the wrong currency",
+    "reports the export button does nothing",
+    "forgot the password",
+    "asks for a refund of the annual plan",
+    "sees the app crash on start",
+    "wants to close the account",
+]
 PRODUCTS = ["mobile app", "web dashboard", "Pro subscription", "desktop client", "API"]
 
 
 def generated_tickets(count: int) -> dict[str, str]:
     rng = random.Random(7)
-    return {f"gen-{n:03d}": f"A customer using the {rng.choice(PRODUCTS)} "
-                            f"{rng.choice(PROBLEMS)}. Ticket #{1000 + n}."
-            for n in range(count)}
+    return {
+        f"gen-{n:03d}": f"A customer using the {rng.choice(PRODUCTS)} "
+        f"{rng.choice(PROBLEMS)}. Ticket #{1000 + n}."
+        for n in range(count)
+    }
 
 
 def batchyard(*args: str) -> list[str]:
@@ -65,9 +76,21 @@ def start_server(db: Path, log: Path) -> tuple[subprocess.Popen[bytes], float]:
     started = time.perf_counter()
     with log.open("ab") as out:
         server = subprocess.Popen(
-            batchyard("serve", "--db", str(db), "--config", str(CONFIG), "--port", str(PORT),
-                      "--log-level", "warning"),
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            batchyard(
+                "serve",
+                "--db",
+                str(db),
+                "--config",
+                str(CONFIG),
+                "--port",
+                str(PORT),
+                "--log-level",
+                "warning",
+            ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
     while True:
         if server.poll() is not None:
             sys.exit(f"the server exited; see {log}")
@@ -88,15 +111,24 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 
 
 def request(custom_id: str, ticket: str, max_tokens: int) -> dict[str, object]:
-    return {"custom_id": custom_id, "params": {
-        "model": MODEL, "max_tokens": max_tokens, "temperature": 0, "system": SYSTEM,
-        "messages": [{"role": "user", "content": ticket}]}}
+    return {
+        "custom_id": custom_id,
+        "params": {
+            "model": MODEL,
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "system": SYSTEM,
+            "messages": [{"role": "user", "content": ticket}],
+        },
+    }
 
 
-def run_batch(client: anthropic.Anthropic, tickets: dict[str, str],
-              max_tokens: int) -> list[dict[str, object]]:
+def run_batch(
+    client: anthropic.Anthropic, tickets: dict[str, str], max_tokens: int
+) -> list[dict[str, object]]:
     batch = client.messages.batches.create(
-        requests=[request(cid, text, max_tokens) for cid, text in tickets.items()])
+        requests=[request(cid, text, max_tokens) for cid, text in tickets.items()]
+    )
     print(f"  created {batch.id} with {len(tickets)} requests")
     started = time.perf_counter()
     while batch.processing_status != "ended":
@@ -104,15 +136,19 @@ def run_batch(client: anthropic.Anthropic, tickets: dict[str, str],
         batch = client.messages.batches.retrieve(batch.id)
         counts = batch.request_counts
         done = len(tickets) - counts.processing
-        print(f"  {batch.processing_status:<11} {done:>4}/{len(tickets)} done  "
-              f"succeeded={counts.succeeded} errored={counts.errored}  "
-              f"[{time.perf_counter() - started:5.1f} s]", flush=True)
+        print(
+            f"  {batch.processing_status:<11} {done:>4}/{len(tickets)} done  "
+            f"succeeded={counts.succeeded} errored={counts.errored}  "
+            f"[{time.perf_counter() - started:5.1f} s]",
+            flush=True,
+        )
     lines = []
     for result in client.messages.batches.results(batch.id):
         lines.append(result.to_dict())
         if result.result.type == "succeeded":
-            text = " ".join(block.text for block in result.result.message.content
-                            if block.type == "text").replace("\n", " ")
+            text = " ".join(
+                block.text for block in result.result.message.content if block.type == "text"
+            ).replace("\n", " ")
             print(f"  {result.custom_id:<9} {text[:100]}")
         else:
             print(f"  {result.custom_id:<9} [{result.result.type}]")
@@ -121,30 +157,44 @@ def run_batch(client: anthropic.Anthropic, tickets: dict[str, str],
 
 def print_costs(lines: list[dict[str, object]], elapsed: float) -> None:
     model = next(m for m in tomllib.loads(CONFIG.read_text())["models"] if m["name"] == MODEL)
-    usage = [line["result"]["message"]["usage"] for line in lines  # type: ignore[index]
-             if line["result"]["type"] == "succeeded"]  # type: ignore[index]
+    usage = [
+        line["result"]["message"]["usage"]
+        for line in lines  # type: ignore[index]
+        if line["result"]["type"] == "succeeded"
+    ]  # type: ignore[index]
     tokens_in = sum(u["input_tokens"] for u in usage)
     tokens_out = sum(u["output_tokens"] for u in usage)
-    standard = (tokens_in * model["price_input_per_mtok"]
-                + tokens_out * model["price_output_per_mtok"]) / 1e6
+    standard = (
+        tokens_in * model["price_input_per_mtok"] + tokens_out * model["price_output_per_mtok"]
+    ) / 1e6
     batch = standard * model.get("batch_discount", 0.5)
-    print(f"\nusage: {len(usage)} succeeded requests, {tokens_in:,} input + {tokens_out:,} "
-          f"output tokens; {tokens_out / elapsed:.0f} output tokens/s overall")
-    print(f"cost at the configured prices (${model['price_input_per_mtok']}/"
-          f"${model['price_output_per_mtok']} per MTok): standard ${standard:.4f}, "
-          f"batch ${batch:.4f} (saves ${standard - batch:.4f})")
+    print(
+        f"\nusage: {len(usage)} succeeded requests, {tokens_in:,} input + {tokens_out:,} "
+        f"output tokens; {tokens_out / elapsed:.0f} output tokens/s overall"
+    )
+    print(
+        f"cost at the configured prices (${model['price_input_per_mtok']}/"
+        f"${model['price_output_per_mtok']} per MTok): standard ${standard:.4f}, "
+        f"batch ${batch:.4f} (saves ${standard - batch:.4f})"
+    )
 
 
 def main() -> None:
     WORKDIR.mkdir(exist_ok=True)
     db = WORKDIR / "batchyard.db"
     log = WORKDIR / "server.log"
-    key = subprocess.run(batchyard("keys", "create", "--workspace", "demo", "--db", str(db)),
-                         check=True, capture_output=True, text=True).stdout.split()[-1]
+    key = subprocess.run(
+        batchyard("keys", "create", "--workspace", "demo", "--db", str(db)),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()[-1]
     print(f"starting batchyard on {BASE_URL} (SQLite at {db}, log {log}) ...")
     server, load_s = start_server(db, log)
-    print(f"model {MODEL} ready {load_s:.1f} s after start "
-          "(the first start ever converts the GGUF weights and caches them)")
+    print(
+        f"model {MODEL} ready {load_s:.1f} s after start "
+        "(the first start ever converts the GGUF weights and caches them)"
+    )
     try:
         client = anthropic.Anthropic(api_key=key, base_url=BASE_URL)
         started = time.perf_counter()

@@ -34,7 +34,11 @@ def free_port() -> int:
 def cli(*args: str, env: dict[str, str] | None = None) -> str:
     completed = subprocess.run(
         [sys.executable, "-m", "batchyard", *args],
-        capture_output=True, text=True, check=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=120,
     )
     return completed.stdout
 
@@ -62,8 +66,11 @@ class Api:
     """A thin httpx client for the batch routes, for tests that need raw HTTP."""
 
     def __init__(self, base_url: str, key: str) -> None:
-        self.http = httpx.Client(base_url=base_url, timeout=120,
-                                 headers={"x-api-key": key, "anthropic-version": "2023-06-01"})
+        self.http = httpx.Client(
+            base_url=base_url,
+            timeout=120,
+            headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+        )
 
     def create(self, requests: list[dict[str, object]]) -> dict[str, Any]:
         response = self.http.post("/v1/messages/batches", json={"requests": requests})
@@ -75,8 +82,9 @@ class Api:
         batch: dict[str, Any] = self.http.get(f"/v1/messages/batches/{batch_id}").json()
         return batch
 
-    def wait_until(self, batch_id: str, done: Callable[[dict[str, Any]], bool],
-                   timeout: float = 120) -> dict[str, Any]:
+    def wait_until(
+        self, batch_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 120
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             batch = self.retrieve(batch_id)
@@ -99,18 +107,32 @@ class Api:
         return [json.loads(line) for line in lines[:-1]]
 
 
-def message_request(custom_id: str, model: str = "sim", text: str = "hello",
-                    **params: object) -> dict[str, object]:
-    return {"custom_id": custom_id, "params": {
-        "model": model, "max_tokens": 32, "messages": [{"role": "user", "content": text}],
-        **params}}
+def message_request(
+    custom_id: str, model: str = "sim", text: str = "hello", **params: object
+) -> dict[str, object]:
+    return {
+        "custom_id": custom_id,
+        "params": {
+            "model": model,
+            "max_tokens": 32,
+            "messages": [{"role": "user", "content": text}],
+            **params,
+        },
+    }
 
 
 class ServerProcess:
     """``batchyard serve`` (or ``worker``) in a child process, with its log in a file."""
 
-    def __init__(self, workdir: Path, db_url: str, config: str, *, command: str = "serve",
-                 extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        db_url: str,
+        config: str,
+        *,
+        command: str = "serve",
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.workdir = workdir
         self.db_url = db_url
         self.config_path = workdir / f"config-{free_port()}.toml"
@@ -131,8 +153,17 @@ class ServerProcess:
         return self.process.pid
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
-        args = [sys.executable, "-m", "batchyard", self.command, "--db", self.db_url,
-                "--config", str(self.config_path), *self.extra_args]
+        args = [
+            sys.executable,
+            "-m",
+            "batchyard",
+            self.command,
+            "--db",
+            self.db_url,
+            "--config",
+            str(self.config_path),
+            *self.extra_args,
+        ]
         if self.command == "serve":
             args += ["--port", str(self.port), "--log-level", "warning"]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -188,16 +219,26 @@ def sim_config(extra_models: str = "", **overrides: object) -> str:
 
     ``sim_*`` overrides are options of the ``sim`` model; ``extra_models`` is raw TOML.
     """
-    settings = {"lease_seconds": 3, "poll_interval_seconds": 0.2, "retry_base_seconds": 0.05,
-                "retry_max_seconds": 0.2}
+    settings = {
+        "lease_seconds": 3,
+        "poll_interval_seconds": 0.2,
+        "retry_base_seconds": 0.05,
+        "retry_max_seconds": 0.2,
+    }
     settings.update({k: v for k, v in overrides.items() if not k.startswith("sim_")})
     lines = [f"{key} = {_toml(value)}" for key, value in settings.items()]
     sim = {"latency_ms": 5, "concurrency": 64}
     sim.update({k[4:]: v for k, v in overrides.items() if k.startswith("sim_")})
     lines += ["", "[[models]]", 'name = "sim"', 'engine = "simulated"']
     lines += [f"{key} = {_toml(value)}" for key, value in sim.items()]
-    lines += ["", "[[models]]", 'name = "sim-slow"', 'engine = "simulated"',
-              "latency_ms = 300", "concurrency = 2"]
+    lines += [
+        "",
+        "[[models]]",
+        'name = "sim-slow"',
+        'engine = "simulated"',
+        "latency_ms = 300",
+        "concurrency = 2",
+    ]
     return "\n".join(lines) + "\n" + extra_models
 
 

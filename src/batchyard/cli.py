@@ -17,17 +17,31 @@ from batchyard.server import create_server_app, run_worker
 from batchyard.store.sql import SqlStore
 from batchyard.timeutil import now_us
 
-app = typer.Typer(help="Self-hosted, Anthropic-compatible Message Batches service.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Self-hosted, Anthropic-compatible Message Batches service.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
-DbOption = Annotated[str | None, typer.Option(
-    "--db", help="Database URL (sqlite:///path, postgresql://...) or a SQLite file path. "
-                 "Default: $BATCHYARD_DATABASE_URL, else <data dir>/batchyard.db.")]
-ConfigOption = Annotated[Path | None, typer.Option(
-    "--config", help="TOML config file (models, limits, retention).", exists=True,
-    dir_okay=False)]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL (sqlite:///path, postgresql://...) or a SQLite file path. "
+        "Default: $BATCHYARD_DATABASE_URL, else <data dir>/batchyard.db.",
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="TOML config file (models, limits, retention).",
+        exists=True,
+        dir_okay=False,
+    ),
+]
 
 
 def database_url(db: str | None) -> str | None:
@@ -46,8 +60,9 @@ def settings_from(config: Path | None, db: str | None, **overrides: object) -> S
 
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 @app.command()
@@ -56,18 +71,22 @@ def serve(
     config: ConfigOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    public_url: Annotated[str | None, typer.Option(
-        help="Base URL clients use to reach this server (for results_url).")] = None,
-    worker: Annotated[bool, typer.Option(
-        help="Also run requests in this process (--no-worker: API only).")] = True,
+    public_url: Annotated[
+        str | None,
+        typer.Option(help="Base URL clients use to reach this server (for results_url)."),
+    ] = None,
+    worker: Annotated[
+        bool, typer.Option(help="Also run requests in this process (--no-worker: API only).")
+    ] = True,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
 ) -> None:
     """Serve the HTTP API (and, by default, a worker) until interrupted."""
     settings = settings_from(config, db, public_url=public_url)
     setup_logging(log_level)
     application = create_server_app(settings, run_worker=worker)
-    uvicorn.run(application, host=host, port=port, log_level=log_level.lower(),
-                timeout_graceful_shutdown=10)
+    uvicorn.run(
+        application, host=host, port=port, log_level=log_level.lower(), timeout_graceful_shutdown=10
+    )
 
 
 @app.command("worker")
@@ -101,8 +120,9 @@ def create_key(
             await store.close()
 
     asyncio.run(store_key())
-    typer.echo(f"Created an API key for workspace {workspace!r}. Store it now; it is not "
-               "shown again:")
+    typer.echo(
+        f"Created an API key for workspace {workspace!r}. Store it now; it is not shown again:"
+    )
     typer.echo(key)
 
 

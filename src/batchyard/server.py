@@ -30,6 +30,7 @@ def model_registry(settings: Settings) -> ModelRegistry:
 
 async def warm_up(models: ModelRegistry) -> None:
     """Load every model in the background and log how long each took."""
+
     async def one(served_name: str) -> None:
         served = models.get(served_name)
         assert served is not None
@@ -65,8 +66,11 @@ def create_server_app(settings: Settings, *, run_worker: bool = True) -> Starlet
         models = model_registry(settings)
         dispatcher = Dispatcher(store, models, settings) if run_worker else None
         app.state.context = ApiContext(
-            settings=settings, store=store, batches=BatchService(store, settings),
-            models=models, on_new_work=dispatcher.wake if dispatcher else (lambda: None),
+            settings=settings,
+            store=store,
+            batches=BatchService(store, settings),
+            models=models,
+            on_new_work=dispatcher.wake if dispatcher else (lambda: None),
         )
         jobs: list[Coroutine[Any, Any, None]] = [warm_up(models)]
         if dispatcher is not None:

@@ -34,16 +34,24 @@ def valid_items(n: int = 3) -> list[dict[str, Any]]:
 
 
 def _no_server_error(response: httpx.Response) -> None:
-    assert response.status_code < 500, (response.request.method, response.request.url,
-                                        response.status_code, response.read())
+    assert response.status_code < 500, (
+        response.request.method,
+        response.request.url,
+        response.status_code,
+        response.read(),
+    )
 
 
 def client_for(server: ServerProcess, key: str | None, **headers: str) -> httpx.Client:
     all_headers = {"anthropic-version": "2023-06-01", **headers}
     if key is not None:
         all_headers["x-api-key"] = key
-    return httpx.Client(base_url=server.base_url, headers=all_headers, timeout=30,
-                        event_hooks={"response": [_no_server_error]})
+    return httpx.Client(
+        base_url=server.base_url,
+        headers=all_headers,
+        timeout=30,
+        event_hooks={"response": [_no_server_error]},
+    )
 
 
 @pytest.fixture
@@ -78,16 +86,20 @@ def no_tracebacks_in_server_log(sim_server: ServerProcess) -> Iterator[None]:
 def limits_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server with tiny limits: 5 requests per batch, 2000-byte bodies."""
     workdir: Path = tmp_path_factory.mktemp("limits")
-    server = ServerProcess(workdir, f"sqlite:///{workdir / 'batchyard.db'}",
-                           sim_config(max_requests_per_batch=5, max_body_bytes=2000))
+    server = ServerProcess(
+        workdir,
+        f"sqlite:///{workdir / 'batchyard.db'}",
+        sim_config(max_requests_per_batch=5, max_body_bytes=2000),
+    )
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def limits_client(limits_server: ServerProcess,
-                  request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+def limits_client(
+    limits_server: ServerProcess, request: pytest.FixtureRequest
+) -> Iterator[httpx.Client]:
     key = add_key(limits_server.db_url, f"ws-{request.node.name}"[:180])
     with client_for(limits_server, key) as http:
         yield http
@@ -96,8 +108,9 @@ def limits_client(limits_server: ServerProcess,
 # ------------------------------------------------------------------------------ assertions
 
 
-def assert_error(response: httpx.Response, status: int, error_type: str,
-                 message_start: str = "") -> str:
+def assert_error(
+    response: httpx.Response, status: int, error_type: str, message_start: str = ""
+) -> str:
     """The spec 6.1 envelope with ``request-id`` echoed; returns the message."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
@@ -119,8 +132,9 @@ def assert_nothing_created(client: httpx.Client) -> None:
     assert listed.json() == {"data": [], "has_more": False, "first_id": None, "last_id": None}
 
 
-def create(client: httpx.Client, items: list[dict[str, Any]] | None = None,
-           path: str = BATCHES) -> dict[str, Any]:
+def create(
+    client: httpx.Client, items: list[dict[str, Any]] | None = None, path: str = BATCHES
+) -> dict[str, Any]:
     response = client.post(path, json={"requests": items or valid_items()})
     assert response.status_code == 200, response.text
     batch: dict[str, Any] = response.json()
@@ -148,70 +162,119 @@ def body_of(value: Any) -> bytes:
 OK3 = valid_items(3)
 
 REJECTED_BODIES = [
-    pytest.param(b"{\"requests\": [", "Invalid JSON", id="malformed-json"),
+    pytest.param(b'{"requests": [', "Invalid JSON", id="malformed-json"),
     pytest.param(b"not json at all", "Invalid JSON", id="not-json"),
     pytest.param(body_of({"requests": OK3}) + b" x", "Invalid JSON", id="trailing-garbage"),
     pytest.param(b"", "requests: Field required", id="empty-body"),
     pytest.param(body_of({}), "requests: Field required", id="missing-requests"),
-    pytest.param(body_of({"requests": {"custom_id": "a", "params": PARAMS}}),
-                 "requests: Expected `array`", id="requests-object"),
-    pytest.param(body_of({"requests": "abc"}), "requests: Expected `array`",
-                 id="requests-string"),
+    pytest.param(
+        body_of({"requests": {"custom_id": "a", "params": PARAMS}}),
+        "requests: Expected `array`",
+        id="requests-object",
+    ),
+    pytest.param(body_of({"requests": "abc"}), "requests: Expected `array`", id="requests-string"),
     pytest.param(body_of({"requests": None}), "requests: Expected `array`", id="requests-null"),
-    pytest.param(body_of({"requests": []}),
-                 "requests: List should have at least 1 item after validation, not 0",
-                 id="requests-empty"),
-    pytest.param(body_of({"requests": [*OK3, 42]}), "requests.3: Expected `object`",
-                 id="item-int"),
-    pytest.param(body_of({"requests": [*OK3, "x"]}), "requests.3: Expected `object`",
-                 id="item-string"),
-    pytest.param(body_of({"requests": [*OK3, [item()]]}), "requests.3: Expected `object`",
-                 id="item-array"),
-    pytest.param(body_of({"requests": [*OK3, {"params": PARAMS}]}),
-                 "requests.3.custom_id: Field required", id="missing-custom_id"),
-    pytest.param(body_of({"requests": [*OK3, {"custom_id": "x"}]}),
-                 "requests.3.params: Field required", id="missing-params"),
-    pytest.param(body_of({"requests": [item(foo=1)]}),
-                 "requests.0.foo: Extra inputs are not permitted", id="unknown-item-key"),
-    pytest.param(body_of({"requests": OK3, "model": "sim"}),
-                 "model: Extra inputs are not permitted", id="unknown-top-level-key"),
-    pytest.param(body_of({"requests": [*OK3, item(7)]}),
-                 "requests.3.custom_id: Expected `str`, got `int`", id="custom_id-int"),
-    pytest.param(body_of({"requests": [*OK3, item(None)]}),
-                 "requests.3.custom_id: Expected `str`, got `null`", id="custom_id-null"),
-    pytest.param(body_of({"requests": [*OK3, item("")]}),
-                 "requests.3.custom_id: String should have at least 1 character",
-                 id="custom_id-empty"),
-    pytest.param(body_of({"requests": [*OK3, item("a" * 65)]}),
-                 "requests.3.custom_id: String should have at most 64 characters",
-                 id="custom_id-65-chars"),
-    *[pytest.param(body_of({"requests": [*OK3, item(bad)]}),
-                   "requests.3.custom_id: String should match pattern "
-                   "'^[a-zA-Z0-9_-]{1,64}$'", id=f"custom_id-{name}")
-      for name, bad in [("space", "a b"), ("dot", "a.b"), ("unicode", "caf\u00e9"),
-                        ("newline", "ab\n"), ("slash", "a/b")]],
-    pytest.param(body_of({"requests": [*OK3, item("ok-1")]}),
-                 "requests.3.custom_id: duplicate custom_id 'ok-1' (first used at requests.1)",
-                 id="custom_id-duplicate"),
-    *[pytest.param(body_of({"requests": [*OK3, item("x", value)]}),
-                   "requests.3.params: Input should be a valid dictionary", id=f"params-{name}")
-      for name, value in [("string", "params"), ("array", [PARAMS]), ("null", None),
-                          ("number", 1)]],
+    pytest.param(
+        body_of({"requests": []}),
+        "requests: List should have at least 1 item after validation, not 0",
+        id="requests-empty",
+    ),
+    pytest.param(body_of({"requests": [*OK3, 42]}), "requests.3: Expected `object`", id="item-int"),
+    pytest.param(
+        body_of({"requests": [*OK3, "x"]}), "requests.3: Expected `object`", id="item-string"
+    ),
+    pytest.param(
+        body_of({"requests": [*OK3, [item()]]}), "requests.3: Expected `object`", id="item-array"
+    ),
+    pytest.param(
+        body_of({"requests": [*OK3, {"params": PARAMS}]}),
+        "requests.3.custom_id: Field required",
+        id="missing-custom_id",
+    ),
+    pytest.param(
+        body_of({"requests": [*OK3, {"custom_id": "x"}]}),
+        "requests.3.params: Field required",
+        id="missing-params",
+    ),
+    pytest.param(
+        body_of({"requests": [item(foo=1)]}),
+        "requests.0.foo: Extra inputs are not permitted",
+        id="unknown-item-key",
+    ),
+    pytest.param(
+        body_of({"requests": OK3, "model": "sim"}),
+        "model: Extra inputs are not permitted",
+        id="unknown-top-level-key",
+    ),
+    pytest.param(
+        body_of({"requests": [*OK3, item(7)]}),
+        "requests.3.custom_id: Expected `str`, got `int`",
+        id="custom_id-int",
+    ),
+    pytest.param(
+        body_of({"requests": [*OK3, item(None)]}),
+        "requests.3.custom_id: Expected `str`, got `null`",
+        id="custom_id-null",
+    ),
+    pytest.param(
+        body_of({"requests": [*OK3, item("")]}),
+        "requests.3.custom_id: String should have at least 1 character",
+        id="custom_id-empty",
+    ),
+    pytest.param(
+        body_of({"requests": [*OK3, item("a" * 65)]}),
+        "requests.3.custom_id: String should have at most 64 characters",
+        id="custom_id-65-chars",
+    ),
+    *[
+        pytest.param(
+            body_of({"requests": [*OK3, item(bad)]}),
+            "requests.3.custom_id: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'",
+            id=f"custom_id-{name}",
+        )
+        for name, bad in [
+            ("space", "a b"),
+            ("dot", "a.b"),
+            ("unicode", "caf\u00e9"),
+            ("newline", "ab\n"),
+            ("slash", "a/b"),
+        ]
+    ],
+    pytest.param(
+        body_of({"requests": [*OK3, item("ok-1")]}),
+        "requests.3.custom_id: duplicate custom_id 'ok-1' (first used at requests.1)",
+        id="custom_id-duplicate",
+    ),
+    *[
+        pytest.param(
+            body_of({"requests": [*OK3, item("x", value)]}),
+            "requests.3.params: Input should be a valid dictionary",
+            id=f"params-{name}",
+        )
+        for name, value in [
+            ("string", "params"),
+            ("array", [PARAMS]),
+            ("null", None),
+            ("number", 1),
+        ]
+    ],
 ]
 
 
 @pytest.mark.parametrize(("raw", "message_start"), REJECTED_BODIES)
 def test_create_rejects_envelope_problems_and_creates_nothing(
-        client: httpx.Client, raw: bytes, message_start: str) -> None:
-    response = client.post(BATCHES, content=raw,
-                           headers={"content-type": "application/json"})
+    client: httpx.Client, raw: bytes, message_start: str
+) -> None:
+    response = client.post(BATCHES, content=raw, headers={"content-type": "application/json"})
     assert_error(response, 400, "invalid_request_error", message_start)
     assert_nothing_created(client)
 
 
-@pytest.mark.parametrize("raw", [b"[]", b"[{\"requests\": []}]", b"\"requests\"", b"null",
-                                 b"17"], ids=["array", "array-of-object", "string", "null",
-                                              "number"])
+@pytest.mark.parametrize(
+    "raw",
+    [b"[]", b'[{"requests": []}]', b'"requests"', b"null", b"17"],
+    ids=["array", "array-of-object", "string", "null", "number"],
+)
 def test_create_body_that_is_json_but_not_an_object(client: httpx.Client, raw: bytes) -> None:
     """Valid JSON of the wrong shape is a 400 that says so, not "Invalid JSON"."""
     message = assert_error(client.post(BATCHES, content=raw), 400, "invalid_request_error")
@@ -222,8 +285,12 @@ def test_create_body_that_is_json_but_not_an_object(client: httpx.Client, raw: b
 
 def test_duplicate_custom_id_message_names_both_indices(client: httpx.Client) -> None:
     items = [item("a"), item("b"), item("a")]
-    message = assert_error(client.post(BATCHES, json={"requests": items}), 400,
-                           "invalid_request_error", "requests.2.custom_id: ")
+    message = assert_error(
+        client.post(BATCHES, json={"requests": items}),
+        400,
+        "invalid_request_error",
+        "requests.2.custom_id: ",
+    )
     assert "requests.0" in message
     assert_nothing_created(client)
 
@@ -238,13 +305,15 @@ def test_valid_batch_after_an_invalid_one_is_whole_and_alone(client: httpx.Clien
     ended = wait_ended(client, batch["id"])
     assert ended["request_counts"]["succeeded"] == 4
     lines = client.get(f"{BATCHES}/{batch['id']}/results").text.splitlines()
-    assert sorted(json.loads(line)["custom_id"] for line in lines) == [
-        f"ok-{i}" for i in range(4)]
+    assert sorted(json.loads(line)["custom_id"] for line in lines) == [f"ok-{i}" for i in range(4)]
 
 
 def test_create_does_not_require_a_json_content_type(client: httpx.Client) -> None:
-    response = client.post(BATCHES, content=body_of({"requests": valid_items(1)}),
-                           headers={"content-type": "text/plain"})
+    response = client.post(
+        BATCHES,
+        content=body_of({"requests": valid_items(1)}),
+        headers={"content-type": "text/plain"},
+    )
     assert response.status_code == 200, response.text
 
 
@@ -253,9 +322,12 @@ def test_create_does_not_require_a_json_content_type(client: httpx.Client) -> No
 
 def test_max_requests_per_batch(limits_client: httpx.Client) -> None:
     six = [item(f"r{i}") for i in range(6)]
-    assert_error(limits_client.post(BATCHES, json={"requests": six}), 400,
-                 "invalid_request_error",
-                 "requests: List should have at most 5 items after validation, not 6")
+    assert_error(
+        limits_client.post(BATCHES, json={"requests": six}),
+        400,
+        "invalid_request_error",
+        "requests: List should have at most 5 items after validation, not 6",
+    )
     assert_nothing_created(limits_client)
     batch = create(limits_client, six[:5])
     assert batch["request_counts"]["processing"] == 5
@@ -282,14 +354,13 @@ def test_body_over_the_limit_with_content_length_is_413(limits_client: httpx.Cli
     assert_nothing_created(limits_client)
 
 
-def test_body_over_the_limit_without_content_length_is_413(
-        limits_client: httpx.Client) -> None:
+def test_body_over_the_limit_without_content_length_is_413(limits_client: httpx.Client) -> None:
     """Chunked upload: the size is only known while reading, and is still enforced."""
     raw = _padded_body(5000)
 
     def chunks() -> Iterator[bytes]:
         for start in range(0, len(raw), 700):
-            yield raw[start:start + 700]
+            yield raw[start : start + 700]
 
     response = limits_client.post(BATCHES, content=chunks())
     assert "content-length" not in response.request.headers
@@ -299,7 +370,8 @@ def test_body_over_the_limit_without_content_length_is_413(
 
 
 def test_body_just_under_the_limit_without_content_length_is_accepted(
-        limits_client: httpx.Client) -> None:
+    limits_client: httpx.Client,
+) -> None:
     raw = _padded_body(2000)
     response = limits_client.post(BATCHES, content=iter([raw[:1000], raw[1000:]]))
     assert response.status_code == 200, response.text
@@ -307,25 +379,33 @@ def test_body_just_under_the_limit_without_content_length_is_accepted(
 
 # ------------------------------------------------------------------------------ auth
 
-ROUTES = [("POST", BATCHES), ("GET", BATCHES), ("GET", f"{BATCHES}/msgbatch_x"),
-          ("POST", f"{BATCHES}/msgbatch_x/cancel"), ("DELETE", f"{BATCHES}/msgbatch_x"),
-          ("GET", f"{BATCHES}/msgbatch_x/results")]
+ROUTES = [
+    ("POST", BATCHES),
+    ("GET", BATCHES),
+    ("GET", f"{BATCHES}/msgbatch_x"),
+    ("POST", f"{BATCHES}/msgbatch_x/cancel"),
+    ("DELETE", f"{BATCHES}/msgbatch_x"),
+    ("GET", f"{BATCHES}/msgbatch_x/results"),
+]
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
-def test_no_key_is_401_on_every_route(anonymous: httpx.Client, method: str,
-                                      path: str) -> None:
+def test_no_key_is_401_on_every_route(anonymous: httpx.Client, method: str, path: str) -> None:
     body = body_of({"requests": valid_items(1)}) if method == "POST" else None
     assert_error(anonymous.request(method, path, content=body), 401, "authentication_error")
 
 
-@pytest.mark.parametrize("headers", [
-    {"x-api-key": "sk-by-wrong"},
-    {"authorization": "Bearer sk-by-wrong"},
-    {"x-api-key": ""},
-    {"authorization": "Bearer"},
-    {"authorization": "Basic dXNlcjpwYXNz"},
-], ids=["x-api-key", "bearer", "empty-x-api-key", "empty-bearer", "basic"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-api-key": "sk-by-wrong"},
+        {"authorization": "Bearer sk-by-wrong"},
+        {"x-api-key": ""},
+        {"authorization": "Bearer"},
+        {"authorization": "Basic dXNlcjpwYXNz"},
+    ],
+    ids=["x-api-key", "bearer", "empty-x-api-key", "empty-bearer", "basic"],
+)
 def test_wrong_key_is_401(anonymous: httpx.Client, headers: dict[str, str]) -> None:
     assert_error(anonymous.get(BATCHES, headers=headers), 401, "authentication_error")
 
@@ -334,22 +414,25 @@ def test_auth_is_checked_before_the_body(anonymous: httpx.Client) -> None:
     assert_error(anonymous.post(BATCHES, content=b"{nonsense"), 401, "authentication_error")
 
 
-def test_x_api_key_and_bearer_reach_the_same_workspace(anonymous: httpx.Client,
-                                                       api_key: str) -> None:
-    made = anonymous.post(BATCHES, json={"requests": valid_items(1)},
-                          headers={"x-api-key": api_key})
+def test_x_api_key_and_bearer_reach_the_same_workspace(
+    anonymous: httpx.Client, api_key: str
+) -> None:
+    made = anonymous.post(
+        BATCHES, json={"requests": valid_items(1)}, headers={"x-api-key": api_key}
+    )
     assert made.status_code == 200
     for scheme in ("Bearer", "bearer"):
-        seen = anonymous.get(f"{BATCHES}/{made.json()['id']}",
-                             headers={"authorization": f"{scheme} {api_key}"})
+        seen = anonymous.get(
+            f"{BATCHES}/{made.json()['id']}", headers={"authorization": f"{scheme} {api_key}"}
+        )
         assert seen.status_code == 200
         assert seen.json()["id"] == made.json()["id"]
 
 
-@pytest.mark.parametrize("version", ["2023-06-01", "2026-10-21", "1999-01-01", "anything",
-                                     None])
-def test_any_anthropic_version_is_accepted(sim_server: ServerProcess, api_key: str,
-                                           version: str | None) -> None:
+@pytest.mark.parametrize("version", ["2023-06-01", "2026-10-21", "1999-01-01", "anything", None])
+def test_any_anthropic_version_is_accepted(
+    sim_server: ServerProcess, api_key: str, version: str | None
+) -> None:
     headers = {"x-api-key": api_key}
     if version is not None:
         headers["anthropic-version"] = version
@@ -377,38 +460,48 @@ def test_beta_query_is_accepted_on_every_route(client: httpx.Client) -> None:
     assert deleted.json() == {"id": batch["id"], "type": "message_batch_deleted"}
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/"),
-    ("GET", "/v1/nope"),
-    ("POST", "/v2/messages/batches"),
-    ("GET", f"{BATCHES}/msgbatch_x/unknown"),
-    ("POST", f"{BATCHES}/msgbatch_x/retry"),
-    ("GET", f"{BATCHES}/msgbatch_x/results/extra"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/"),
+        ("GET", "/v1/nope"),
+        ("POST", "/v2/messages/batches"),
+        ("GET", f"{BATCHES}/msgbatch_x/unknown"),
+        ("POST", f"{BATCHES}/msgbatch_x/retry"),
+        ("GET", f"{BATCHES}/msgbatch_x/results/extra"),
+    ],
+)
 def test_unknown_route_is_404_envelope(client: httpx.Client, method: str, path: str) -> None:
     assert_error(client.request(method, path), 404, "not_found_error")
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("PUT", BATCHES),
-    ("DELETE", BATCHES),
-    ("PATCH", f"{BATCHES}/msgbatch_x"),
-    ("POST", f"{BATCHES}/msgbatch_x"),
-    ("GET", f"{BATCHES}/msgbatch_x/cancel"),
-    ("DELETE", f"{BATCHES}/msgbatch_x/cancel"),
-    ("POST", f"{BATCHES}/msgbatch_x/results"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", BATCHES),
+        ("DELETE", BATCHES),
+        ("PATCH", f"{BATCHES}/msgbatch_x"),
+        ("POST", f"{BATCHES}/msgbatch_x"),
+        ("GET", f"{BATCHES}/msgbatch_x/cancel"),
+        ("DELETE", f"{BATCHES}/msgbatch_x/cancel"),
+        ("POST", f"{BATCHES}/msgbatch_x/results"),
+    ],
+)
 def test_wrong_method_is_405_envelope(client: httpx.Client, method: str, path: str) -> None:
     assert_error(client.request(method, path), 405, "invalid_request_error")
 
 
-@pytest.mark.parametrize(("method", "path", "allowed"), [
-    ("PUT", BATCHES, {"GET", "POST"}),
-    ("POST", f"{BATCHES}/msgbatch_x", {"GET", "DELETE"}),
-    ("GET", f"{BATCHES}/msgbatch_x/cancel", {"POST"}),
-])
-def test_wrong_method_405_lists_the_allowed_methods(client: httpx.Client, method: str,
-                                                    path: str, allowed: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", BATCHES, {"GET", "POST"}),
+        ("POST", f"{BATCHES}/msgbatch_x", {"GET", "DELETE"}),
+        ("GET", f"{BATCHES}/msgbatch_x/cancel", {"POST"}),
+    ],
+)
+def test_wrong_method_405_lists_the_allowed_methods(
+    client: httpx.Client, method: str, path: str, allowed: set[str]
+) -> None:
     """RFC 9110 15.5.6: a 405 response MUST carry an ``Allow`` header."""
     response = client.request(method, path)
     assert response.status_code == 405
@@ -422,8 +515,9 @@ def test_wrong_method_405_lists_the_allowed_methods(client: httpx.Client, method
 
 @pytest.mark.parametrize("limit", ["0", "1001", "-1", "abc", "1.5", "20x"])
 def test_list_limit_out_of_range_or_not_an_integer(client: httpx.Client, limit: str) -> None:
-    assert_error(client.get(BATCHES, params={"limit": limit}), 400, "invalid_request_error",
-                 "limit: ")
+    assert_error(
+        client.get(BATCHES, params={"limit": limit}), 400, "invalid_request_error", "limit: "
+    )
 
 
 @pytest.mark.parametrize("limit", ["1", "1000"])
@@ -436,47 +530,58 @@ def test_list_limit_bounds_are_inclusive(client: httpx.Client, limit: str) -> No
 
 def test_list_with_both_cursors_is_400(client: httpx.Client) -> None:
     first, second = create(client), create(client)
-    assert_error(client.get(BATCHES, params={"after_id": first["id"],
-                                             "before_id": second["id"]}),
-                 400, "invalid_request_error")
+    assert_error(
+        client.get(BATCHES, params={"after_id": first["id"], "before_id": second["id"]}),
+        400,
+        "invalid_request_error",
+    )
 
 
 @pytest.mark.parametrize("cursor", ["after_id", "before_id"])
 def test_list_unknown_cursor_is_400(client: httpx.Client, cursor: str) -> None:
     create(client)
-    assert_error(client.get(BATCHES, params={cursor: "msgbatch_01nope"}), 400,
-                 "invalid_request_error", f"{cursor}: ")
+    assert_error(
+        client.get(BATCHES, params={cursor: "msgbatch_01nope"}),
+        400,
+        "invalid_request_error",
+        f"{cursor}: ",
+    )
 
 
 @pytest.mark.parametrize("cursor", ["after_id", "before_id"])
-def test_list_cursor_from_another_workspace_is_400(sim_server: ServerProcess,
-                                                   client: httpx.Client, cursor: str) -> None:
+def test_list_cursor_from_another_workspace_is_400(
+    sim_server: ServerProcess, client: httpx.Client, cursor: str
+) -> None:
     with client_for(sim_server, add_key(sim_server.db_url, f"other-{cursor}")) as other:
         foreign = create(other)
-    assert_error(client.get(BATCHES, params={cursor: foreign["id"]}), 400,
-                 "invalid_request_error")
+    assert_error(client.get(BATCHES, params={cursor: foreign["id"]}), 400, "invalid_request_error")
 
 
 # ------------------------------------------------------------------------------ unknown ids
 
 
-@pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("POST", "/cancel"),
-                                                ("DELETE", ""), ("GET", "/results")])
+@pytest.mark.parametrize(
+    ("method", "suffix"), [("GET", ""), ("POST", "/cancel"), ("DELETE", ""), ("GET", "/results")]
+)
 def test_unknown_batch_id_is_404(client: httpx.Client, method: str, suffix: str) -> None:
     for batch_id in ("msgbatch_01DoesNotExist000000000", "garbage"):
-        assert_error(client.request(method, f"{BATCHES}/{batch_id}{suffix}"), 404,
-                     "not_found_error")
+        assert_error(
+            client.request(method, f"{BATCHES}/{batch_id}{suffix}"), 404, "not_found_error"
+        )
 
 
-@pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("POST", "/cancel"),
-                                                ("DELETE", ""), ("GET", "/results")])
-def test_batch_of_another_workspace_is_404(sim_server: ServerProcess, client: httpx.Client,
-                                           method: str, suffix: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "suffix"), [("GET", ""), ("POST", "/cancel"), ("DELETE", ""), ("GET", "/results")]
+)
+def test_batch_of_another_workspace_is_404(
+    sim_server: ServerProcess, client: httpx.Client, method: str, suffix: str
+) -> None:
     with client_for(sim_server, add_key(sim_server.db_url, f"owner-{method}{suffix}")) as owner:
         batch = create(owner, valid_items(1))
         wait_ended(owner, batch["id"])
-        assert_error(client.request(method, f"{BATCHES}/{batch['id']}{suffix}"), 404,
-                     "not_found_error")
+        assert_error(
+            client.request(method, f"{BATCHES}/{batch['id']}{suffix}"), 404, "not_found_error"
+        )
         assert owner.get(f"{BATCHES}/{batch['id']}").json()["processing_status"] == "ended"
 
 
@@ -485,8 +590,7 @@ def test_batch_of_another_workspace_is_404(sim_server: ServerProcess, client: ht
 
 def test_results_before_the_batch_ended_is_400(client: httpx.Client) -> None:
     batch = create(client, [item(f"s{i}", SLOW_PARAMS) for i in range(10)])
-    assert_error(client.get(f"{BATCHES}/{batch['id']}/results"), 400,
-                 "invalid_request_error")
+    assert_error(client.get(f"{BATCHES}/{batch['id']}/results"), 400, "invalid_request_error")
     client.post(f"{BATCHES}/{batch['id']}/cancel")
     wait_ended(client, batch["id"])
     assert client.get(f"{BATCHES}/{batch['id']}/results").status_code == 200
@@ -499,10 +603,10 @@ def test_delete_while_in_progress_is_400_not_409(client: httpx.Client) -> None:
     client.post(f"{BATCHES}/{batch['id']}/cancel")
     wait_ended(client, batch["id"])
     assert client.delete(f"{BATCHES}/{batch['id']}").status_code == 200
-    for method, suffix in [("GET", ""), ("GET", "/results"), ("POST", "/cancel"),
-                           ("DELETE", "")]:
-        assert_error(client.request(method, f"{BATCHES}/{batch['id']}{suffix}"), 404,
-                     "not_found_error")
+    for method, suffix in [("GET", ""), ("GET", "/results"), ("POST", "/cancel"), ("DELETE", "")]:
+        assert_error(
+            client.request(method, f"{BATCHES}/{batch['id']}{suffix}"), 404, "not_found_error"
+        )
     assert_nothing_created(client)
 
 
@@ -534,10 +638,14 @@ def test_cancel_of_an_ended_batch_changes_nothing(client: httpx.Client) -> None:
     assert ended["cancel_initiated_at"] is None
 
 
-@pytest.mark.parametrize("headers", [{}, {"content-type": "application/json"}],
-                         ids=["no-content-type", "json-content-type"])
-def test_cancel_and_delete_accept_an_empty_body(client: httpx.Client,
-                                                headers: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"content-type": "application/json"}],
+    ids=["no-content-type", "json-content-type"],
+)
+def test_cancel_and_delete_accept_an_empty_body(
+    client: httpx.Client, headers: dict[str, str]
+) -> None:
     batch = create(client, valid_items(1))
     canceled = client.post(f"{BATCHES}/{batch['id']}/cancel", content=b"", headers=headers)
     assert canceled.status_code == 200, canceled.text

@@ -22,8 +22,18 @@ from harness import ServerProcess, add_key
 
 BATCHES = "/v1/messages/batches"
 USER = [{"role": "user", "content": "Say something."}]
-BATCH_KEYS = {"id", "type", "processing_status", "request_counts", "created_at", "expires_at",
-              "ended_at", "cancel_initiated_at", "archived_at", "results_url"}
+BATCH_KEYS = {
+    "id",
+    "type",
+    "processing_status",
+    "request_counts",
+    "created_at",
+    "expires_at",
+    "ended_at",
+    "cancel_initiated_at",
+    "archived_at",
+    "results_url",
+}
 COUNT_KEYS = {"processing", "succeeded", "errored", "canceled", "expired"}
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
@@ -39,48 +49,111 @@ def params(**fields: Any) -> dict[str, Any]:
 CASES: dict[str, tuple[dict[str, Any], str, str | None, str | None]] = {
     "ok-plain": (params(), "succeeded", None, None),
     "ok-stream-false": (params(stream=False, temperature=1.0), "succeeded", None, None),
-    "ok-blocks": (params(system="Be terse.", messages=[
-        {"role": "user", "content": [{"type": "text", "text": "Hello"}]},
-        {"role": "assistant", "content": "Hi"},
-        {"role": "user", "content": "Again"}]), "succeeded", None, None),
-    "missing-max-tokens": (params(max_tokens=...), "errored", "invalid_request_error",
-                           "max_tokens: Field required"),
-    "max-tokens-zero": (params(max_tokens=0), "errored", "invalid_request_error",
-                        "max_tokens: must be at least 1 for requests in a Message Batch "
-                        "(cache pre-warming with max_tokens: 0 is not supported in batches)"),
-    "max-tokens-string": (params(max_tokens="8"), "errored", "invalid_request_error",
-                          "max_tokens: Expected `int`, got `str`"),
-    "max-tokens-over-model-max": (params(max_tokens=10**6), "errored",
-                                  "invalid_request_error",
-                                  "max_tokens: 1000000 > 8192, which is the maximum allowed "
-                                  "number of output tokens for sim"),
-    "stream-true": (params(stream=True), "errored", "invalid_request_error",
-                    "stream: streaming is not supported for requests in a Message Batch"),
-    "speed-fast": (params(speed="fast"), "errored", "invalid_request_error",
-                   "speed: fast mode is not supported for requests in a Message Batch"),
-    "role-system": (params(messages=[{"role": "system", "content": "x"}, *USER]), "errored",
-                    "invalid_request_error", "messages.0.role: Invalid enum value 'system'"),
-    "messages-empty": (params(messages=[]), "errored", "invalid_request_error",
-                       "messages: List should have at least 1 item"),
-    "content-empty": (params(messages=[*USER, {"role": "assistant", "content": "ok"},
-                                       {"role": "user", "content": ""}]),
-                      "errored", "invalid_request_error",
-                      "messages.2: all messages must have non-empty content except for the "
-                      "optional final assistant message"),
-    "text-block-empty": (params(messages=[{"role": "user",
-                                           "content": [{"type": "text", "text": ""}]}]),
-                         "errored", "invalid_request_error",
-                         "messages: text content blocks must be non-empty"),
-    "unknown-key": (params(output_format={"type": "json"}), "errored", "invalid_request_error",
-                    "output_format: Extra inputs are not permitted"),
-    "temperature-high": (params(temperature=1.5), "errored", "invalid_request_error",
-                         "temperature: Expected `float` <= 1.0"),
-    "unknown-model": (params(model="claude-nonexistent-9"), "errored", "not_found_error",
-                      "model: claude-nonexistent-9"),
-    "tool-bad-name": (params(tools=[{"name": "get weather",
-                                     "input_schema": {"type": "object"}}]),
-                      "errored", "invalid_request_error",
-                      "tools.0.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'"),
+    "ok-blocks": (
+        params(
+            system="Be terse.",
+            messages=[
+                {"role": "user", "content": [{"type": "text", "text": "Hello"}]},
+                {"role": "assistant", "content": "Hi"},
+                {"role": "user", "content": "Again"},
+            ],
+        ),
+        "succeeded",
+        None,
+        None,
+    ),
+    "missing-max-tokens": (
+        params(max_tokens=...),
+        "errored",
+        "invalid_request_error",
+        "max_tokens: Field required",
+    ),
+    "max-tokens-zero": (
+        params(max_tokens=0),
+        "errored",
+        "invalid_request_error",
+        "max_tokens: must be at least 1 for requests in a Message Batch "
+        "(cache pre-warming with max_tokens: 0 is not supported in batches)",
+    ),
+    "max-tokens-string": (
+        params(max_tokens="8"),
+        "errored",
+        "invalid_request_error",
+        "max_tokens: Expected `int`, got `str`",
+    ),
+    "max-tokens-over-model-max": (
+        params(max_tokens=10**6),
+        "errored",
+        "invalid_request_error",
+        "max_tokens: 1000000 > 8192, which is the maximum allowed number of output tokens for sim",
+    ),
+    "stream-true": (
+        params(stream=True),
+        "errored",
+        "invalid_request_error",
+        "stream: streaming is not supported for requests in a Message Batch",
+    ),
+    "speed-fast": (
+        params(speed="fast"),
+        "errored",
+        "invalid_request_error",
+        "speed: fast mode is not supported for requests in a Message Batch",
+    ),
+    "role-system": (
+        params(messages=[{"role": "system", "content": "x"}, *USER]),
+        "errored",
+        "invalid_request_error",
+        "messages.0.role: Invalid enum value 'system'",
+    ),
+    "messages-empty": (
+        params(messages=[]),
+        "errored",
+        "invalid_request_error",
+        "messages: List should have at least 1 item",
+    ),
+    "content-empty": (
+        params(
+            messages=[
+                *USER,
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": ""},
+            ]
+        ),
+        "errored",
+        "invalid_request_error",
+        "messages.2: all messages must have non-empty content except for the "
+        "optional final assistant message",
+    ),
+    "text-block-empty": (
+        params(messages=[{"role": "user", "content": [{"type": "text", "text": ""}]}]),
+        "errored",
+        "invalid_request_error",
+        "messages: text content blocks must be non-empty",
+    ),
+    "unknown-key": (
+        params(output_format={"type": "json"}),
+        "errored",
+        "invalid_request_error",
+        "output_format: Extra inputs are not permitted",
+    ),
+    "temperature-high": (
+        params(temperature=1.5),
+        "errored",
+        "invalid_request_error",
+        "temperature: Expected `float` <= 1.0",
+    ),
+    "unknown-model": (
+        params(model="claude-nonexistent-9"),
+        "errored",
+        "not_found_error",
+        "model: claude-nonexistent-9",
+    ),
+    "tool-bad-name": (
+        params(tools=[{"name": "get weather", "input_schema": {"type": "object"}}]),
+        "errored",
+        "invalid_request_error",
+        "tools.0.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
+    ),
 }
 
 
@@ -89,8 +162,12 @@ class Run:
 
     def __init__(self, client: httpx.Client) -> None:
         self.client = client
-        response = client.post(BATCHES, json={"requests": [
-            {"custom_id": cid, "params": case[0]} for cid, case in CASES.items()]})
+        response = client.post(
+            BATCHES,
+            json={
+                "requests": [{"custom_id": cid, "params": case[0]} for cid, case in CASES.items()]
+            },
+        )
         assert response.status_code == 200, response.text
         self.created: dict[str, Any] = response.json()
         self.ended = self._wait_ended(self.created["id"])
@@ -115,8 +192,11 @@ class Run:
 @pytest.fixture(scope="module")
 def run(sim_server: ServerProcess) -> Iterator[Run]:
     key = add_key(sim_server.db_url, "ws-params-results")
-    with httpx.Client(base_url=sim_server.base_url, timeout=30,
-                      headers={"x-api-key": key, "anthropic-version": "2023-06-01"}) as client:
+    with httpx.Client(
+        base_url=sim_server.base_url,
+        timeout=30,
+        headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+    ) as client:
         yield Run(client)
 
 
@@ -140,8 +220,9 @@ def test_each_request_gets_the_expected_result(run: Run, custom_id: str) -> None
 
 
 def test_errored_lines_have_distinct_request_ids(run: Run) -> None:
-    request_ids = [r["result"]["error"]["request_id"] for r in run.records
-                   if r["result"]["type"] == "errored"]
+    request_ids = [
+        r["result"]["error"]["request_id"] for r in run.records if r["result"]["type"] == "errored"
+    ]
     assert len(set(request_ids)) == len(request_ids)
 
 
@@ -153,7 +234,8 @@ def test_results_file_framing(run: Run) -> None:
     one line per custom_id."""
     assert run.results.headers["content-type"] == "application/x-jsonl"
     assert run.results.headers["content-disposition"] == (
-        f"attachment; filename*=utf-8''{run.created['id']}_results.jsonl")
+        f"attachment; filename*=utf-8''{run.created['id']}_results.jsonl"
+    )
     assert run.results.headers["request-id"].startswith("req_")
     assert "\r" not in run.results.text
     assert all(run.lines), "blank line in results"
@@ -184,8 +266,9 @@ def test_results_url_is_absolute_and_dialable(run: Run, sim_server: ServerProces
     url = run.ended["results_url"]
     assert url == f"{sim_server.base_url}{BATCHES}/{run.created['id']}/results"
     # Dialled as a client would: a fresh connection to exactly that URL.
-    response = httpx.get(url, headers={"x-api-key": run.client.headers["x-api-key"],
-                                       "accept": "application/binary"})
+    response = httpx.get(
+        url, headers={"x-api-key": run.client.headers["x-api-key"], "accept": "application/binary"}
+    )
     assert response.status_code == 200
     assert response.content == run.results.content
 
@@ -195,11 +278,18 @@ def test_results_url_is_absolute_and_dialable(run: Run, sim_server: ServerProces
 
 def test_succeeded_line_carries_a_full_message(run: Run) -> None:
     message = run.by_id["ok-plain"]["result"]["message"]
-    assert {"id", "type", "role", "model", "content", "stop_reason", "stop_sequence",
-            "usage"} <= set(message)
+    assert {
+        "id",
+        "type",
+        "role",
+        "model",
+        "content",
+        "stop_reason",
+        "stop_sequence",
+        "usage",
+    } <= set(message)
     assert re.fullmatch(r"msg_01[1-9A-HJ-NP-Za-km-z]{22}", message["id"])
-    assert (message["type"], message["role"], message["model"]) == ("message", "assistant",
-                                                                    "sim")
+    assert (message["type"], message["role"], message["model"]) == ("message", "assistant", "sim")
     assert message["content"] and message["content"][0]["type"] == "text"
     assert isinstance(message["content"][0]["text"], str) and message["content"][0]["text"]
     assert message["stop_reason"] in ("end_turn", "max_tokens", "stop_sequence")
@@ -211,8 +301,9 @@ def test_succeeded_line_carries_a_full_message(run: Run) -> None:
 
 
 def test_message_ids_are_unique(run: Run) -> None:
-    message_ids = [r["result"]["message"]["id"] for r in run.records
-                   if r["result"]["type"] == "succeeded"]
+    message_ids = [
+        r["result"]["message"]["id"] for r in run.records if r["result"]["type"] == "succeeded"
+    ]
     assert len(message_ids) == 3 == len(set(message_ids))
 
 
@@ -230,8 +321,13 @@ def test_created_batch_object_shape(run: Run) -> None:
     assert re.fullmatch(r"msgbatch_01[1-9A-HJ-NP-Za-km-z]{22}", batch["id"])
     assert batch["type"] == "message_batch"
     assert batch["processing_status"] == "in_progress"
-    assert batch["request_counts"] == {"processing": len(CASES), "succeeded": 0, "errored": 0,
-                                       "canceled": 0, "expired": 0}
+    assert batch["request_counts"] == {
+        "processing": len(CASES),
+        "succeeded": 0,
+        "errored": 0,
+        "canceled": 0,
+        "expired": 0,
+    }
     for unset in ("ended_at", "cancel_initiated_at", "archived_at", "results_url"):
         assert batch[unset] is None
     assert parse(batch["expires_at"]) - parse(batch["created_at"]) == timedelta(hours=24)
@@ -242,8 +338,10 @@ def test_ended_batch_object_shape(run: Run) -> None:
     assert set(batch) == BATCH_KEYS
     assert set(batch["request_counts"]) == COUNT_KEYS
     assert batch["id"] == run.created["id"]
-    assert (batch["created_at"], batch["expires_at"]) == (run.created["created_at"],
-                                                          run.created["expires_at"])
+    assert (batch["created_at"], batch["expires_at"]) == (
+        run.created["created_at"],
+        run.created["expires_at"],
+    )
     assert parse(batch["created_at"]) <= parse(batch["ended_at"]) < parse(batch["expires_at"])
     assert batch["cancel_initiated_at"] is None
     assert batch["archived_at"] is None
@@ -254,4 +352,7 @@ def test_list_shows_the_same_batch_object(run: Run) -> None:
     listed = run.client.get(BATCHES).json()
     assert listed["data"] == [run.client.get(f"{BATCHES}/{run.created['id']}").json()]
     assert (listed["first_id"], listed["last_id"], listed["has_more"]) == (
-        run.created["id"], run.created["id"], False)
+        run.created["id"],
+        run.created["id"],
+        False,
+    )

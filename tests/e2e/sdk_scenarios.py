@@ -37,8 +37,9 @@ def wait_until_ended(client: anthropic.Anthropic, batch_id: str, timeout: float 
     while True:
         batch = client.messages.batches.retrieve(batch_id)
         counts = batch.request_counts
-        total = (counts.processing + counts.succeeded + counts.errored + counts.canceled
-                 + counts.expired)
+        total = (
+            counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+        )
         print(f"{batch.processing_status} {counts}", file=sys.stderr)
         if batch.processing_status == "ended":
             return batch
@@ -69,8 +70,10 @@ def classify(client: anthropic.Anthropic) -> dict[str, object]:
 
 
 def paginate(client: anthropic.Anthropic) -> dict[str, object]:
-    created = [client.messages.batches.create(requests=[classify_request("only", "hi")]).id
-               for _ in range(45)]
+    created = [
+        client.messages.batches.create(requests=[classify_request("only", "hi")]).id
+        for _ in range(45)
+    ]
     newest_first = list(reversed(created))
     forward = [batch.id for batch in client.messages.batches.list(limit=10)]
     assert forward == newest_first, "forward pagination must see each batch once, newest first"
@@ -86,8 +89,7 @@ def paginate(client: anthropic.Anthropic) -> dict[str, object]:
 
 def cancel(client: anthropic.Anthropic) -> dict[str, object]:
     batch = client.messages.batches.create(
-        requests=[classify_request(f"slow-{i}", f"ticket {i}", model="sim-slow")
-                  for i in range(20)]
+        requests=[classify_request(f"slow-{i}", f"ticket {i}", model="sim-slow") for i in range(20)]
     )
     canceled = client.messages.batches.cancel(batch.id)
     assert canceled.processing_status in ("canceling", "ended")

@@ -24,8 +24,7 @@ def test_sigkill_mid_batch_then_restart_completes_exactly_once(tmp_path: Path) -
     first = ServerProcess(tmp_path, url, config).start()
     key = create_key(url, "crash")
     api = Api(first.base_url, key)
-    batch = api.create([message_request(f"req-{n:04d}", text=f"ticket {n}")
-                        for n in range(TOTAL)])
+    batch = api.create([message_request(f"req-{n:04d}", text=f"ticket {n}") for n in range(TOTAL)])
     api.wait_until(batch["id"], lambda b: b["request_counts"]["succeeded"] >= 100)
     first.kill()
 
@@ -40,8 +39,13 @@ def test_sigkill_mid_batch_then_restart_completes_exactly_once(tmp_path: Path) -
     finally:
         second.stop()
 
-    assert ended["request_counts"] == {"processing": 0, "succeeded": TOTAL, "errored": 0,
-                                       "canceled": 0, "expired": 0}
+    assert ended["request_counts"] == {
+        "processing": 0,
+        "succeeded": TOTAL,
+        "errored": 0,
+        "canceled": 0,
+        "expired": 0,
+    }
     custom_ids = [line["custom_id"] for line in lines]
     assert len(custom_ids) == TOTAL == len(set(custom_ids))
     assert {line["result"]["type"] for line in lines} == {"succeeded"}
@@ -67,8 +71,12 @@ def test_sigkill_during_create_leaves_no_partial_batch(tmp_path: Path) -> None:
 
     def post() -> None:
         try:
-            httpx.post(f"{server.base_url}/v1/messages/batches", json=body, timeout=120,
-                       headers={"x-api-key": key})
+            httpx.post(
+                f"{server.base_url}/v1/messages/batches",
+                json=body,
+                timeout=120,
+                headers={"x-api-key": key},
+            )
         except httpx.HTTPError as exc:
             errors.append(exc)
 
@@ -80,8 +88,9 @@ def test_sigkill_during_create_leaves_no_partial_batch(tmp_path: Path) -> None:
 
     restarted = ServerProcess(tmp_path, url, sim_config()).start()
     try:
-        page = httpx.get(f"{restarted.base_url}/v1/messages/batches",
-                         headers={"x-api-key": key}).json()
+        page = httpx.get(
+            f"{restarted.base_url}/v1/messages/batches", headers={"x-api-key": key}
+        ).json()
     finally:
         restarted.stop()
     # Either the create committed whole before the kill, or nothing of it exists.

@@ -13,14 +13,22 @@ COUNT = 100_000
 
 def test_hundred_thousand_requests_end_to_end(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'batchyard.db'}"
-    server = ServerProcess(tmp_path, url, sim_config(claim_size=2000, sim_latency_ms=0,
-                                                     sim_concurrency=2000)).start()
+    server = ServerProcess(
+        tmp_path, url, sim_config(claim_size=2000, sim_latency_ms=0, sim_concurrency=2000)
+    ).start()
     key = create_key(url, "large")
     headers = {"x-api-key": key}
-    requests = [{"custom_id": f"ticket-{n:06d}", "params": {
-        "model": "sim", "max_tokens": 16,
-        "messages": [{"role": "user", "content": f"Classify ticket {n}: refund please"}]}}
-        for n in range(COUNT)]
+    requests = [
+        {
+            "custom_id": f"ticket-{n:06d}",
+            "params": {
+                "model": "sim",
+                "max_tokens": 16,
+                "messages": [{"role": "user", "content": f"Classify ticket {n}: refund please"}],
+            },
+        }
+        for n in range(COUNT)
+    ]
     try:
         with httpx.Client(base_url=server.base_url, headers=headers, timeout=600) as http:
             started = time.monotonic()
@@ -30,7 +38,8 @@ def test_hundred_thousand_requests_end_to_end(tmp_path: Path) -> None:
             acknowledged = time.monotonic() - started
             assert created.json()["request_counts"]["processing"] == COUNT
             while (batch := http.get(f"/v1/messages/batches/{batch_id}").json())[
-                    "processing_status"] != "ended":
+                "processing_status"
+            ] != "ended":
                 assert sum(batch["request_counts"].values()) == COUNT
                 time.sleep(0.5)
             finished = time.monotonic() - started
@@ -38,10 +47,12 @@ def test_hundred_thousand_requests_end_to_end(tmp_path: Path) -> None:
             seen: set[str] = set()
             with http.stream("GET", f"/v1/messages/batches/{batch_id}/results") as response:
                 for line in response.iter_lines():
-                    seen.add(line[len('{"custom_id":"'):].split('"', 1)[0])
+                    seen.add(line[len('{"custom_id":"') :].split('"', 1)[0])
         peak = server.peak_rss_mib()
     finally:
         server.stop()
     assert len(seen) == COUNT
-    print(f"\n100k batch: acknowledged in {acknowledged:.1f} s, ended after {finished:.1f} s, "
-          f"server peak RSS {peak:.0f} MiB")
+    print(
+        f"\n100k batch: acknowledged in {acknowledged:.1f} s, ended after {finished:.1f} s, "
+        f"server peak RSS {peak:.0f} MiB"
+    )

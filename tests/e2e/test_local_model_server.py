@@ -37,8 +37,11 @@ def test_models_lists_the_embedded_model(client: anthropic.Anthropic) -> None:
 
 def test_messages_create(client: anthropic.Anthropic) -> None:
     message = client.messages.create(
-        model=MODEL, max_tokens=12, **GREEDY,
-        messages=[{"role": "user", "content": "Name a primary color."}])
+        model=MODEL,
+        max_tokens=12,
+        **GREEDY,
+        messages=[{"role": "user", "content": "Name a primary color."}],
+    )
     assert message.model == MODEL and message.id.startswith("msg_")
     assert message.stop_reason in ("end_turn", "max_tokens")
     assert message.content[0].type == "text" and message.content[0].text
@@ -47,8 +50,12 @@ def test_messages_create(client: anthropic.Anthropic) -> None:
 
 
 def test_messages_stream_matches_create(client: anthropic.Anthropic) -> None:
-    params = {"model": MODEL, "max_tokens": 16, **GREEDY,
-              "messages": [{"role": "user", "content": "Say hello to the team."}]}
+    params = {
+        "model": MODEL,
+        "max_tokens": 16,
+        **GREEDY,
+        "messages": [{"role": "user", "content": "Say hello to the team."}],
+    }
     expected = client.messages.create(**params)  # type: ignore[call-overload]
     with client.messages.stream(**params) as stream:  # type: ignore[arg-type]
         streamed_text = "".join(stream.text_stream)
@@ -60,30 +67,77 @@ def test_messages_stream_matches_create(client: anthropic.Anthropic) -> None:
 
 def test_stop_sequence_through_the_api(client: anthropic.Anthropic) -> None:
     message = client.messages.create(
-        model=MODEL, max_tokens=40, stop_sequences=["3"], **GREEDY,
-        messages=[{"role": "user", "content": "Count from 1 to 10, separated by spaces."}])
+        model=MODEL,
+        max_tokens=40,
+        stop_sequences=["3"],
+        **GREEDY,
+        messages=[{"role": "user", "content": "Count from 1 to 10, separated by spaces."}],
+    )
     assert message.stop_reason == "stop_sequence" and message.stop_sequence == "3"
     assert "3" not in message.content[0].text
 
 
 def test_unsupported_content_is_a_clear_400(client: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.BadRequestError, match="image"):
-        client.messages.create(model=MODEL, max_tokens=5, messages=[{"role": "user", "content": [
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                         "data": "iVBORw0KGgo="}}]}])
+        client.messages.create(
+            model=MODEL,
+            max_tokens=5,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "image",
+                            "source": {
+                                "type": "base64",
+                                "media_type": "image/png",
+                                "data": "iVBORw0KGgo=",
+                            },
+                        }
+                    ],
+                }
+            ],
+        )
 
 
 def test_batch_on_the_embedded_model(local_server: ServerProcess) -> None:
     api = Api(local_server.base_url, add_key(local_server.db_url, "local-batch"))
     requests: list[dict[str, object]] = [
-        {"custom_id": f"q{n}", "params": {
-            "model": MODEL, "max_tokens": 8 + n, "temperature": 0,
-            "messages": [{"role": "user", "content": f"Give me {n + 2} words about tea."}]}}
-        for n in range(8)]
-    requests.append({"custom_id": "image", "params": {
-        "model": MODEL, "max_tokens": 8, "messages": [{"role": "user", "content": [
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                         "data": "iVBORw0KGgo="}}]}]}})
+        {
+            "custom_id": f"q{n}",
+            "params": {
+                "model": MODEL,
+                "max_tokens": 8 + n,
+                "temperature": 0,
+                "messages": [{"role": "user", "content": f"Give me {n + 2} words about tea."}],
+            },
+        }
+        for n in range(8)
+    ]
+    requests.append(
+        {
+            "custom_id": "image",
+            "params": {
+                "model": MODEL,
+                "max_tokens": 8,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image",
+                                "source": {
+                                    "type": "base64",
+                                    "media_type": "image/png",
+                                    "data": "iVBORw0KGgo=",
+                                },
+                            }
+                        ],
+                    }
+                ],
+            },
+        }
+    )
     batch = api.create(requests)
     ended = api.wait_ended(batch["id"], timeout=300)
     assert ended["request_counts"]["succeeded"] == 8 and ended["request_counts"]["errored"] == 1

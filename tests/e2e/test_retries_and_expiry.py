@@ -45,12 +45,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def test_retryable_errors_are_retried_until_success_or_attempts_run_out(
-        server: ServerProcess) -> None:
+    server: ServerProcess,
+) -> None:
     api = Api(server.base_url, create_key(server.db_url, "retries"))
-    batch = api.create([message_request(f"flaky-{n}", model="flaky", text=f"t{n}")
-                        for n in range(5)]
-                       + [message_request("down", model="down"),
-                          message_request("rejects", model="rejects")])
+    batch = api.create(
+        [message_request(f"flaky-{n}", model="flaky", text=f"t{n}") for n in range(5)]
+        + [message_request("down", model="down"), message_request("rejects", model="rejects")]
+    )
     ended = api.wait_ended(batch["id"])
     assert ended["request_counts"]["succeeded"] == 5
     assert ended["request_counts"]["errored"] == 2
@@ -65,8 +66,7 @@ def test_retryable_errors_are_retried_until_success_or_attempts_run_out(
 
 def test_unstarted_requests_expire_at_expires_at(server: ServerProcess) -> None:
     api = Api(server.base_url, create_key(server.db_url, "expiry"))
-    batch = api.create([message_request(f"g{n}", model="glacial", text=f"t{n}")
-                        for n in range(30)])
+    batch = api.create([message_request(f"g{n}", model="glacial", text=f"t{n}") for n in range(30)])
     ended = api.wait_ended(batch["id"], timeout=30)
     counts = ended["request_counts"]
     assert counts["expired"] > 0 and counts["succeeded"] > 0, counts

@@ -17,8 +17,13 @@ JS_DIR = Path(__file__).with_name("js")
 def test_js_sdk_scenario(package: str, sim_server: ServerProcess, api_key: str) -> None:
     node = shutil.which("node")
     assert node, "node is required (the Makefile installs the SDKs with npm)"
-    completed = subprocess.run([node, "scenario.mjs", package, sim_server.base_url, api_key],
-                               cwd=JS_DIR, capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(
+        [node, "scenario.mjs", package, sim_server.base_url, api_key],
+        cwd=JS_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stderr[-4000:]
     summary = json.loads(completed.stdout.strip().splitlines()[-1])
     assert summary["results"] == 3 and summary["listed"] == 7 and summary["canceled"] > 0

@@ -21,7 +21,10 @@ def run_scenario(sdk: str, scenario: str, server: ServerProcess, key: str) -> di
         env["PYTHONPATH"] = str(SDKS[sdk])
     completed = subprocess.run(
         [sys.executable, str(SCRIPT), scenario, server.base_url, key],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     summary: dict[str, object] = json.loads(completed.stdout.strip().splitlines()[-1])

@@ -39,8 +39,10 @@ def rejection(raw: bytes, *, max_requests: int = 100) -> str:
 
 
 def test_valid_body_returns_custom_ids_and_params_bytes_verbatim_in_order() -> None:
-    raw = b'{"requests": [{"custom_id": "b-1", "params": {"z": 1,  "a": [ 2 ]}},' \
-          b' {"params": {"model": "m"}, "custom_id": "A_0"}]}'
+    raw = (
+        b'{"requests": [{"custom_id": "b-1", "params": {"z": 1,  "a": [ 2 ]}},'
+        b' {"params": {"model": "m"}, "custom_id": "A_0"}]}'
+    )
     pairs = parse_create_body(raw, max_requests=10)
     assert pairs == [("b-1", b'{"z": 1,  "a": [ 2 ]}'), ("A_0", b'{"model": "m"}')]
 
@@ -55,8 +57,9 @@ def test_params_content_is_not_validated_at_create() -> None:
 
 @pytest.mark.parametrize("custom_id", ["a", "Z", "0", "-", "_", "a" * 64, "Az09_-xY"])
 def test_custom_id_pattern_accepts(custom_id: str) -> None:
-    assert parse_create_body(body({"requests": [item(custom_id)]}), max_requests=1)[0][0] \
-        == custom_id
+    assert (
+        parse_create_body(body({"requests": [item(custom_id)]}), max_requests=1)[0][0] == custom_id
+    )
 
 
 def test_exactly_max_requests_is_accepted() -> None:
@@ -77,8 +80,9 @@ def test_empty_body_says_requests_is_required(raw: bytes) -> None:
     assert rejection(raw) == "requests: Field required"
 
 
-@pytest.mark.parametrize("raw", [b"{", b"{bad json}", b'{"requests": [}', b"\xff\xfe",
-                                 b'{"requests": []} trailing'])
+@pytest.mark.parametrize(
+    "raw", [b"{", b"{bad json}", b'{"requests": [}', b"\xff\xfe", b'{"requests": []} trailing']
+)
 def test_malformed_json(raw: bytes) -> None:
     assert rejection(raw).startswith("Invalid JSON")
 
@@ -166,9 +170,21 @@ def test_custom_id_65_characters() -> None:
     )
 
 
-@pytest.mark.parametrize("custom_id", ["has space", "dot.ted", "caf\u00e9", "\u0661\u0662",
-                                       "slash/", "new\nline", "trailing\n", "tab\t", "a:b",
-                                       "\uff41"])
+@pytest.mark.parametrize(
+    "custom_id",
+    [
+        "has space",
+        "dot.ted",
+        "caf\u00e9",
+        "\u0661\u0662",
+        "slash/",
+        "new\nline",
+        "trailing\n",
+        "tab\t",
+        "a:b",
+        "\uff41",
+    ],
+)
 def test_custom_id_bad_characters(custom_id: str) -> None:
     assert rejection(body({"requests": [item(custom_id)]})) == (
         f"requests.0.custom_id: String should match pattern '{CUSTOM_ID_PATTERN}'"

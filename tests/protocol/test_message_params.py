@@ -47,16 +47,19 @@ def message_of(raw: bytes, *, in_batch: bool = True) -> str:
 # ------------------------------------------------------------------------------ json_path
 
 
-@pytest.mark.parametrize(("msgspec_path", "expected"), [
-    ("$", ""),
-    ("$.model", "model"),
-    ("$.messages[0]", "messages.0"),
-    ("$.messages[12].content[3].text", "messages.12.content.3.text"),
-    ("$[4]", "4"),
-    ("$[0][1]", "0.1"),
-    ("$.requests[3].custom_id", "requests.3.custom_id"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("msgspec_path", "expected"),
+    [
+        ("$", ""),
+        ("$.model", "model"),
+        ("$.messages[0]", "messages.0"),
+        ("$.messages[12].content[3].text", "messages.12.content.3.text"),
+        ("$[4]", "4"),
+        ("$[0][1]", "0.1"),
+        ("$.requests[3].custom_id", "requests.3.custom_id"),
+        ("", ""),
+    ],
+)
 def test_json_path(msgspec_path: str, expected: str) -> None:
     assert json_path(msgspec_path) == expected
 
@@ -119,8 +122,7 @@ def test_describe_top_level_type_mismatch_is_not_called_invalid_json() -> None:
 def test_minimal_valid_params() -> None:
     decoded = decode_params(params(), in_batch=True)
     assert isinstance(decoded, MessageCreateParams)
-    assert (decoded.model, decoded.max_tokens, decoded.messages[0].content) == (
-        "sim", 16, "hello")
+    assert (decoded.model, decoded.max_tokens, decoded.messages[0].content) == ("sim", 16, "hello")
 
 
 def test_accepts_msgspec_raw_input() -> None:
@@ -132,16 +134,27 @@ def test_full_featured_params_are_accepted() -> None:
         system=[{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
         messages=[
             {"role": "user", "content": [{"type": "text", "text": "q"}]},
-            {"role": "assistant", "content": [
-                {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": 1}}]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "42"}]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": 1}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "42"}],
+            },
         ],
-        temperature=0.0, top_p=1.0, top_k=0, stop_sequences=["END"], stream=False,
+        temperature=0.0,
+        top_p=1.0,
+        top_k=0,
+        stop_sequences=["END"],
+        stream=False,
         metadata={"user_id": "u" * 512},
         tools=[{"name": "lookup", "input_schema": {"type": "object"}}],
         tool_choice={"type": "auto"},
-        thinking={"type": "enabled", "budget_tokens": 1024}, max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        max_tokens=2048,
         service_tier="auto",
     )
     decoded = decode_params(raw, in_batch=True)
@@ -174,63 +187,115 @@ REJECTED = [
     pytest.param(params(max_tokens=...), "max_tokens: Field required", id="missing-max_tokens"),
     pytest.param(params(model=...), "model: Field required", id="missing-model"),
     pytest.param(params(messages=...), "messages: Field required", id="missing-messages"),
-    pytest.param(params(max_tokens="16"), "max_tokens: Expected `int`, got `str`",
-                 id="max_tokens-string"),
-    pytest.param(params(max_tokens=1.5), "max_tokens: Expected `int`, got `float`",
-                 id="max_tokens-float"),
+    pytest.param(
+        params(max_tokens="16"), "max_tokens: Expected `int`, got `str`", id="max_tokens-string"
+    ),
+    pytest.param(
+        params(max_tokens=1.5), "max_tokens: Expected `int`, got `float`", id="max_tokens-float"
+    ),
     pytest.param(params(foo=1), "foo: Extra inputs are not permitted", id="unknown-key"),
-    pytest.param(params(output_format={}), "output_format: Extra inputs are not permitted",
-                 id="output_format"),
+    pytest.param(
+        params(output_format={}),
+        "output_format: Extra inputs are not permitted",
+        id="output_format",
+    ),
     pytest.param(params(store=True), "store: Extra inputs are not permitted", id="store"),
-    pytest.param(params(messages=[{"role": "system", "content": "x"}]),
-                 "messages.0.role: Invalid enum value 'system'", id="system-role"),
-    pytest.param(params(messages=[{"role": "user"}]), "messages.0.content: Field required",
-                 id="missing-content"),
-    pytest.param(params(messages=[{"role": "user", "content": [{"type": "bogus"}]}]),
-                 "messages.0.content.0.type: Invalid value 'bogus'", id="unknown-block-type"),
-    pytest.param(params(messages=[]), "messages: List should have at least 1 item",
-                 id="empty-messages"),
-    pytest.param(params(messages=[{"role": "user", "content": ""}]),
-                 "messages.0: all messages must have non-empty content except for the "
-                 "optional final assistant message", id="empty-content"),
-    pytest.param(params(messages=[*USER, {"role": "assistant", "content": "a"},
-                                  {"role": "user", "content": []}]),
-                 "messages.2: all messages must have non-empty content except for the "
-                 "optional final assistant message", id="empty-block-list"),
-    pytest.param(params(messages=[{"role": "user", "content": "   "}]),
-                 "messages.0: all messages must have non-empty content except for the "
-                 "optional final assistant message", id="whitespace-content"),
-    pytest.param(params(messages=[{"role": "assistant", "content": ""}, *USER]),
-                 "messages.0: all messages must have non-empty content except for the "
-                 "optional final assistant message", id="empty-non-final-assistant"),
-    pytest.param(params(messages=[{"role": "user", "content": [{"type": "text", "text": ""}]}]),
-                 "messages: text content blocks must be non-empty", id="empty-text-block"),
-    pytest.param(params(system=[{"type": "text", "text": ""}]),
-                 "system.0.text: text content blocks must be non-empty", id="empty-system-block"),
-    pytest.param(params(temperature=1.5), "temperature: Expected `float` <= 1.0",
-                 id="temperature-high"),
-    pytest.param(params(temperature=-0.1), "temperature: Expected `float` >= 0.0",
-                 id="temperature-negative"),
+    pytest.param(
+        params(messages=[{"role": "system", "content": "x"}]),
+        "messages.0.role: Invalid enum value 'system'",
+        id="system-role",
+    ),
+    pytest.param(
+        params(messages=[{"role": "user"}]),
+        "messages.0.content: Field required",
+        id="missing-content",
+    ),
+    pytest.param(
+        params(messages=[{"role": "user", "content": [{"type": "bogus"}]}]),
+        "messages.0.content.0.type: Invalid value 'bogus'",
+        id="unknown-block-type",
+    ),
+    pytest.param(
+        params(messages=[]), "messages: List should have at least 1 item", id="empty-messages"
+    ),
+    pytest.param(
+        params(messages=[{"role": "user", "content": ""}]),
+        "messages.0: all messages must have non-empty content except for the "
+        "optional final assistant message",
+        id="empty-content",
+    ),
+    pytest.param(
+        params(
+            messages=[*USER, {"role": "assistant", "content": "a"}, {"role": "user", "content": []}]
+        ),
+        "messages.2: all messages must have non-empty content except for the "
+        "optional final assistant message",
+        id="empty-block-list",
+    ),
+    pytest.param(
+        params(messages=[{"role": "user", "content": "   "}]),
+        "messages.0: all messages must have non-empty content except for the "
+        "optional final assistant message",
+        id="whitespace-content",
+    ),
+    pytest.param(
+        params(messages=[{"role": "assistant", "content": ""}, *USER]),
+        "messages.0: all messages must have non-empty content except for the "
+        "optional final assistant message",
+        id="empty-non-final-assistant",
+    ),
+    pytest.param(
+        params(messages=[{"role": "user", "content": [{"type": "text", "text": ""}]}]),
+        "messages: text content blocks must be non-empty",
+        id="empty-text-block",
+    ),
+    pytest.param(
+        params(system=[{"type": "text", "text": ""}]),
+        "system.0.text: text content blocks must be non-empty",
+        id="empty-system-block",
+    ),
+    pytest.param(
+        params(temperature=1.5), "temperature: Expected `float` <= 1.0", id="temperature-high"
+    ),
+    pytest.param(
+        params(temperature=-0.1), "temperature: Expected `float` >= 0.0", id="temperature-negative"
+    ),
     pytest.param(params(top_k=-1), "top_k: Expected `int` >= 0", id="top_k-negative"),
-    pytest.param(params(metadata={"user_id": "u" * 513}),
-                 "metadata.user_id: Expected `str` of length <= 512", id="user_id-too-long"),
-    pytest.param(params(service_tier="priority"),
-                 "service_tier: Invalid enum value 'priority'", id="service_tier"),
-    pytest.param(params(tools=[{"name": "ok"}, {"name": "bad name"}]),
-                 "tools.1.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
-                 id="tool-name-space"),
-    pytest.param(params(tools=[{"name": "x" * 129}]),
-                 "tools.0.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
-                 id="tool-name-long"),
-    pytest.param(params(tools=[{"input_schema": {}}]),
-                 "tools.0.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
-                 id="tool-name-missing"),
-    pytest.param(params(thinking={"type": "enabled", "budget_tokens": 1023}, max_tokens=4096),
-                 "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024",
-                 id="thinking-budget-low"),
-    pytest.param(params(thinking={"type": "enabled", "budget_tokens": 2048}, max_tokens=2048),
-                 "`max_tokens` must be greater than `thinking.budget_tokens`.",
-                 id="thinking-budget-not-below-max"),
+    pytest.param(
+        params(metadata={"user_id": "u" * 513}),
+        "metadata.user_id: Expected `str` of length <= 512",
+        id="user_id-too-long",
+    ),
+    pytest.param(
+        params(service_tier="priority"),
+        "service_tier: Invalid enum value 'priority'",
+        id="service_tier",
+    ),
+    pytest.param(
+        params(tools=[{"name": "ok"}, {"name": "bad name"}]),
+        "tools.1.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
+        id="tool-name-space",
+    ),
+    pytest.param(
+        params(tools=[{"name": "x" * 129}]),
+        "tools.0.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
+        id="tool-name-long",
+    ),
+    pytest.param(
+        params(tools=[{"input_schema": {}}]),
+        "tools.0.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
+        id="tool-name-missing",
+    ),
+    pytest.param(
+        params(thinking={"type": "enabled", "budget_tokens": 1023}, max_tokens=4096),
+        "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024",
+        id="thinking-budget-low",
+    ),
+    pytest.param(
+        params(thinking={"type": "enabled", "budget_tokens": 2048}, max_tokens=2048),
+        "`max_tokens` must be greater than `thinking.budget_tokens`.",
+        id="thinking-budget-not-below-max",
+    ),
 ]
 
 
@@ -239,13 +304,16 @@ def test_rejected_params_have_anthropic_style_messages(raw: bytes, expected: str
     assert message_of(raw) == expected
 
 
-@pytest.mark.parametrize(("field", "value", "prefix"), [
-    ("stream", True, "stream: "),
-    ("speed", "fast", "speed: "),
-    ("speed", "standard", "speed: "),
-    ("max_tokens", 0, "max_tokens: "),
-    ("max_tokens", -3, "max_tokens: "),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "prefix"),
+    [
+        ("stream", True, "stream: "),
+        ("speed", "fast", "speed: "),
+        ("speed", "standard", "speed: "),
+        ("max_tokens", 0, "max_tokens: "),
+        ("max_tokens", -3, "max_tokens: "),
+    ],
+)
 def test_not_allowed_in_a_batch(field: str, value: Any, prefix: str) -> None:
     """Spec 5.2: ``stream: true``, ``speed`` and ``max_tokens < 1`` fail inside a batch."""
     assert message_of(params(**{field: value})).startswith(prefix)

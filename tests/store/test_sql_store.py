@@ -14,8 +14,8 @@ behaviour there (each test then starts from dropped and recreated tables).
 from __future__ import annotations
 
 import asyncio
-import os
 import json
+import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -39,8 +39,9 @@ HOUR = 3600 * SECOND
 T0 = 1_800_000_000 * SECOND
 
 #: Backends the suite runs on: ``"sqlite"`` (a fresh file per test) or a database URL.
-POSTGRES_URL = os.environ.get("BATCHYARD_TEST_POSTGRES_URL",
-                              "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "BATCHYARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 DATABASES = [pytest.param("sqlite", id="sqlite"), pytest.param(POSTGRES_URL, id="postgresql")]
 
 
@@ -101,17 +102,30 @@ async def workspace(store: SqlStore, name: str) -> int:
 
 
 def params_for(custom_id: str) -> bytes:
-    return json.dumps({"model": "sim", "max_tokens": 4,
-                       "messages": [{"role": "user", "content": custom_id}]}).encode()
+    return json.dumps(
+        {"model": "sim", "max_tokens": 4, "messages": [{"role": "user", "content": custom_id}]}
+    ).encode()
 
 
-async def new_batch(store: SqlStore, workspace_id: int, n: int = 3, *, created_at: int = T0,
-                    expires_in: int = 24 * HOUR, archives_in: int = 29 * 24 * HOUR,
-                    custom_ids: Sequence[str] | None = None) -> BatchRecord:
+async def new_batch(
+    store: SqlStore,
+    workspace_id: int,
+    n: int = 3,
+    *,
+    created_at: int = T0,
+    expires_in: int = 24 * HOUR,
+    archives_in: int = 29 * 24 * HOUR,
+    custom_ids: Sequence[str] | None = None,
+) -> BatchRecord:
     custom_ids = list(custom_ids) if custom_ids is not None else [f"r{i:05d}" for i in range(n)]
     record = await store.create_batch(
-        NewBatch(id=ids.batch_id(), workspace_id=workspace_id, created_at=created_at,
-                 expires_at=created_at + expires_in, archives_at=created_at + archives_in),
+        NewBatch(
+            id=ids.batch_id(),
+            workspace_id=workspace_id,
+            created_at=created_at,
+            expires_at=created_at + expires_in,
+            archives_at=created_at + archives_in,
+        ),
         [(cid, params_for(cid)) for cid in custom_ids],
     )
     await assert_counts(store, record)
@@ -128,8 +142,10 @@ async def assert_counts(store: SqlStore, record: BatchRecord) -> BatchRecord:
     """Counters equal a recount of request states and sum to ``total``; returns the batch."""
     batch = await reload(store, record)
     states = await store.count_requests_by_state(batch.seq)
-    assert batch.processing + batch.succeeded + batch.errored + batch.canceled \
-        + batch.expired == batch.total
+    assert (
+        batch.processing + batch.succeeded + batch.errored + batch.canceled + batch.expired
+        == batch.total
+    )
     assert sum(states.values()) == batch.total
     assert batch.processing == states.get("queued", 0) + states.get("running", 0)
     for name in ("succeeded", "errored", "canceled", "expired"):
@@ -140,17 +156,20 @@ async def assert_counts(store: SqlStore, record: BatchRecord) -> BatchRecord:
 
 
 def line(request: ClaimedRequest, state: str = "succeeded") -> bytes:
-    return json.dumps({"custom_id": request.custom_id, "result": {"type": state},
-                       "attempt": request.attempt}).encode()
+    return json.dumps(
+        {"custom_id": request.custom_id, "result": {"type": state}, "attempt": request.attempt}
+    ).encode()
 
 
 def done(request: ClaimedRequest, state: Any = "succeeded") -> Completion:
-    return Completion(request_id=request.id, attempt=request.attempt, state=state,
-                      line=line(request, state))
+    return Completion(
+        request_id=request.id, attempt=request.attempt, state=state, line=line(request, state)
+    )
 
 
-async def claim_all(store: SqlStore, *, now: int = T0, lease: int = 60 * SECOND,
-                    limit: int = 1000) -> list[ClaimedRequest]:
+async def claim_all(
+    store: SqlStore, *, now: int = T0, lease: int = 60 * SECOND, limit: int = 1000
+) -> list[ClaimedRequest]:
     return await store.claim(limit=limit, now=now, lease_until=now + lease)
 
 
@@ -171,7 +190,8 @@ def out_of_attempts(custom_id: str) -> bytes:
 
 
 def test_create_batch_returns_in_progress_record_with_all_requests_queued(
-        store: StoreRunner) -> None:
+    store: StoreRunner,
+) -> None:
     async def scenario(s: SqlStore) -> None:
         ws = await workspace(s, "a")
         record = await new_batch(s, ws, 4)
@@ -189,7 +209,9 @@ def test_create_batch_stores_params_verbatim(store: StoreRunner) -> None:
         record = await new_batch(s, await workspace(s, "a"), custom_ids=["x", "y"])
         claimed = await claim_all(s)
         assert {(c.custom_id, c.params, c.batch_seq) for c in claimed} == {
-            ("x", params_for("x"), record.seq), ("y", params_for("y"), record.seq)}
+            ("x", params_for("x"), record.seq),
+            ("y", params_for("y"), record.seq),
+        }
 
     store(scenario)
 
@@ -205,9 +227,15 @@ def test_create_batch_failure_leaves_nothing_behind(store: StoreRunner) -> None:
         kept = await new_batch(s, ws, 2)
         with pytest.raises(IntegrityError):
             await s.create_batch(
-                NewBatch(id=batch_id, workspace_id=ws, created_at=T0 + 1,
-                         expires_at=T0 + HOUR, archives_at=T0 + 2 * HOUR),
-                [(cid, b"{}") for cid in custom_ids])
+                NewBatch(
+                    id=batch_id,
+                    workspace_id=ws,
+                    created_at=T0 + 1,
+                    expires_at=T0 + HOUR,
+                    archives_at=T0 + 2 * HOUR,
+                ),
+                [(cid, b"{}") for cid in custom_ids],
+            )
         assert await s.get_batch(ws, batch_id) is None
         page = await s.list_batches(ws, limit=100, after_id=None, before_id=None)
         assert page is not None and [b.id for b in page.batches] == [kept.id]
@@ -256,8 +284,7 @@ def test_claim_respects_not_before(store: StoreRunner) -> None:
     async def scenario(s: SqlStore) -> None:
         await new_batch(s, await workspace(s, "a"), 1)
         [claimed] = await claim_all(s)
-        await s.finish([], [Retry(claimed.id, claimed.attempt, not_before=T0 + 10 * SECOND)],
-                       T0)
+        await s.finish([], [Retry(claimed.id, claimed.attempt, not_before=T0 + 10 * SECOND)], T0)
         assert await claim_all(s, now=T0 + 9 * SECOND) == []
         [again] = await claim_all(s, now=T0 + 10 * SECOND)
         assert (again.id, again.attempt) == (claimed.id, 2)
@@ -310,8 +337,10 @@ def test_concurrent_claims_on_one_store_never_overlap(store: StoreRunner) -> Non
 
 
 def test_concurrent_claims_from_two_stores_on_one_database_never_overlap(
-        store: StoreRunner) -> None:
+    store: StoreRunner,
+) -> None:
     """Two processes' worth of pools: two :class:`SqlStore` instances on the same database."""
+
     async def scenario(s: SqlStore) -> None:
         ws = await workspace(s, "a")
         for _ in range(3):
@@ -320,8 +349,9 @@ def test_concurrent_claims_from_two_stores_on_one_database_never_overlap(
         try:
             rounds: list[list[ClaimedRequest]] = []
             while True:
-                got = await asyncio.gather(*(claim_all(owner, limit=11)
-                                             for owner in [s, other] * 4))
+                got = await asyncio.gather(
+                    *(claim_all(owner, limit=11) for owner in [s, other] * 4)
+                )
                 rounds.extend(got)
                 if not any(got):
                     break
@@ -342,7 +372,11 @@ def test_finish_writes_results_and_ends_the_batch_exactly_once(store: StoreRunne
         assert await s.finish([done(a), done(b, "errored")], [], T0 + 1) == 2
         batch = await assert_counts(s, record)
         assert (batch.status, batch.succeeded, batch.errored, batch.processing) == (
-            "in_progress", 1, 1, 1)
+            "in_progress",
+            1,
+            1,
+            1,
+        )
         assert await s.finish([done(c)], [], T0 + 2) == 1
         batch = await assert_counts(s, record)
         assert (batch.status, batch.ended_at, batch.succeeded) == ("ended", T0 + 2, 2)
@@ -351,7 +385,10 @@ def test_finish_writes_results_and_ends_the_batch_exactly_once(store: StoreRunne
         assert await assert_counts(s, record) == batch
         lines = await result_lines(s, record)
         assert {cid: state for cid, (state, _) in lines.items()} == {
-            "r00000": "succeeded", "r00001": "errored", "r00002": "succeeded"}
+            "r00000": "succeeded",
+            "r00001": "errored",
+            "r00002": "succeeded",
+        }
 
     store(scenario)
 
@@ -374,12 +411,17 @@ def test_stale_completion_after_requeue_and_reclaim_is_discarded(store: StoreRun
     """Fencing: worker 1's lease runs out, the request is re-queued and re-claimed by worker
     2; worker 1's late completion (old attempt) is dropped whether it arrives while the
     request is queued, running again, or already finished, and one result line is written."""
+
     async def scenario(s: SqlStore) -> None:
         record = await new_batch(s, await workspace(s, "a"), 2)
         first, other = await claim_all(s, lease=5 * SECOND)
         await s.extend_leases([(other.id, other.attempt)], T0 + HOUR)
-        assert await s.requeue_expired_leases(T0 + 6 * SECOND, max_attempts=5,
-                                              error_line=out_of_attempts) == 1
+        assert (
+            await s.requeue_expired_leases(
+                T0 + 6 * SECOND, max_attempts=5, error_line=out_of_attempts
+            )
+            == 1
+        )
         assert await s.finish([done(first)], [], T0 + 7 * SECOND) == 0  # while queued
         await assert_counts(s, record)
         [second] = await claim_all(s, now=T0 + 8 * SECOND)
@@ -403,10 +445,18 @@ def test_extend_leases_keeps_a_live_request_from_being_requeued(store: StoreRunn
         [claimed] = await claim_all(s, lease=5 * SECOND)
         await s.extend_leases([(claimed.id, claimed.attempt + 1)], T0 + HOUR)  # wrong fence
         await s.extend_leases([(claimed.id, claimed.attempt)], T0 + 20 * SECOND)
-        assert await s.requeue_expired_leases(T0 + 10 * SECOND, max_attempts=5,
-                                              error_line=out_of_attempts) == 0
-        assert await s.requeue_expired_leases(T0 + 21 * SECOND, max_attempts=5,
-                                              error_line=out_of_attempts) == 1
+        assert (
+            await s.requeue_expired_leases(
+                T0 + 10 * SECOND, max_attempts=5, error_line=out_of_attempts
+            )
+            == 0
+        )
+        assert (
+            await s.requeue_expired_leases(
+                T0 + 21 * SECOND, max_attempts=5, error_line=out_of_attempts
+            )
+            == 1
+        )
         assert await s.count_requests_by_state(record.seq) == {"queued": 1}
 
     store(scenario)
@@ -415,8 +465,7 @@ def test_extend_leases_keeps_a_live_request_from_being_requeued(store: StoreRunn
 # ------------------------------------------------------------------------------ sweeps
 
 
-def test_requeue_expired_leases_retries_then_errors_out_of_attempts(
-        store: StoreRunner) -> None:
+def test_requeue_expired_leases_retries_then_errors_out_of_attempts(store: StoreRunner) -> None:
     async def scenario(s: SqlStore) -> None:
         record = await new_batch(s, await workspace(s, "a"), 1)
         now = T0
@@ -424,27 +473,36 @@ def test_requeue_expired_leases_retries_then_errors_out_of_attempts(
             [claimed] = await claim_all(s, now=now, lease=SECOND)
             assert claimed.attempt == attempt
             now += 2 * SECOND
-            assert await s.requeue_expired_leases(now, max_attempts=3,
-                                                  error_line=out_of_attempts) == 1
+            assert (
+                await s.requeue_expired_leases(now, max_attempts=3, error_line=out_of_attempts) == 1
+            )
             assert await s.count_requests_by_state(record.seq) == {"queued": 1}
             await assert_counts(s, record)
         [last] = await claim_all(s, now=now, lease=SECOND)
         assert last.attempt == 3
-        assert await s.requeue_expired_leases(now + 2 * SECOND, max_attempts=3,
-                                              error_line=out_of_attempts) == 1
+        assert (
+            await s.requeue_expired_leases(
+                now + 2 * SECOND, max_attempts=3, error_line=out_of_attempts
+            )
+            == 1
+        )
         batch = await assert_counts(s, record)
         assert (batch.status, batch.errored, batch.ended_at) == ("ended", 1, now + 2 * SECOND)
         assert await result_lines(s, record) == {
-            "r00000": ("errored", json.loads(out_of_attempts("r00000")))}
+            "r00000": ("errored", json.loads(out_of_attempts("r00000")))
+        }
         assert await s.finish([done(last)], [], now + 3 * SECOND) == 0  # fenced off
-        assert await s.requeue_expired_leases(now + HOUR, max_attempts=3,
-                                              error_line=out_of_attempts) == 0
+        assert (
+            await s.requeue_expired_leases(now + HOUR, max_attempts=3, error_line=out_of_attempts)
+            == 0
+        )
 
     store(scenario)
 
 
 def test_expired_batch_settles_queued_requests_and_lets_running_ones_finish(
-        store: StoreRunner) -> None:
+    store: StoreRunner,
+) -> None:
     async def scenario(s: SqlStore) -> None:
         ws = await workspace(s, "a")
         record = await new_batch(s, ws, 3, expires_in=HOUR)
@@ -503,8 +561,7 @@ def test_cancel_settles_queued_and_waits_for_running(store: StoreRunner) -> None
         a, b = await claim_all(s, limit=2)
         canceling = await s.cancel_batch(ws, record.id, T0 + 1)
         assert canceling is not None
-        assert (canceling.status, canceling.canceled, canceling.processing) == (
-            "canceling", 2, 2)
+        assert (canceling.status, canceling.canceled, canceling.processing) == ("canceling", 2, 2)
         assert canceling.ended_at is None
         assert await s.closing_batches(T0 + 2) == {record.seq: "canceled"}
         # A running request sent back to the queue after the cancel is settled by the sweep.
@@ -515,7 +572,11 @@ def test_cancel_settles_queued_and_waits_for_running(store: StoreRunner) -> None
         assert await s.expire_and_cancel_open_batches(T0 + 4) == 1
         batch = await assert_counts(s, record)
         assert (batch.status, batch.canceled, batch.succeeded, batch.ended_at) == (
-            "ended", 3, 1, T0 + 4)
+            "ended",
+            3,
+            1,
+            T0 + 4,
+        )
         assert batch.cancel_initiated_at == T0 + 1
 
     store(scenario)
@@ -565,8 +626,7 @@ def test_delete_refuses_open_batches_and_removes_ended_ones(store: StoreRunner) 
 # ------------------------------------------------------------------------------ retention
 
 
-def test_purge_archived_drops_results_and_params_but_keeps_the_batch(
-        store: StoreRunner) -> None:
+def test_purge_archived_drops_results_and_params_but_keeps_the_batch(store: StoreRunner) -> None:
     async def scenario(s: SqlStore) -> None:
         ws = await workspace(s, "a")
         old = await new_batch(s, ws, 2, archives_in=HOUR)
@@ -617,8 +677,9 @@ def test_list_batches_pages_newest_first_in_both_directions(store: StoreRunner) 
         made = [await new_batch(s, ws, 1, created_at=T0 + i) for i in range(5)]
         newest_first = [b.id for b in reversed(made)]
 
-        async def page(limit: int, after: str | None = None,
-                       before: str | None = None) -> tuple[list[str], bool]:
+        async def page(
+            limit: int, after: str | None = None, before: str | None = None
+        ) -> tuple[list[str], bool]:
             result = await s.list_batches(ws, limit=limit, after_id=after, before_id=before)
             assert result is not None
             return [b.id for b in result.batches], result.has_more
@@ -646,8 +707,9 @@ def test_list_batches_unknown_cursor_is_none(store: StoreRunner) -> None:
         missing = ids.batch_id()
         assert await s.list_batches(ws, limit=5, after_id=missing, before_id=None) is None
         assert await s.list_batches(ws, limit=5, after_id=None, before_id=missing) is None
-        empty = await s.list_batches(await workspace(s, "b"), limit=5, after_id=None,
-                                     before_id=None)
+        empty = await s.list_batches(
+            await workspace(s, "b"), limit=5, after_id=None, before_id=None
+        )
         assert empty is not None and (empty.batches, empty.has_more) == ([], False)
 
     store(scenario)
@@ -665,10 +727,8 @@ def test_every_lookup_is_scoped_to_its_workspace(store: StoreRunner) -> None:
         assert await s.get_batch(theirs, record.id) is None
         listed = await s.list_batches(theirs, limit=10, after_id=None, before_id=None)
         assert listed is not None and [b.id for b in listed.batches] == [other.id]
-        assert await s.list_batches(theirs, limit=10, after_id=record.id,
-                                    before_id=None) is None
-        assert await s.list_batches(theirs, limit=10, after_id=None,
-                                    before_id=record.id) is None
+        assert await s.list_batches(theirs, limit=10, after_id=record.id, before_id=None) is None
+        assert await s.list_batches(theirs, limit=10, after_id=None, before_id=record.id) is None
         assert await s.cancel_batch(theirs, record.id, T0) is None
         assert (await reload(s, record)).status == "in_progress"
         await s.cancel_batch(mine, record.id, T0)

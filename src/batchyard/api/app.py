@@ -58,11 +58,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         allowed = _allowed_methods(request)
         headers["allow"] = ", ".join(allowed)
         message = f"Method {request.method} not allowed on {request.url.path}; use " + (
-            " or ".join(allowed))
+            " or ".join(allowed)
+        )
     else:
         message = str(exc.detail)
-    return error_response(request, ApiError(error_type, message, status=exc.status_code,
-                                             headers=headers))
+    return error_response(
+        request, ApiError(error_type, message, status=exc.status_code, headers=headers)
+    )
 
 
 def _allowed_methods(request: Request) -> list[str]:

@@ -26,8 +26,9 @@ async def authenticate(request: Request, store: SqlStore) -> int:
     """The caller's workspace id, or a 401 ``authentication_error``."""
     key = presented_key(request)
     if key is None:
-        raise ApiError("authentication_error",
-                       "x-api-key header or Authorization: Bearer token is required")
+        raise ApiError(
+            "authentication_error", "x-api-key header or Authorization: Bearer token is required"
+        )
     workspace_id = await store.workspace_for_key(hash_api_key(key))
     if workspace_id is None:
         raise ApiError("authentication_error", "invalid x-api-key")

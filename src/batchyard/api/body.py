@@ -8,8 +8,9 @@ from batchyard.protocol.errors import ApiError
 
 
 def _too_large(limit: int) -> ApiError:
-    return ApiError("request_too_large",
-                    f"Request exceeds the maximum allowed size of {limit} bytes")
+    return ApiError(
+        "request_too_large", f"Request exceeds the maximum allowed size of {limit} bytes"
+    )
 
 
 async def read_capped_body(request: Request, limit: int) -> bytes:

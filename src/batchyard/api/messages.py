@@ -62,10 +62,15 @@ async def list_models(request: Request) -> Response:
     context = context_of(request)
     await context.caller(request)
     data = [_model_info(served.config.name) for served in context.models.models]
-    return json_response(request, ModelPage(
-        data=data, has_more=False,
-        first_id=data[0].id if data else None, last_id=data[-1].id if data else None,
-    ))
+    return json_response(
+        request,
+        ModelPage(
+            data=data,
+            has_more=False,
+            first_id=data[0].id if data else None,
+            last_id=data[-1].id if data else None,
+        ),
+    )
 
 
 async def retrieve_model(request: Request) -> Response:

@@ -35,8 +35,13 @@ def json_response(request: Request, payload: Any, status: int = 200) -> Response
 
 def error_response(request: Request, error: ApiError) -> Response:
     rid = request_id_of(request)
-    body = ErrorResponse(error=ErrorDetail(type=error.error_type, message=error.message),
-                         request_id=rid)
+    body = ErrorResponse(
+        error=ErrorDetail(type=error.error_type, message=error.message), request_id=rid
+    )
     headers = {REQUEST_ID_HEADER: rid, **error.headers}
-    return Response(_encoder.encode(body), status_code=error.status,
-                    media_type="application/json", headers=headers)
+    return Response(
+        _encoder.encode(body),
+        status_code=error.status,
+        media_type="application/json",
+        headers=headers,
+    )

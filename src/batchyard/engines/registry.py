@@ -44,8 +44,10 @@ def local_extra_installed() -> bool:
 def default_models() -> list[ModelConfig]:
     if local_extra_installed():
         return [ModelConfig(name=DEFAULT_LOCAL_MODEL, engine="local")]
-    logger.warning("no models configured and the 'local' extra is not installed: "
-                   "every request will fail with not_found_error")
+    logger.warning(
+        "no models configured and the 'local' extra is not installed: "
+        "every request will fail with not_found_error"
+    )
     return []
 
 
@@ -81,8 +83,10 @@ class ModelRegistry:
             factory = ENGINE_FACTORIES.get(config.engine)
             if factory is None:
                 known = ", ".join(sorted(ENGINE_FACTORIES))
-                raise ConfigError(f"models.{config.name}.engine: unknown engine "
-                                  f"{config.engine!r} (known: {known})")
+                raise ConfigError(
+                    f"models.{config.name}.engine: unknown engine "
+                    f"{config.engine!r} (known: {known})"
+                )
             served = ServedModel(config=config, engine=factory(config))
             self._served.append(served)
             for name in (config.name, *config.aliases):

@@ -44,8 +44,26 @@ from batchyard.protocol.messages import (
     system_text,
 )
 
-_WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
-          "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo")
+_WORDS = (
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+)
 
 
 class SimulatedOptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -68,16 +86,18 @@ class _Draws:
     """
 
     def __init__(self, content: bytes, call_number: int) -> None:
-        self._key = hashlib.blake2b(content, digest_size=32,
-                                    salt=call_number.to_bytes(16, "little")).digest()
+        self._key = hashlib.blake2b(
+            content, digest_size=32, salt=call_number.to_bytes(16, "little")
+        ).digest()
         self._pool = b""
         self._counter = 0
 
     def _bytes(self, count: int) -> bytes:
         while len(self._pool) < count:
             self._counter += 1
-            self._pool += hashlib.blake2b(self._counter.to_bytes(8, "little"),
-                                          key=self._key).digest()
+            self._pool += hashlib.blake2b(
+                self._counter.to_bytes(8, "little"), key=self._key
+            ).digest()
         taken, self._pool = self._pool[:count], self._pool[count:]
         return taken
 
@@ -166,8 +186,7 @@ class SimulatedEngine:
                 raise EngineError(error_type, f"simulated {error_type}")
             draw -= rate
 
-    def _answer(self, params: MessageCreateParams, prompt: list[str],
-                rng: _Draws) -> Message:
+    def _answer(self, params: MessageCreateParams, prompt: list[str], rng: _Draws) -> Message:
         wanted = self._options.output_tokens
         words = rng.words(min(wanted, params.max_tokens))
         text = " ".join(words)

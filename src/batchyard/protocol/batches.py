@@ -97,8 +97,9 @@ def succeeded_line(custom_id: str, message: Message) -> bytes:
 
 
 def errored_line(custom_id: str, error_type: str, message: str) -> bytes:
-    error = ErrorResponse(error=ErrorDetail(type=error_type, message=message),
-                          request_id=ids.request_id())
+    error = ErrorResponse(
+        error=ErrorDetail(type=error_type, message=message), request_id=ids.request_id()
+    )
     return result_line(custom_id, ErroredResult(error=error))
 
 
@@ -176,4 +177,3 @@ def _custom_id_problem(index: int, custom_id: str) -> str:
     if len(custom_id) > _CUSTOM_ID_MAX:
         return f"{where}: String should have at most {_CUSTOM_ID_MAX} characters"
     return f"{where}: String should match pattern '{CUSTOM_ID_PATTERN}'"
-

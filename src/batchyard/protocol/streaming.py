@@ -30,29 +30,60 @@ def message_events(message: Message) -> Iterator[bytes]:
     yield _event("ping", {"type": "ping"})
     for index, block in enumerate(message.content):
         yield from _block_events(index, block)
-    yield _event("message_delta", {
-        "type": "message_delta",
-        "delta": {"stop_reason": message.stop_reason, "stop_sequence": message.stop_sequence},
-        "usage": {"output_tokens": message.usage.output_tokens},
-    })
+    yield _event(
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": message.stop_reason, "stop_sequence": message.stop_sequence},
+            "usage": {"output_tokens": message.usage.output_tokens},
+        },
+    )
     yield _event("message_stop", {"type": "message_stop"})
 
 
 def _block_events(index: int, block: TextBlock | ToolUseBlock) -> Iterator[bytes]:
     if isinstance(block, TextBlock):
-        yield _event("content_block_start", {"type": "content_block_start", "index": index,
-                                             "content_block": {"type": "text", "text": ""}})
+        yield _event(
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": {"type": "text", "text": ""},
+            },
+        )
         for offset in range(0, len(block.text), _DELTA_CHARS):
             chunk = block.text[offset : offset + _DELTA_CHARS]
-            yield _event("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                 "delta": {"type": "text_delta", "text": chunk}})
+            yield _event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "text_delta", "text": chunk},
+                },
+            )
     else:
-        yield _event("content_block_start", {
-            "type": "content_block_start", "index": index,
-            "content_block": {"type": "tool_use", "id": block.id, "name": block.name,
-                              "input": {}}})
-        yield _event("content_block_delta", {
-            "type": "content_block_delta", "index": index,
-            "delta": {"type": "input_json_delta",
-                      "partial_json": _encoder.encode(block.input).decode()}})
+        yield _event(
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": {
+                    "type": "tool_use",
+                    "id": block.id,
+                    "name": block.name,
+                    "input": {},
+                },
+            },
+        )
+        yield _event(
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": index,
+                "delta": {
+                    "type": "input_json_delta",
+                    "partial_json": _encoder.encode(block.input).decode(),
+                },
+            },
+        )
     yield _event("content_block_stop", {"type": "content_block_stop", "index": index})

@@ -54,12 +54,14 @@ class BatchService:
     async def retrieve(self, caller: Caller, batch_id: str) -> MessageBatch:
         return self._wire(await self._find(caller, batch_id), caller)
 
-    async def list(self, caller: Caller, *, limit: int, after_id: str | None,
-                   before_id: str | None) -> MessageBatchPage:
+    async def list(
+        self, caller: Caller, *, limit: int, after_id: str | None, before_id: str | None
+    ) -> MessageBatchPage:
         if after_id is not None and before_id is not None:
             raise invalid_request("after_id and before_id cannot be used together")
-        page = await self._store.list_batches(caller.workspace_id, limit=limit,
-                                              after_id=after_id, before_id=before_id)
+        page = await self._store.list_batches(
+            caller.workspace_id, limit=limit, after_id=after_id, before_id=before_id
+        )
         if page is None:
             cursor = "after_id" if after_id is not None else "before_id"
             raise invalid_request(f"{cursor}: no Message Batch with id {after_id or before_id!r}")
@@ -105,8 +107,9 @@ class BatchService:
 
     async def _jsonl(self, batch_seq: int) -> AsyncIterator[bytes]:
         async for page in self._store.iter_results(batch_seq):
-            lines = [result.line or unstarted_line(result.custom_id, result.state)
-                     for result in page]
+            lines = [
+                result.line or unstarted_line(result.custom_id, result.state) for result in page
+            ]
             yield b"\n".join(lines) + b"\n"
 
     async def _find(self, caller: Caller, batch_id: str) -> BatchRecord:
@@ -122,16 +125,20 @@ class BatchService:
             id=record.id,
             processing_status=record.status,
             request_counts=RequestCounts(
-                processing=record.processing, succeeded=record.succeeded,
-                errored=record.errored, canceled=record.canceled, expired=record.expired,
+                processing=record.processing,
+                succeeded=record.succeeded,
+                errored=record.errored,
+                canceled=record.canceled,
+                expired=record.expired,
             ),
             created_at=rfc3339(record.created_at),
             expires_at=rfc3339(record.expires_at),
             ended_at=optional_rfc3339(record.ended_at),
             cancel_initiated_at=optional_rfc3339(record.cancel_initiated_at),
             archived_at=rfc3339(record.archives_at) if archived else None,
-            results_url=(f"{caller.public_url}/v1/messages/batches/{record.id}/results"
-                         if ended else None),
+            results_url=(
+                f"{caller.public_url}/v1/messages/batches/{record.id}/results" if ended else None
+            ),
         )
 
 

@@ -71,8 +71,9 @@ class SqlStore:
 
     # ------------------------------------------------------------------ workspaces and keys
 
-    async def create_api_key(self, workspace_name: str, key_hash: str, key_hint: str,
-                             now: int) -> None:
+    async def create_api_key(
+        self, workspace_name: str, key_hash: str, key_hint: str, now: int
+    ) -> None:
         """Store a key's hash under ``workspace_name``, creating the workspace if new."""
         async with self._engines.writer.begin() as conn:
             workspace_id = await conn.scalar(
@@ -85,8 +86,9 @@ class SqlStore:
                     .returning(workspaces.c.id)
                 )
             await conn.execute(
-                insert(api_keys).values(workspace_id=workspace_id, key_hash=key_hash,
-                                        key_hint=key_hint, created_at=now)
+                insert(api_keys).values(
+                    workspace_id=workspace_id, key_hash=key_hash, key_hint=key_hint, created_at=now
+                )
             )
 
     async def workspace_for_key(self, key_hash: str) -> int | None:
@@ -98,20 +100,26 @@ class SqlStore:
 
     # ------------------------------------------------------------------ batches (API side)
 
-    async def create_batch(self, batch: NewBatch,
-                           items: Sequence[tuple[str, bytes]]) -> BatchRecord:
+    async def create_batch(
+        self, batch: NewBatch, items: Sequence[tuple[str, bytes]]
+    ) -> BatchRecord:
         """Insert the batch and every ``(custom_id, params)`` in one transaction."""
         async with self._engines.writer.begin() as conn:
             seq = await conn.scalar(
                 insert(batches)
-                .values(id=batch.id, workspace_id=batch.workspace_id, status="in_progress",
-                        total=len(items), processing=len(items), created_at=batch.created_at,
-                        expires_at=batch.expires_at, archives_at=batch.archives_at)
+                .values(
+                    id=batch.id,
+                    workspace_id=batch.workspace_id,
+                    status="in_progress",
+                    total=len(items),
+                    processing=len(items),
+                    created_at=batch.created_at,
+                    expires_at=batch.expires_at,
+                    archives_at=batch.archives_at,
+                )
                 .returning(batches.c.seq)
             )
-            statement = insert(requests).values(
-                batch_seq=literal(seq), state=literal("queued")
-            )
+            statement = insert(requests).values(batch_seq=literal(seq), state=literal("queued"))
             for start in range(0, len(items), _CHUNK * 10):
                 chunk = items[start : start + _CHUNK * 10]
                 await conn.execute(
@@ -123,22 +131,27 @@ class SqlStore:
 
     async def get_batch(self, workspace_id: int, batch_id: str) -> BatchRecord | None:
         async with self._engines.reader.connect() as conn:
-            row = (await conn.execute(
-                select(batches).where(batches.c.id == batch_id,
-                                      batches.c.workspace_id == workspace_id)
-            )).first()
+            row = (
+                await conn.execute(
+                    select(batches).where(
+                        batches.c.id == batch_id, batches.c.workspace_id == workspace_id
+                    )
+                )
+            ).first()
         return _batch_record(row) if row else None
 
-    async def list_batches(self, workspace_id: int, *, limit: int, after_id: str | None,
-                           before_id: str | None) -> BatchPage | None:
+    async def list_batches(
+        self, workspace_id: int, *, limit: int, after_id: str | None, before_id: str | None
+    ) -> BatchPage | None:
         """Newest first. ``None`` when a cursor names no batch of this workspace."""
         async with self._engines.reader.connect() as conn:
             query = select(batches).where(batches.c.workspace_id == workspace_id)
             cursor_id = after_id or before_id
             if cursor_id is not None:
                 cursor_seq = await conn.scalar(
-                    select(batches.c.seq).where(batches.c.id == cursor_id,
-                                                batches.c.workspace_id == workspace_id)
+                    select(batches.c.seq).where(
+                        batches.c.id == cursor_id, batches.c.workspace_id == workspace_id
+                    )
                 )
                 if cursor_seq is None:
                     return None
@@ -155,23 +168,26 @@ class SqlStore:
             page.reverse()
         return BatchPage(batches=page, has_more=len(rows) > limit)
 
-    async def cancel_batch(self, workspace_id: int, batch_id: str,
-                           now: int) -> BatchRecord | None:
+    async def cancel_batch(self, workspace_id: int, batch_id: str, now: int) -> BatchRecord | None:
         """Mark the batch ``canceling`` and cancel every request not yet running.
 
         Running requests finish on their own; the batch ends when the last one does (or now,
         if none is running). Canceling a batch that is already canceling or ended is a no-op.
         """
         async with self._engines.writer.begin() as conn:
-            row = (await conn.execute(
-                select(batches.c.seq, batches.c.status, batches.c.expires_at).where(
-                    batches.c.id == batch_id, batches.c.workspace_id == workspace_id)
-            )).first()
+            row = (
+                await conn.execute(
+                    select(batches.c.seq, batches.c.status, batches.c.expires_at).where(
+                        batches.c.id == batch_id, batches.c.workspace_id == workspace_id
+                    )
+                )
+            ).first()
             if row is None:
                 return None
             if row.status == "in_progress":
                 await conn.execute(
-                    update(batches).where(batches.c.seq == row.seq)
+                    update(batches)
+                    .where(batches.c.seq == row.seq)
                     .values(status="canceling", cancel_initiated_at=now)
                 )
                 # Past expires_at, unstarted requests expired before anyone canceled them.
@@ -185,10 +201,13 @@ class SqlStore:
         A batch that has not ended is returned untouched so the caller can refuse.
         """
         async with self._engines.writer.begin() as conn:
-            row = (await conn.execute(
-                select(batches).where(batches.c.id == batch_id,
-                                      batches.c.workspace_id == workspace_id)
-            )).first()
+            row = (
+                await conn.execute(
+                    select(batches).where(
+                        batches.c.id == batch_id, batches.c.workspace_id == workspace_id
+                    )
+                )
+            ).first()
             if row is None:
                 return None
             record = _batch_record(row)
@@ -196,8 +215,9 @@ class SqlStore:
                 await self._delete_batch_rows(conn, record.seq)
             return record
 
-    async def iter_results(self, batch_seq: int, *,
-                           page_size: int = 1000) -> AsyncIterator[list[StoredResult]]:
+    async def iter_results(
+        self, batch_seq: int, *, page_size: int = 1000
+    ) -> AsyncIterator[list[StoredResult]]:
         """Pages of ``(custom_id, state, line)``, one per request, in ``custom_id`` order.
 
         Each page is its own short read, keyed by ``custom_id``, so memory stays flat and no
@@ -213,14 +233,19 @@ class SqlStore:
         )
         while True:
             async with self._engines.reader.connect() as conn:
-                rows = (await conn.execute(
-                    query.where(requests.c.batch_seq == batch_seq, requests.c.custom_id > last)
-                )).all()
+                rows = (
+                    await conn.execute(
+                        query.where(requests.c.batch_seq == batch_seq, requests.c.custom_id > last)
+                    )
+                ).all()
             if not rows:
                 return
-            yield [StoredResult(row.custom_id, row.state,
-                                None if row.line is None else bytes(row.line))
-                   for row in rows]
+            yield [
+                StoredResult(
+                    row.custom_id, row.state, None if row.line is None else bytes(row.line)
+                )
+                for row in rows
+            ]
             last = rows[-1].custom_id
 
     # ------------------------------------------------------------------ worker side
@@ -251,25 +276,45 @@ class SqlStore:
         statement = (
             update(requests)
             .where(requests.c.id.in_(select(candidates.c.id)))
-            .values(state="running", attempt=requests.c.attempt + 1,
-                    lease_expires_at=lease_until, not_before=None)
-            .returning(requests.c.id, requests.c.batch_seq, requests.c.custom_id,
-                       requests.c.attempt, requests.c.params)
+            .values(
+                state="running",
+                attempt=requests.c.attempt + 1,
+                lease_expires_at=lease_until,
+                not_before=None,
+            )
+            .returning(
+                requests.c.id,
+                requests.c.batch_seq,
+                requests.c.custom_id,
+                requests.c.attempt,
+                requests.c.params,
+            )
         )
         async with self._engines.writer.begin() as conn:
             rows = (await conn.execute(statement)).all()
-        claimed = [ClaimedRequest(id=row.id, batch_seq=row.batch_seq, custom_id=row.custom_id,
-                                  attempt=row.attempt, params=row.params) for row in rows]
+        claimed = [
+            ClaimedRequest(
+                id=row.id,
+                batch_seq=row.batch_seq,
+                custom_id=row.custom_id,
+                attempt=row.attempt,
+                params=row.params,
+            )
+            for row in rows
+        ]
         claimed.sort(key=lambda request: request.id)
         return claimed
 
     async def closing_batches(self, now: int) -> dict[int, str]:
         """Open batches whose unstarted requests must not run: seq → ``canceled``/``expired``."""
         async with self._engines.reader.connect() as conn:
-            rows = (await conn.execute(
-                select(batches.c.seq, batches.c.status, batches.c.expires_at)
-                .where(batches.c.status != "ended")
-            )).all()
+            rows = (
+                await conn.execute(
+                    select(batches.c.seq, batches.c.status, batches.c.expires_at).where(
+                        batches.c.status != "ended"
+                    )
+                )
+            ).all()
         closing: dict[int, str] = {}
         for row in rows:
             if row.expires_at <= now:
@@ -285,13 +330,18 @@ class SqlStore:
             for start in range(0, len(pairs), _CHUNK):
                 await conn.execute(
                     update(requests)
-                    .where(tuple_(requests.c.id, requests.c.attempt).in_(
-                        pairs[start : start + _CHUNK]), requests.c.state == "running")
+                    .where(
+                        tuple_(requests.c.id, requests.c.attempt).in_(
+                            pairs[start : start + _CHUNK]
+                        ),
+                        requests.c.state == "running",
+                    )
                     .values(lease_expires_at=until)
                 )
 
-    async def finish(self, completions: Sequence[Completion], retries: Sequence[Retry],
-                     now: int) -> int:
+    async def finish(
+        self, completions: Sequence[Completion], retries: Sequence[Retry], now: int
+    ) -> int:
         """Apply worker outcomes in one transaction; returns how many completions counted.
 
         A completion whose attempt no longer holds the row (the lease expired and the
@@ -304,29 +354,41 @@ class SqlStore:
                 group = [c for c in completions if c.state == state]
                 for start in range(0, len(group), _CHUNK):
                     chunk = group[start : start + _CHUNK]
-                    rows = (await conn.execute(
-                        update(requests)
-                        .where(tuple_(requests.c.id, requests.c.attempt).in_(
-                            [(c.request_id, c.attempt) for c in chunk]),
-                            requests.c.state == "running")
-                        .values(state=state, lease_expires_at=None)
-                        .returning(requests.c.id, requests.c.batch_seq)
-                    )).all()
+                    rows = (
+                        await conn.execute(
+                            update(requests)
+                            .where(
+                                tuple_(requests.c.id, requests.c.attempt).in_(
+                                    [(c.request_id, c.attempt) for c in chunk]
+                                ),
+                                requests.c.state == "running",
+                            )
+                            .values(state=state, lease_expires_at=None)
+                            .returning(requests.c.id, requests.c.batch_seq)
+                        )
+                    ).all()
                     if not rows:
                         continue
                     won = {row.id for row in rows}
-                    await conn.execute(insert(results), [
-                        {"request_id": c.request_id, "line": c.line}
-                        for c in chunk if c.request_id in won
-                    ])
+                    await conn.execute(
+                        insert(results),
+                        [
+                            {"request_id": c.request_id, "line": c.line}
+                            for c in chunk
+                            if c.request_id in won
+                        ],
+                    )
                     for row in rows:
                         tally[row.batch_seq][state] += 1
                     applied += len(rows)
             for retry in retries:
                 await conn.execute(
                     update(requests)
-                    .where(requests.c.id == retry.request_id,
-                           requests.c.attempt == retry.attempt, requests.c.state == "running")
+                    .where(
+                        requests.c.id == retry.request_id,
+                        requests.c.attempt == retry.attempt,
+                        requests.c.state == "running",
+                    )
                     .values(state="queued", lease_expires_at=None, not_before=retry.not_before)
                 )
             await self._apply_tally(conn, tally, now)
@@ -334,19 +396,25 @@ class SqlStore:
 
     # ------------------------------------------------------------------ maintenance sweeps
 
-    async def requeue_expired_leases(self, now: int, *, max_attempts: int,
-                                     error_line: Callable[[str], bytes]) -> int:
+    async def requeue_expired_leases(
+        self, now: int, *, max_attempts: int, error_line: Callable[[str], bytes]
+    ) -> int:
         """Return requests whose worker vanished to the queue; error those out of attempts.
 
         ``error_line(custom_id) -> bytes`` builds the ``errored`` line for a request that has
         used all its attempts, so a request that kills its worker cannot loop forever.
         """
         async with self._engines.writer.begin() as conn:
-            expired = (await conn.execute(
-                select(requests.c.id, requests.c.batch_seq, requests.c.custom_id,
-                       requests.c.attempt)
-                .where(requests.c.state == "running", requests.c.lease_expires_at < now)
-            )).all()
+            expired = (
+                await conn.execute(
+                    select(
+                        requests.c.id,
+                        requests.c.batch_seq,
+                        requests.c.custom_id,
+                        requests.c.attempt,
+                    ).where(requests.c.state == "running", requests.c.lease_expires_at < now)
+                )
+            ).all()
             if not expired:
                 return 0
             exhausted = [row for row in expired if row.attempt >= max_attempts]
@@ -360,13 +428,17 @@ class SqlStore:
                 )
             tally: dict[int, Counter[str]] = defaultdict(Counter)
             for row in exhausted:
-                moved = (await conn.execute(
-                    update(requests).where(requests.c.id == row.id, still_lost)
-                    .values(state="errored", lease_expires_at=None)
-                )).rowcount
+                moved = (
+                    await conn.execute(
+                        update(requests)
+                        .where(requests.c.id == row.id, still_lost)
+                        .values(state="errored", lease_expires_at=None)
+                    )
+                ).rowcount
                 if moved:
-                    await conn.execute(insert(results).values(
-                        request_id=row.id, line=error_line(row.custom_id)))
+                    await conn.execute(
+                        insert(results).values(request_id=row.id, line=error_line(row.custom_id))
+                    )
                     tally[row.batch_seq]["errored"] += 1
             await self._apply_tally(conn, tally, now)
         return len(expired)
@@ -379,10 +451,13 @@ class SqlStore:
         """
         settled = 0
         async with self._engines.writer.begin() as conn:
-            rows = (await conn.execute(
-                select(batches.c.seq, batches.c.status, batches.c.expires_at)
-                .where(batches.c.status != "ended")
-            )).all()
+            rows = (
+                await conn.execute(
+                    select(batches.c.seq, batches.c.status, batches.c.expires_at).where(
+                        batches.c.status != "ended"
+                    )
+                )
+            ).all()
             for row in rows:
                 if row.expires_at <= now:
                     settled += await self._settle_queued(conn, row.seq, "expired", now)
@@ -393,43 +468,57 @@ class SqlStore:
     async def purge_archived(self, now: int) -> int:
         """Drop params and results of batches past retention; the batch row stays visible."""
         async with self._engines.writer.begin() as conn:
-            seqs = (await conn.scalars(
-                select(batches.c.seq).where(batches.c.archives_at <= now,
-                                            batches.c.status == "ended", batches.c.purged == 0)
-            )).all()
+            seqs = (
+                await conn.scalars(
+                    select(batches.c.seq).where(
+                        batches.c.archives_at <= now,
+                        batches.c.status == "ended",
+                        batches.c.purged == 0,
+                    )
+                )
+            ).all()
             for seq in seqs:
-                await conn.execute(delete(results).where(results.c.request_id.in_(
-                    select(requests.c.id).where(requests.c.batch_seq == seq))))
-                await conn.execute(update(requests).where(requests.c.batch_seq == seq)
-                                   .values(params=b""))
+                await conn.execute(
+                    delete(results).where(
+                        results.c.request_id.in_(
+                            select(requests.c.id).where(requests.c.batch_seq == seq)
+                        )
+                    )
+                )
+                await conn.execute(
+                    update(requests).where(requests.c.batch_seq == seq).values(params=b"")
+                )
                 await conn.execute(update(batches).where(batches.c.seq == seq).values(purged=1))
         return len(seqs)
 
     # ------------------------------------------------------------------ helpers
 
-    async def _settle_queued(self, conn: AsyncConnection, seq: int, state: str,
-                             now: int) -> int:
-        count = (await conn.execute(
-            update(requests).where(requests.c.batch_seq == seq, requests.c.state == "queued")
-            .values(state=state)
-        )).rowcount
+    async def _settle_queued(self, conn: AsyncConnection, seq: int, state: str, now: int) -> int:
+        count = (
+            await conn.execute(
+                update(requests)
+                .where(requests.c.batch_seq == seq, requests.c.state == "queued")
+                .values(state=state)
+            )
+        ).rowcount
         await self._apply_tally(conn, {seq: Counter({state: count})}, now)
         return count
 
-    async def _apply_tally(self, conn: AsyncConnection, tally: dict[int, Counter[str]],
-                           now: int) -> None:
+    async def _apply_tally(
+        self, conn: AsyncConnection, tally: dict[int, Counter[str]], now: int
+    ) -> None:
         """Move counted requests out of ``processing`` and end batches that reach zero."""
         for seq, counts in tally.items():
             moved = sum(counts.values())
-            values: dict[str, Any] = {name: batches.c[name] + counts[name]
-                                      for name in _FINAL_STATES if counts[name]}
+            values: dict[str, Any] = {
+                name: batches.c[name] + counts[name] for name in _FINAL_STATES if counts[name]
+            }
             if moved:
                 values["processing"] = batches.c.processing - moved
                 await conn.execute(update(batches).where(batches.c.seq == seq).values(values))
             await conn.execute(
                 update(batches)
-                .where(batches.c.seq == seq, batches.c.processing == 0,
-                       batches.c.status != "ended")
+                .where(batches.c.seq == seq, batches.c.processing == 0, batches.c.status != "ended")
                 .values(status="ended", ended_at=now)
             )
 
@@ -438,28 +527,44 @@ class SqlStore:
         return _batch_record(row) if row else None
 
     async def _delete_batch_rows(self, conn: AsyncConnection, seq: int) -> None:
-        await conn.execute(delete(results).where(results.c.request_id.in_(
-            select(requests.c.id).where(requests.c.batch_seq == seq))))
+        await conn.execute(
+            delete(results).where(
+                results.c.request_id.in_(select(requests.c.id).where(requests.c.batch_seq == seq))
+            )
+        )
         await conn.execute(delete(requests).where(requests.c.batch_seq == seq))
         await conn.execute(delete(batches).where(batches.c.seq == seq))
 
     async def count_requests_by_state(self, batch_seq: int) -> dict[str, int]:
         """Recount from request rows; used by tests and by ``batchyard`` diagnostics."""
         async with self._engines.reader.connect() as conn:
-            rows = (await conn.execute(
-                select(requests.c.state, func.count()).where(requests.c.batch_seq == batch_seq)
-                .group_by(requests.c.state)
-            )).all()
+            rows = (
+                await conn.execute(
+                    select(requests.c.state, func.count())
+                    .where(requests.c.batch_seq == batch_seq)
+                    .group_by(requests.c.state)
+                )
+            ).all()
         return {state: count for state, count in rows}
 
 
 def _batch_record(row: Row[Any]) -> BatchRecord:
     return BatchRecord(
-        seq=row.seq, id=row.id, workspace_id=row.workspace_id, status=row.status,
-        total=row.total, processing=row.processing, succeeded=row.succeeded,
-        errored=row.errored, canceled=row.canceled, expired=row.expired,
-        created_at=row.created_at, expires_at=row.expires_at, archives_at=row.archives_at,
-        ended_at=row.ended_at, cancel_initiated_at=row.cancel_initiated_at,
+        seq=row.seq,
+        id=row.id,
+        workspace_id=row.workspace_id,
+        status=row.status,
+        total=row.total,
+        processing=row.processing,
+        succeeded=row.succeeded,
+        errored=row.errored,
+        canceled=row.canceled,
+        expired=row.expired,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        archives_at=row.archives_at,
+        ended_at=row.ended_at,
+        cancel_initiated_at=row.cancel_initiated_at,
     )
 
 

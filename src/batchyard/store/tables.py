@@ -63,8 +63,12 @@ batches = Table(
     Column("cancel_initiated_at", BigInteger),
     Column("purged", Integer, nullable=False, server_default=text("0")),
     Index("ix_batches_workspace_seq", "workspace_id", "seq"),
-    Index("ix_batches_open", "status", postgresql_where=text("status <> 'ended'"),
-          sqlite_where=text("status <> 'ended'")),
+    Index(
+        "ix_batches_open",
+        "status",
+        postgresql_where=text("status <> 'ended'"),
+        sqlite_where=text("status <> 'ended'"),
+    ),
 )
 
 #: Request ``state``: queued → running → succeeded | errored, or back to queued on a retry or
@@ -73,8 +77,9 @@ batches = Table(
 requests = Table(
     "requests",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("batch_seq", Integer, ForeignKey("batches.seq"), nullable=False),
     Column("custom_id", String(64), nullable=False),
     Column("state", String(16), nullable=False),
@@ -83,17 +88,29 @@ requests = Table(
     Column("not_before", BigInteger),
     Column("params", LargeBinary, nullable=False),
     UniqueConstraint("batch_seq", "custom_id", name="uq_requests_batch_custom_id"),
-    Index("ix_requests_queued", "id", postgresql_where=text("state = 'queued'"),
-          sqlite_where=text("state = 'queued'")),
-    Index("ix_requests_leases", "lease_expires_at", postgresql_where=text("state = 'running'"),
-          sqlite_where=text("state = 'running'")),
+    Index(
+        "ix_requests_queued",
+        "id",
+        postgresql_where=text("state = 'queued'"),
+        sqlite_where=text("state = 'queued'"),
+    ),
+    Index(
+        "ix_requests_leases",
+        "lease_expires_at",
+        postgresql_where=text("state = 'running'"),
+        sqlite_where=text("state = 'running'"),
+    ),
 )
 
 #: One JSONL line per finished request, stored ready to stream.
 results = Table(
     "results",
     metadata,
-    Column("request_id", BigInteger().with_variant(Integer, "sqlite"),
-           ForeignKey("requests.id"), primary_key=True),
+    Column(
+        "request_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("requests.id"),
+        primary_key=True,
+    ),
     Column("line", LargeBinary, nullable=False),
 )

@@ -7,8 +7,9 @@ import random
 from batchyard.timeutil import MICROS_PER_SECOND
 
 
-def backoff_micros(attempt: int, *, base_seconds: float, max_seconds: float,
-                   retry_after: float | None = None) -> int:
+def backoff_micros(
+    attempt: int, *, base_seconds: float, max_seconds: float, retry_after: float | None = None
+) -> int:
     """Exponential backoff with "equal jitter"; an engine's ``retry_after`` hint wins if longer.
 
     ``attempt`` is the attempt that just failed (1 for the first).

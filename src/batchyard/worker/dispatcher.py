@@ -92,15 +92,20 @@ class Dispatcher:
         completions, retries = self._completions, self._retries
         done = {c.request_id for c in completions} | {r.request_id for r in retries}
         now = now_us()
-        retries = retries + [Retry(request_id=request.id, attempt=request.attempt, not_before=now)
-                             for request in self._in_flight.values() if request.id not in done]
+        retries = retries + [
+            Retry(request_id=request.id, attempt=request.attempt, not_before=now)
+            for request in self._in_flight.values()
+            if request.id not in done
+        ]
         if not (completions or retries):
             return
         try:
             await asyncio.wait_for(self._store.finish(completions, retries, now), timeout=10)
         except Exception:
-            logger.exception("could not hand back %d requests on shutdown; their leases will "
-                             "expire instead", len(completions) + len(retries))
+            logger.exception(
+                "could not hand back %d requests on shutdown; their leases will expire instead",
+                len(completions) + len(retries),
+            )
 
     # ------------------------------------------------------------------ claiming
 
@@ -117,8 +122,10 @@ class Dispatcher:
             try:
                 self._closing = await self._store.closing_batches(now)
                 claimed = await self._store.claim(
-                    limit=limit, now=now,
-                    lease_until=now + int(settings.lease_seconds * MICROS_PER_SECOND))
+                    limit=limit,
+                    now=now,
+                    lease_until=now + int(settings.lease_seconds * MICROS_PER_SECOND),
+                )
             except Exception:
                 logger.exception("claim failed; retrying after the poll interval")
                 claimed = []
@@ -157,8 +164,9 @@ class Dispatcher:
                 outcome = self._failed(request, EngineError("api_error", f"internal error: {exc}"))
             self._record(outcome)
 
-    async def _execute(self, served: ServedModel, request: ClaimedRequest,
-                       params: MessageCreateParams) -> Completion | Retry:
+    async def _execute(
+        self, served: ServedModel, request: ClaimedRequest, params: MessageCreateParams
+    ) -> Completion | Retry:
         if closed_as := self._closing.get(request.batch_seq):
             return self._unstarted(request, closed_as)
         try:
@@ -168,8 +176,12 @@ class Dispatcher:
             return self._errored(request, exc.error_type, exc.message)
         except EngineError as exc:
             return self._failed(request, exc)
-        return Completion(request_id=request.id, attempt=request.attempt, state="succeeded",
-                          line=succeeded_line(request.custom_id, message))
+        return Completion(
+            request_id=request.id,
+            attempt=request.attempt,
+            state="succeeded",
+            line=succeeded_line(request.custom_id, message),
+        )
 
     def _record(self, outcome: Completion | Retry) -> None:
         if isinstance(outcome, Retry):
@@ -180,24 +192,35 @@ class Dispatcher:
 
     def _failed(self, request: ClaimedRequest, error: EngineError) -> Completion | Retry:
         if error.retryable and request.attempt < self._settings.max_attempts:
-            delay = backoff_micros(request.attempt,
-                                   base_seconds=self._settings.retry_base_seconds,
-                                   max_seconds=self._settings.retry_max_seconds,
-                                   retry_after=error.retry_after)
-            return Retry(request_id=request.id, attempt=request.attempt,
-                         not_before=now_us() + delay)
+            delay = backoff_micros(
+                request.attempt,
+                base_seconds=self._settings.retry_base_seconds,
+                max_seconds=self._settings.retry_max_seconds,
+                retry_after=error.retry_after,
+            )
+            return Retry(
+                request_id=request.id, attempt=request.attempt, not_before=now_us() + delay
+            )
         return self._errored(request, error.error_type, error.message)
 
     @staticmethod
     def _unstarted(request: ClaimedRequest, result_type: str) -> Completion:
         state: FinalState = "canceled" if result_type == "canceled" else "expired"
-        return Completion(request_id=request.id, attempt=request.attempt, state=state,
-                          line=unstarted_line(request.custom_id, state))
+        return Completion(
+            request_id=request.id,
+            attempt=request.attempt,
+            state=state,
+            line=unstarted_line(request.custom_id, state),
+        )
 
     @staticmethod
     def _errored(request: ClaimedRequest, error_type: str, message: str) -> Completion:
-        return Completion(request_id=request.id, attempt=request.attempt, state="errored",
-                          line=errored_line(request.custom_id, error_type, message))
+        return Completion(
+            request_id=request.id,
+            attempt=request.attempt,
+            state="errored",
+            line=errored_line(request.custom_id, error_type, message),
+        )
 
     # ------------------------------------------------------------------ recording
 
@@ -212,8 +235,9 @@ class Dispatcher:
             try:
                 applied = await self._store.finish(completions, retries, now_us())
             except Exception:
-                logger.exception("recording %d outcomes failed; will retry",
-                                 len(completions) + len(retries))
+                logger.exception(
+                    "recording %d outcomes failed; will retry", len(completions) + len(retries)
+                )
                 self._completions[:0] = completions
                 self._retries[:0] = retries
                 self._outcome_ready.set()

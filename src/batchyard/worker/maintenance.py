@@ -22,21 +22,24 @@ _PURGE_EVERY_SECONDS = 300.0
 
 
 def _out_of_attempts(custom_id: str) -> bytes:
-    return errored_line(custom_id, "api_error",
-                        "the request's worker stopped responding on every attempt")
+    return errored_line(
+        custom_id, "api_error", "the request's worker stopped responding on every attempt"
+    )
 
 
 async def sweep_once(store: SqlStore, settings: Settings) -> int:
     """One pass of the frequent sweeps; returns how many requests changed state."""
     now = now_us()
-    changed = await store.requeue_expired_leases(now, max_attempts=settings.max_attempts,
-                                                 error_line=_out_of_attempts)
+    changed = await store.requeue_expired_leases(
+        now, max_attempts=settings.max_attempts, error_line=_out_of_attempts
+    )
     changed += await store.expire_and_cancel_open_batches(now)
     return changed
 
 
-async def run_maintenance(store: SqlStore, settings: Settings,
-                          on_requeued: Callable[[], None] = lambda: None) -> None:
+async def run_maintenance(
+    store: SqlStore, settings: Settings, on_requeued: Callable[[], None] = lambda: None
+) -> None:
     """Run the sweeps until cancelled. ``on_requeued`` wakes a local dispatcher."""
     interval = max(settings.poll_interval_seconds, 0.5)
     last_purge = 0.0

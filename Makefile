@@ -37,6 +37,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
 bench: install

@@ -62,7 +62,8 @@ async def batch_results(request: Request) -> Response:
     context = context_of(request)
     caller = await context.caller(request)
     batch_id = request.path_params["batch_id"]
-    chunks = await context.batches.results(caller, batch_id)
+    partial = request.query_params.get("partial", "").lower() in ("true", "1")
+    chunks = await context.batches.results(caller, batch_id, partial=partial)
     return StreamingResponse(
         chunks,
         media_type="application/x-jsonl",

@@ -20,6 +20,8 @@ from batchyard.store.records import BatchRecord, NewBatch
 from batchyard.store.sql import SqlStore
 from batchyard.timeutil import MICROS_PER_SECOND, now_us, optional_rfc3339, rfc3339
 
+_UNFINISHED = frozenset({"queued", "running"})
+
 
 @dataclass(frozen=True)
 class Caller:
@@ -90,13 +92,20 @@ class BatchService:
             )
         return DeletedMessageBatch(id=record.id)
 
-    async def results(self, caller: Caller, batch_id: str) -> AsyncIterator[bytes]:
-        """Check the batch can be downloaded now, then return its JSONL body as chunks."""
+    async def results(
+        self, caller: Caller, batch_id: str, *, partial: bool = False
+    ) -> AsyncIterator[bytes]:
+        """Check the batch can be downloaded now, then return its JSONL body as chunks.
+
+        ``partial`` (a batchyard extension, ``?partial=true``) allows downloading while the
+        batch runs: only requests that already have a result are included.
+        """
         record = await self._find(caller, batch_id)
-        if record.status != "ended":
+        if record.status != "ended" and not partial:
             raise invalid_request(
                 f"Message Batch {batch_id} has not finished processing; results are not "
-                "available until processing_status is 'ended'"
+                "available until processing_status is 'ended' (or ask for the results so far "
+                "with ?partial=true)"
             )
         if now_us() >= record.archives_at:
             raise not_found(
@@ -108,9 +117,12 @@ class BatchService:
     async def _jsonl(self, batch_seq: int) -> AsyncIterator[bytes]:
         async for page in self._store.iter_results(batch_seq):
             lines = [
-                result.line or unstarted_line(result.custom_id, result.state) for result in page
+                result.line or unstarted_line(result.custom_id, result.state)
+                for result in page
+                if result.state not in _UNFINISHED
             ]
-            yield b"\n".join(lines) + b"\n"
+            if lines:  # an empty chunk would put a blank line in the JSONL, which SDKs reject
+                yield b"\n".join(lines) + b"\n"
 
     async def _find(self, caller: Caller, batch_id: str) -> BatchRecord:
         record = await self._store.get_batch(caller.workspace_id, batch_id)

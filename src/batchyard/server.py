@@ -72,9 +72,13 @@ def create_server_app(settings: Settings, *, run_worker: bool = True) -> Starlet
             models=models,
             on_new_work=dispatcher.wake if dispatcher else (lambda: None),
         )
-        jobs: list[Coroutine[Any, Any, None]] = [warm_up(models)]
+        # Sweeps run here even without a worker: expiry and retention must not wait for one.
+        jobs: list[Coroutine[Any, Any, None]] = [
+            warm_up(models),
+            run_maintenance(store, settings, dispatcher.wake if dispatcher else lambda: None),
+        ]
         if dispatcher is not None:
-            jobs += [dispatcher.run(), run_maintenance(store, settings, dispatcher.wake)]
+            jobs.append(dispatcher.run())
         try:
             async with background(*jobs):
                 yield

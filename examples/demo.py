@@ -38,10 +38,7 @@ SEED_TICKETS = {
     "ticket-2": "The app crashes every time I try to upload a profile photo.",
     "ticket-3": "How do I change the email address on my account?",
 }
-SYSTEM = (
-    "You are a support triage assistant. Classify the ticket as exactly one of: "
-    "billing, bug, account. Answer with the label, then one short sentence."
-)
+QUESTION = "Is this ticket about billing, a bug, or the account? Answer in one word."
 
 PROBLEMS = [
     "was charged twice",
@@ -111,14 +108,18 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 
 
 def request(custom_id: str, ticket: str, max_tokens: int) -> dict[str, object]:
+    """A classification request; the final assistant turn is a prefill the model continues."""
     return {
         "custom_id": custom_id,
         "params": {
             "model": MODEL,
             "max_tokens": max_tokens,
             "temperature": 0,
-            "system": SYSTEM,
-            "messages": [{"role": "user", "content": ticket}],
+            "system": "You are a support triage assistant.",
+            "messages": [
+                {"role": "user", "content": f"Ticket: {ticket}\n\n{QUESTION}"},
+                {"role": "assistant", "content": "Answer:"},
+            ],
         },
     }
 
@@ -199,9 +200,9 @@ def main() -> None:
         client = anthropic.Anthropic(api_key=key, base_url=BASE_URL)
         started = time.perf_counter()
         print("\nbatch 1: the three seed tickets")
-        lines = run_batch(client, SEED_TICKETS, max_tokens=32)
+        lines = run_batch(client, SEED_TICKETS, max_tokens=16)
         print("\nbatch 2: 200 generated tickets in one batch")
-        lines += run_batch(client, generated_tickets(200), max_tokens=24)
+        lines += run_batch(client, generated_tickets(200), max_tokens=12)
         elapsed = time.perf_counter() - started
     finally:
         stop_server(server)

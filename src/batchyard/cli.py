@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
@@ -17,6 +18,8 @@ from batchyard.server import create_server_app, run_worker
 from batchyard.store.sql import SqlStore
 from batchyard.timeutil import now_us
 
+T = TypeVar("T")
+
 app = typer.Typer(
     help="Self-hosted, Anthropic-compatible Message Batches service.",
     no_args_is_help=True,
@@ -24,6 +27,11 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+webhooks_app = typer.Typer(
+    help="Webhooks: POST a signed message_batch.ended event when a batch ends.",
+    no_args_is_help=True,
+)
+app.add_typer(webhooks_app, name="webhooks")
 
 DbOption = Annotated[
     str | None,
@@ -109,21 +117,79 @@ def create_key(
     config: ConfigOption = None,
 ) -> None:
     """Create an API key; the key itself is printed once, as the last line."""
-    settings = settings_from(config, db)
     key = ids.api_key()
-
-    async def store_key() -> None:
-        store = await SqlStore.open(settings.resolved_database_url())
-        try:
-            await store.create_api_key(workspace, ids.hash_api_key(key), key[:10], now_us())
-        finally:
-            await store.close()
-
-    asyncio.run(store_key())
+    with_store(
+        settings_from(config, db),
+        lambda store: store.create_api_key(workspace, ids.hash_api_key(key), key[:10], now_us()),
+    )
     typer.echo(
         f"Created an API key for workspace {workspace!r}. Store it now; it is not shown again:"
     )
     typer.echo(key)
+
+
+@webhooks_app.command("add")
+def add_webhook(
+    workspace: Annotated[str, typer.Option(help="Workspace whose batches notify this URL.")],
+    url: Annotated[str, typer.Option(help="Where to POST events (http or https).")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Register a webhook; its signing secret is printed once, as the last line."""
+    if not url.startswith(("http://", "https://")):
+        typer.echo("error: --url must start with http:// or https://", err=True)
+        raise typer.Exit(2)
+    secret = ids.webhook_secret()
+    webhook_id = with_store(
+        settings_from(config, db), lambda store: store.add_webhook(workspace, url, secret, now_us())
+    )
+    typer.echo(
+        f"Webhook {webhook_id} for workspace {workspace!r} -> {url}. Verify deliveries "
+        "with this Standard Webhooks secret (shown once):"
+    )
+    typer.echo(secret)
+
+
+@webhooks_app.command("list")
+def list_webhooks(
+    workspace: Annotated[str, typer.Option(help="Workspace to list.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List a workspace's webhooks."""
+    hooks = with_store(settings_from(config, db), lambda store: store.list_webhooks(workspace))
+    for hook in hooks:
+        typer.echo(f"{hook.id}\t{hook.url}")
+
+
+@webhooks_app.command("remove")
+def remove_webhook(
+    workspace: Annotated[str, typer.Option(help="Workspace the webhook belongs to.")],
+    webhook_id: Annotated[int, typer.Option("--id", help="Webhook id, from 'webhooks list'.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Remove a webhook and its undelivered events."""
+    removed = with_store(
+        settings_from(config, db), lambda store: store.remove_webhook(workspace, webhook_id)
+    )
+    if not removed:
+        typer.echo(f"error: workspace {workspace!r} has no webhook {webhook_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"Removed webhook {webhook_id}.")
+
+
+def with_store(settings: Settings, action: Callable[[SqlStore], Awaitable[T]]) -> T:
+    """Run one store operation from a synchronous command."""
+
+    async def run() -> T:
+        store = await SqlStore.open(settings.resolved_database_url())
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 def main() -> None:

@@ -67,6 +67,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     retry_max_seconds: float = 60.0
     #: Requests one worker claims per round trip to the store.
     claim_size: int = 512
+    #: Webhook deliveries: attempts before giving up, first retry delay, per-call timeout.
+    webhook_max_attempts: int = 8
+    webhook_retry_base_seconds: float = 5.0
+    webhook_timeout_seconds: float = 10.0
     poll_interval_seconds: float = 0.5
     models: list[ModelConfig] = []
 

@@ -6,6 +6,7 @@ API's look, drawn from ``secrets`` so they cannot be guessed across workspaces.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 
@@ -43,6 +44,11 @@ def tool_use_id() -> str:
 def api_key() -> str:
     """A new secret API key; only its hash is ever stored."""
     return "sk-by-" + secrets.token_urlsafe(32)
+
+
+def webhook_secret() -> str:
+    """A Standard Webhooks signing secret: ``whsec_`` + base64 of 24 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def hash_api_key(key: str) -> str:

@@ -20,6 +20,7 @@ from batchyard.service.batches import BatchService
 from batchyard.store.sql import SqlStore
 from batchyard.worker.dispatcher import Dispatcher
 from batchyard.worker.maintenance import run_maintenance
+from batchyard.worker.webhooks import WebhookSender
 
 logger = logging.getLogger("batchyard.server")
 
@@ -76,6 +77,7 @@ def create_server_app(settings: Settings, *, run_worker: bool = True) -> Starlet
         jobs: list[Coroutine[Any, Any, None]] = [
             warm_up(models),
             run_maintenance(store, settings, dispatcher.wake if dispatcher else lambda: None),
+            WebhookSender(store, settings).run(),
         ]
         if dispatcher is not None:
             jobs.append(dispatcher.run())
@@ -95,7 +97,11 @@ async def run_worker(settings: Settings) -> None:
     models = model_registry(settings)
     dispatcher = Dispatcher(store, models, settings)
     try:
-        async with background(warm_up(models), run_maintenance(store, settings, dispatcher.wake)):
+        async with background(
+            warm_up(models),
+            run_maintenance(store, settings, dispatcher.wake),
+            WebhookSender(store, settings).run(),
+        ):
             await dispatcher.run()
     finally:
         await models.aclose()

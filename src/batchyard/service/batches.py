@@ -131,27 +131,30 @@ class BatchService:
         return record
 
     def _wire(self, record: BatchRecord, caller: Caller) -> MessageBatch:
-        ended = record.status == "ended"
-        archived = now_us() >= record.archives_at
-        return MessageBatch(
-            id=record.id,
-            processing_status=record.status,
-            request_counts=RequestCounts(
-                processing=record.processing,
-                succeeded=record.succeeded,
-                errored=record.errored,
-                canceled=record.canceled,
-                expired=record.expired,
-            ),
-            created_at=rfc3339(record.created_at),
-            expires_at=rfc3339(record.expires_at),
-            ended_at=optional_rfc3339(record.ended_at),
-            cancel_initiated_at=optional_rfc3339(record.cancel_initiated_at),
-            archived_at=rfc3339(record.archives_at) if archived else None,
-            results_url=(
-                f"{caller.public_url}/v1/messages/batches/{record.id}/results" if ended else None
-            ),
-        )
+        return batch_to_wire(record, caller.public_url)
+
+
+def batch_to_wire(record: BatchRecord, public_url: str) -> MessageBatch:
+    """The wire ``MessageBatch``; ``results_url`` is absolute when ``public_url`` is."""
+    ended = record.status == "ended"
+    archived = now_us() >= record.archives_at
+    return MessageBatch(
+        id=record.id,
+        processing_status=record.status,
+        request_counts=RequestCounts(
+            processing=record.processing,
+            succeeded=record.succeeded,
+            errored=record.errored,
+            canceled=record.canceled,
+            expired=record.expired,
+        ),
+        created_at=rfc3339(record.created_at),
+        expires_at=rfc3339(record.expires_at),
+        ended_at=optional_rfc3339(record.ended_at),
+        cancel_initiated_at=optional_rfc3339(record.cancel_initiated_at),
+        archived_at=rfc3339(record.archives_at) if archived else None,
+        results_url=f"{public_url}/v1/messages/batches/{record.id}/results" if ended else None,
+    )
 
 
 def _batch_not_found(batch_id: str) -> Exception:

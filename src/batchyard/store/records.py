@@ -82,3 +82,25 @@ class StoredResult(NamedTuple):
     state: str
     #: The stored JSONL line; ``None`` for requests canceled or expired while queued.
     line: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRecord:
+    id: int
+    url: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A webhook event leased to one process for one delivery attempt."""
+
+    id: int
+    url: str
+    secret: str
+    workspace_id: int
+    batch_id: str
+    event: str
+    #: Including the attempt now being made.
+    attempts: int
+    created_at: int

@@ -39,11 +39,22 @@ from batchyard.store.records import (
     BatchRecord,
     ClaimedRequest,
     Completion,
+    DueDelivery,
     NewBatch,
     Retry,
     StoredResult,
+    WebhookRecord,
 )
-from batchyard.store.tables import api_keys, batches, metadata, requests, results, workspaces
+from batchyard.store.tables import (
+    api_keys,
+    batches,
+    metadata,
+    requests,
+    results,
+    webhook_deliveries,
+    webhooks,
+    workspaces,
+)
 
 #: Rows per statement for bulk work; keeps every statement under SQLite's parameter limit.
 _CHUNK = 1000
@@ -76,15 +87,7 @@ class SqlStore:
     ) -> None:
         """Store a key's hash under ``workspace_name``, creating the workspace if new."""
         async with self._engines.writer.begin() as conn:
-            workspace_id = await conn.scalar(
-                select(workspaces.c.id).where(workspaces.c.name == workspace_name)
-            )
-            if workspace_id is None:
-                workspace_id = await conn.scalar(
-                    insert(workspaces)
-                    .values(name=workspace_name, created_at=now)
-                    .returning(workspaces.c.id)
-                )
+            workspace_id = await self._workspace_id(conn, workspace_name, now)
             await conn.execute(
                 insert(api_keys).values(
                     workspace_id=workspace_id, key_hash=key_hash, key_hint=key_hint, created_at=now
@@ -394,6 +397,120 @@ class SqlStore:
             await self._apply_tally(conn, tally, now)
         return applied
 
+    # ------------------------------------------------------------------ webhooks
+
+    async def add_webhook(self, workspace_name: str, url: str, secret: str, now: int) -> int:
+        async with self._engines.writer.begin() as conn:
+            workspace_id = await self._workspace_id(conn, workspace_name, now)
+            webhook_id: int = await conn.scalar(
+                insert(webhooks)
+                .values(workspace_id=workspace_id, url=url, secret=secret, created_at=now)
+                .returning(webhooks.c.id)
+            )
+        return webhook_id
+
+    async def list_webhooks(self, workspace_name: str) -> list[WebhookRecord]:
+        async with self._engines.reader.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(webhooks.c.id, webhooks.c.url, webhooks.c.created_at)
+                    .select_from(webhooks.join(workspaces))
+                    .where(workspaces.c.name == workspace_name)
+                    .order_by(webhooks.c.id)
+                )
+            ).all()
+        return [WebhookRecord(id=row.id, url=row.url, created_at=row.created_at) for row in rows]
+
+    async def remove_webhook(self, workspace_name: str, webhook_id: int) -> bool:
+        """Remove a webhook and its pending deliveries; ``False`` if the workspace has none."""
+        async with self._engines.writer.begin() as conn:
+            owned = (
+                select(webhooks.c.id)
+                .join(workspaces)
+                .where(webhooks.c.id == webhook_id, workspaces.c.name == workspace_name)
+            )
+            if await conn.scalar(owned) is None:
+                return False
+            await conn.execute(
+                delete(webhook_deliveries).where(webhook_deliveries.c.webhook_id == webhook_id)
+            )
+            await conn.execute(delete(webhooks).where(webhooks.c.id == webhook_id))
+        return True
+
+    async def claim_deliveries(
+        self, *, limit: int, now: int, lease_until: int
+    ) -> list[DueDelivery]:
+        """Lease due webhook events (at most one process attempts a delivery at a time)."""
+        due = (
+            select(webhook_deliveries.c.id)
+            .where(
+                webhook_deliveries.c.next_attempt_at <= now,
+                or_(
+                    webhook_deliveries.c.lease_expires_at.is_(None),
+                    webhook_deliveries.c.lease_expires_at < now,
+                ),
+            )
+            .order_by(webhook_deliveries.c.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._engines.writer.begin() as conn:
+            ids = (await conn.scalars(due)).all()
+            if not ids:
+                return []
+            await conn.execute(
+                update(webhook_deliveries)
+                .where(webhook_deliveries.c.id.in_(ids))
+                .values(lease_expires_at=lease_until, attempts=webhook_deliveries.c.attempts + 1)
+            )
+            rows = (
+                await conn.execute(
+                    select(
+                        webhook_deliveries,
+                        webhooks.c.url,
+                        webhooks.c.secret,
+                        webhooks.c.workspace_id,
+                    )
+                    .select_from(webhook_deliveries.join(webhooks))
+                    .where(webhook_deliveries.c.id.in_(ids))
+                )
+            ).all()
+        return [
+            DueDelivery(
+                id=row.id,
+                url=row.url,
+                secret=row.secret,
+                workspace_id=row.workspace_id,
+                batch_id=row.batch_id,
+                event=row.event,
+                attempts=row.attempts,
+                created_at=row.created_at,
+            )
+            for row in rows
+        ]
+
+    async def record_delivery(
+        self,
+        delivery_id: int,
+        *,
+        now: int,
+        delivered: bool,
+        next_attempt_at: int | None,
+        error: str | None,
+    ) -> None:
+        """Settle one attempt: delivered, retry at ``next_attempt_at``, or given up (``None``)."""
+        async with self._engines.writer.begin() as conn:
+            await conn.execute(
+                update(webhook_deliveries)
+                .where(webhook_deliveries.c.id == delivery_id)
+                .values(
+                    delivered_at=now if delivered else None,
+                    next_attempt_at=None if delivered else next_attempt_at,
+                    lease_expires_at=None,
+                    last_error=None if error is None else error[:500],
+                )
+            )
+
     # ------------------------------------------------------------------ maintenance sweeps
 
     async def requeue_expired_leases(
@@ -516,11 +633,38 @@ class SqlStore:
             if moved:
                 values["processing"] = batches.c.processing - moved
                 await conn.execute(update(batches).where(batches.c.seq == seq).values(values))
-            await conn.execute(
+            ended = await conn.execute(
                 update(batches)
                 .where(batches.c.seq == seq, batches.c.processing == 0, batches.c.status != "ended")
                 .values(status="ended", ended_at=now)
             )
+            if ended.rowcount:
+                await self._enqueue_event(conn, seq, "message_batch.ended", now)
+
+    async def _enqueue_event(self, conn: AsyncConnection, seq: int, event: str, now: int) -> None:
+        """One outbox row per webhook of the batch's workspace, in the caller's transaction."""
+        await conn.execute(
+            insert(webhook_deliveries).from_select(
+                ["webhook_id", "batch_id", "event", "created_at", "next_attempt_at"],
+                select(webhooks.c.id, batches.c.id, literal(event), literal(now), literal(now))
+                .select_from(
+                    webhooks.join(batches, batches.c.workspace_id == webhooks.c.workspace_id)
+                )
+                .where(batches.c.seq == seq),
+            )
+        )
+
+    async def _workspace_id(self, conn: AsyncConnection, name: str, now: int) -> int:
+        """The workspace called ``name``, created on first use."""
+        workspace_id: int | None = await conn.scalar(
+            select(workspaces.c.id).where(workspaces.c.name == name)
+        )
+        if workspace_id is None:
+            workspace_id = await conn.scalar(
+                insert(workspaces).values(name=name, created_at=now).returning(workspaces.c.id)
+            )
+        assert workspace_id is not None
+        return workspace_id
 
     async def _batch_by_seq(self, conn: AsyncConnection, seq: int) -> BatchRecord | None:
         row = (await conn.execute(select(batches).where(batches.c.seq == seq))).first()

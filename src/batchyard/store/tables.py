@@ -114,3 +114,42 @@ results = Table(
     ),
     Column("line", LargeBinary, nullable=False),
 )
+
+#: Where a workspace wants ``message_batch.ended`` events POSTed (a batchyard extension).
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), nullable=False),
+    Column("url", String(2000), nullable=False),
+    #: Standard Webhooks signing secret (``whsec_`` + base64); needed in clear to sign.
+    Column("secret", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+#: The outbox: one row per (webhook, event), written in the transaction that ends the batch,
+#: so an event is never lost even if the process dies right after. Delivered at least once.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    #: Not a foreign key: the event outlives a batch deleted before delivery.
+    Column("batch_id", String(64), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    #: ``NULL`` once delivered or given up.
+    Column("next_attempt_at", BigInteger),
+    Column("lease_expires_at", BigInteger),
+    Column("delivered_at", BigInteger),
+    Column("last_error", String(500)),
+    Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=text("next_attempt_at IS NOT NULL"),
+        sqlite_where=text("next_attempt_at IS NOT NULL"),
+    ),
+)

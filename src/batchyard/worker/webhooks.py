@@ -1,0 +1,99 @@
+"""Delivering webhook events from the outbox, at least once, with backoff between attempts.
+
+Events are written to the outbox in the transaction that ends a batch; any process running
+this loop may deliver them (each attempt is leased to one process). A 2xx answer delivers
+the event; anything else, or no answer within the timeout, schedules a retry until
+``webhook_max_attempts`` is reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import httpx
+import msgspec
+
+from batchyard.config import Settings
+from batchyard.protocol.batches import DeletedMessageBatch
+from batchyard.protocol.webhooks import WebhookEvent, signature_headers
+from batchyard.service.batches import batch_to_wire
+from batchyard.store.records import DueDelivery
+from batchyard.store.sql import SqlStore
+from batchyard.timeutil import MICROS_PER_SECOND, now_us, rfc3339
+from batchyard.worker.backoff import backoff_micros
+
+logger = logging.getLogger("batchyard.webhooks")
+
+_CLAIM = 32
+_MAX_RETRY_SECONDS = 3600.0
+_encoder = msgspec.json.Encoder()
+
+
+class WebhookSender:
+    def __init__(self, store: SqlStore, settings: Settings) -> None:
+        self._store = store
+        self._settings = settings
+
+    async def run(self) -> None:
+        """Deliver due events until cancelled."""
+        timeout = self._settings.webhook_timeout_seconds
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+            while True:
+                try:
+                    delivered = await self.deliver_due(http)
+                except Exception:
+                    logger.exception("webhook delivery round failed; retrying")
+                    delivered = 0
+                if delivered < _CLAIM:
+                    await asyncio.sleep(self._settings.poll_interval_seconds)
+
+    async def deliver_due(self, http: httpx.AsyncClient) -> int:
+        now = now_us()
+        lease = int((self._settings.webhook_timeout_seconds + 30) * MICROS_PER_SECOND)
+        due = await self._store.claim_deliveries(limit=_CLAIM, now=now, lease_until=now + lease)
+        await asyncio.gather(*(self._attempt(http, delivery) for delivery in due))
+        return len(due)
+
+    async def _attempt(self, http: httpx.AsyncClient, delivery: DueDelivery) -> None:
+        body = await self._payload(delivery)
+        headers = signature_headers(delivery.secret, f"whmsg_{delivery.id}", int(time.time()), body)
+        error: str | None = None
+        try:
+            response = await http.post(delivery.url, content=body, headers=headers)
+            if not response.is_success:
+                error = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        now = now_us()
+        retry_at: int | None = None
+        if error is not None:
+            logger.warning(
+                "webhook %s attempt %d to %s failed: %s",
+                delivery.id,
+                delivery.attempts,
+                delivery.url,
+                error,
+            )
+            if delivery.attempts < self._settings.webhook_max_attempts:
+                retry_at = now + backoff_micros(
+                    delivery.attempts,
+                    base_seconds=self._settings.webhook_retry_base_seconds,
+                    max_seconds=_MAX_RETRY_SECONDS,
+                )
+        await self._store.record_delivery(
+            delivery.id, now=now, delivered=error is None, next_attempt_at=retry_at, error=error
+        )
+
+    async def _payload(self, delivery: DueDelivery) -> bytes:
+        record = await self._store.get_batch(delivery.workspace_id, delivery.batch_id)
+        data = (
+            batch_to_wire(record, self._settings.public_url.rstrip("/"))
+            if record is not None
+            else DeletedMessageBatch(id=delivery.batch_id)
+        )
+        event = WebhookEvent(
+            type=delivery.event, created_at=rfc3339(delivery.created_at), data=data
+        )
+        return _encoder.encode(event)

@@ -1,0 +1,109 @@
+"""Webhooks (extension): a signed ``message_batch.ended`` POST, retried until acknowledged."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from harness import Api, ServerProcess, add_key, cli, message_request, sim_config
+
+
+class Receiver:
+    """A real HTTP endpoint on loopback that records deliveries and fails the first N."""
+
+    def __init__(self, fail_first: int) -> None:
+        self.fail_first = fail_first
+        self.calls: list[tuple[int, dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                status = 500 if len(receiver.calls) < receiver.fail_first else 204
+                receiver.calls.append((status, dict(self.headers.items()), body))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/batches"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for_success(self, timeout: float = 30) -> tuple[dict[str, str], bytes]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for status, headers, body in self.calls:
+                if status == 204:
+                    return headers, body
+            time.sleep(0.05)
+        raise AssertionError(f"no successful delivery; calls: {self.calls}")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    config = sim_config(webhook_retry_base_seconds=0.2, public_url="http://batches.test")
+    process = ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", config).start()
+    yield process
+    process.stop()
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return headers["webhook-signature"] == f"v1,{expected}"
+
+
+def test_ended_event_is_signed_and_retried_until_acknowledged(server: ServerProcess) -> None:
+    receiver = Receiver(fail_first=2)
+    output = cli(
+        "webhooks", "add", "--workspace", "hooks", "--url", receiver.url, "--db", server.db_url
+    )
+    secret = output.strip().splitlines()[-1]
+    assert secret.startswith("whsec_")
+    api = Api(server.base_url, add_key(server.db_url, "hooks"))
+    batch = api.create([message_request(f"r{n}") for n in range(3)])
+
+    headers, body = receiver.wait_for_success()
+    assert verify(secret, headers, body)
+    event = json.loads(body)
+    assert event["type"] == "message_batch.ended"
+    data = event["data"]
+    assert data["id"] == batch["id"] and data["processing_status"] == "ended"
+    assert data["request_counts"]["succeeded"] == 3
+    assert data["results_url"] == f"http://batches.test/v1/messages/batches/{batch['id']}/results"
+    # Two failed attempts, then one success, all for the same event id.
+    assert [status for status, _, _ in receiver.calls] == [500, 500, 204]
+    assert len({h["webhook-id"] for _, h, _ in receiver.calls}) == 1
+    time.sleep(1)
+    assert len(receiver.calls) == 3, "an acknowledged event is not sent again"
+
+
+def test_other_workspaces_are_not_notified_and_hooks_can_be_removed(server: ServerProcess) -> None:
+    receiver = Receiver(fail_first=0)
+    cli("webhooks", "add", "--workspace", "watched", "--url", receiver.url, "--db", server.db_url)
+    listed = cli("webhooks", "list", "--workspace", "watched", "--db", server.db_url)
+    webhook_id = listed.split()[0]
+    assert receiver.url in listed
+
+    other = Api(server.base_url, add_key(server.db_url, "unwatched"))
+    other.wait_ended(other.create([message_request("x")])["id"])
+    time.sleep(1)
+    assert receiver.calls == []
+
+    cli("webhooks", "remove", "--workspace", "watched", "--id", webhook_id, "--db", server.db_url)
+    assert cli("webhooks", "list", "--workspace", "watched", "--db", server.db_url) == ""
+    watched = Api(server.base_url, add_key(server.db_url, "watched"))
+    watched.wait_ended(watched.create([message_request("y")])["id"])
+    time.sleep(1)
+    assert receiver.calls == []

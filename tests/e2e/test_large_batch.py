@@ -6,12 +6,15 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from harness import ServerProcess, create_key, sim_config
 
 COUNT = 100_000
 
 
-def test_hundred_thousand_requests_end_to_end(tmp_path: Path) -> None:
+def test_hundred_thousand_requests_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = f"sqlite:///{tmp_path / 'batchyard.db'}"
     server = ServerProcess(
         tmp_path, url, sim_config(claim_size=2000, sim_latency_ms=0, sim_concurrency=2000)
@@ -52,7 +55,8 @@ def test_hundred_thousand_requests_end_to_end(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert len(seen) == COUNT
-    print(
-        f"\n100k batch: acknowledged in {acknowledged:.1f} s, ended after {finished:.1f} s, "
-        f"server peak RSS {peak:.0f} MiB"
-    )
+    with capsys.disabled():  # shown in every test log, not only on failure
+        print(
+            f"\n100k batch: acknowledged in {acknowledged:.1f} s, ended after {finished:.1f} s, "
+            f"server peak RSS {peak:.0f} MiB"
+        )

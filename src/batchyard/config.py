@@ -41,6 +41,8 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True):
     #: Requests of this model that one worker keeps in flight at once.
     concurrency: int = 16
     max_output_tokens: int = 8192
+    #: Longest a single call may take before it is cancelled as a retryable timeout_error.
+    timeout_seconds: float = 600.0
     #: Standard price in USD per million tokens; batch results cost ``batch_discount`` of it.
     price_input_per_mtok: float = 0.0
     price_output_per_mtok: float = 0.0

@@ -28,6 +28,12 @@ fail_first_calls = 1000
 fail_first_error = "invalid_request_error"
 
 [[models]]
+name = "hangs"
+engine = "simulated"
+latency_ms = 30000
+timeout_seconds = 0.3
+
+[[models]]
 name = "glacial"
 engine = "simulated"
 latency_ms = 400
@@ -50,11 +56,15 @@ def test_retryable_errors_are_retried_until_success_or_attempts_run_out(
     api = Api(server.base_url, create_key(server.db_url, "retries"))
     batch = api.create(
         [message_request(f"flaky-{n}", model="flaky", text=f"t{n}") for n in range(5)]
-        + [message_request("down", model="down"), message_request("rejects", model="rejects")]
+        + [
+            message_request("down", model="down"),
+            message_request("rejects", model="rejects"),
+            message_request("hangs", model="hangs"),
+        ]
     )
     ended = api.wait_ended(batch["id"])
     assert ended["request_counts"]["succeeded"] == 5
-    assert ended["request_counts"]["errored"] == 2
+    assert ended["request_counts"]["errored"] == 3
     results = {line["custom_id"]: line["result"] for line in api.results(batch["id"])}
     # Two overloaded calls, then success on the third attempt.
     assert all(results[f"flaky-{n}"]["type"] == "succeeded" for n in range(5))
@@ -62,6 +72,9 @@ def test_retryable_errors_are_retried_until_success_or_attempts_run_out(
     assert down["type"] == "api_error" and "call 3" in down["message"], down
     rejected = results["rejects"]["error"]["error"]
     assert rejected["type"] == "invalid_request_error" and "call 1" in rejected["message"]
+    # A call that outlives the model's timeout_seconds is cancelled and retried as a timeout.
+    hung = results["hangs"]["error"]["error"]
+    assert hung["type"] == "timeout_error" and "0.3 s" in hung["message"], hung
 
 
 def test_unstarted_requests_expire_at_expires_at(server: ServerProcess) -> None:

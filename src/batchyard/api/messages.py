@@ -37,8 +37,7 @@ async def create_message(request: Request) -> Response:
     if served is None:
         raise ApiError("not_found_error", f"model: {params.model}")
     try:
-        engine = await served.ready()
-        message = await engine.create_message(params)
+        message = await served.create_message(params)
     except ParamsError as exc:
         raise ApiError(exc.error_type, exc.message) from None
     except EngineError as exc:

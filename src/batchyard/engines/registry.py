@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from batchyard.config import DEFAULT_LOCAL_MODEL, ConfigError, ModelConfig
-from batchyard.engines.base import Engine
+from batchyard.engines.base import Engine, EngineError
+from batchyard.protocol.messages import Message, MessageCreateParams
 
 logger = logging.getLogger("batchyard.engines")
 
@@ -64,6 +65,21 @@ class ServedModel:
             self._started = asyncio.ensure_future(self.engine.start())
         await asyncio.shield(self._started)
         return self.engine
+
+    async def create_message(self, params: MessageCreateParams) -> Message:
+        """Answer on this model's engine, loading it first if needed, within its timeout.
+
+        A call that outlives ``timeout_seconds`` is cancelled and reported as a retryable
+        ``timeout_error``, so a hung engine cannot hold a request (and its lease) forever.
+        """
+        engine = await self.ready()
+        timeout = self.config.timeout_seconds
+        try:
+            return await asyncio.wait_for(engine.create_message(params), timeout)
+        except TimeoutError:
+            raise EngineError(
+                "timeout_error", f"model {self.config.name} did not answer within {timeout:g} s"
+            ) from None
 
     @property
     def state(self) -> str:

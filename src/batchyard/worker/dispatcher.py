@@ -170,8 +170,7 @@ class Dispatcher:
         if closed_as := self._closing.get(request.batch_seq):
             return self._unstarted(request, closed_as)
         try:
-            engine = await served.ready()
-            message = await engine.create_message(params)
+            message = await served.create_message(params)
         except ParamsError as exc:
             return self._errored(request, exc.error_type, exc.message)
         except EngineError as exc:

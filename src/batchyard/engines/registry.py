@@ -32,9 +32,16 @@ def _local(model: ModelConfig) -> Engine:
     return LocalEngine.from_config(model)
 
 
+def _anthropic(model: ModelConfig) -> Engine:
+    from batchyard.engines.anthropic_http import AnthropicEngine
+
+    return AnthropicEngine.from_config(model)
+
+
 ENGINE_FACTORIES: dict[str, Callable[[ModelConfig], Engine]] = {
     "simulated": _simulated,
     "local": _local,
+    "anthropic": _anthropic,
 }
 
 

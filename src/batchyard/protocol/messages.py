@@ -41,18 +41,18 @@ class ParamsError(Exception):
 # --------------------------------------------------------------------------- input blocks
 
 
-class TextBlockParam(Struct, tag_field="type", tag="text"):
+class TextBlockParam(Struct, tag_field="type", tag="text", omit_defaults=True):
     text: str
     cache_control: dict[str, Any] | None = None
     citations: Any = None
 
 
-class ImageBlockParam(Struct, tag_field="type", tag="image"):
+class ImageBlockParam(Struct, tag_field="type", tag="image", omit_defaults=True):
     source: dict[str, Any]
     cache_control: dict[str, Any] | None = None
 
 
-class DocumentBlockParam(Struct, tag_field="type", tag="document"):
+class DocumentBlockParam(Struct, tag_field="type", tag="document", omit_defaults=True):
     source: dict[str, Any]
     title: str | None = None
     context: str | None = None
@@ -60,7 +60,7 @@ class DocumentBlockParam(Struct, tag_field="type", tag="document"):
     cache_control: dict[str, Any] | None = None
 
 
-class ToolUseBlockParam(Struct, tag_field="type", tag="tool_use"):
+class ToolUseBlockParam(Struct, tag_field="type", tag="tool_use", omit_defaults=True):
     id: str
     name: str
     input: dict[str, Any]
@@ -68,23 +68,25 @@ class ToolUseBlockParam(Struct, tag_field="type", tag="tool_use"):
     caller: Any = None
 
 
-class ToolResultBlockParam(Struct, tag_field="type", tag="tool_result"):
+class ToolResultBlockParam(Struct, tag_field="type", tag="tool_result", omit_defaults=True):
     tool_use_id: str
     content: str | list[dict[str, Any]] | None = None
     is_error: bool | None = None
     cache_control: dict[str, Any] | None = None
 
 
-class ThinkingBlockParam(Struct, tag_field="type", tag="thinking"):
+class ThinkingBlockParam(Struct, tag_field="type", tag="thinking", omit_defaults=True):
     thinking: str
     signature: str
 
 
-class RedactedThinkingBlockParam(Struct, tag_field="type", tag="redacted_thinking"):
+class RedactedThinkingBlockParam(
+    Struct, tag_field="type", tag="redacted_thinking", omit_defaults=True
+):
     data: str
 
 
-class SearchResultBlockParam(Struct, tag_field="type", tag="search_result"):
+class SearchResultBlockParam(Struct, tag_field="type", tag="search_result", omit_defaults=True):
     source: str
     title: str
     content: list[dict[str, Any]]
@@ -104,17 +106,21 @@ ContentBlockParam = (
 )
 
 
-class MessageParam(Struct):
+class MessageParam(Struct, omit_defaults=True):
     role: Literal["user", "assistant"]
     content: str | list[ContentBlockParam]
 
 
-class Metadata(Struct):
+class Metadata(Struct, omit_defaults=True):
     user_id: Annotated[str, Meta(max_length=512)] | None = None
 
 
-class MessageCreateParams(Struct, forbid_unknown_fields=True):
-    """A ``POST /v1/messages`` body. Unknown keys are rejected, as the real API does."""
+class MessageCreateParams(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A ``POST /v1/messages`` body. Unknown keys are rejected, as the real API does.
+
+    Encoding omits unset fields (``omit_defaults``), so a body forwarded upstream carries
+    only what the client sent.
+    """
 
     model: str
     max_tokens: int
@@ -155,7 +161,16 @@ class ToolUseBlock(Struct, tag_field="type", tag="tool_use"):
     input: dict[str, Any]
 
 
-ContentBlock = TextBlock | ToolUseBlock
+class ThinkingBlock(Struct, tag_field="type", tag="thinking"):
+    thinking: str
+    signature: str
+
+
+class RedactedThinkingBlock(Struct, tag_field="type", tag="redacted_thinking"):
+    data: str
+
+
+ContentBlock = TextBlock | ToolUseBlock | ThinkingBlock | RedactedThinkingBlock
 
 
 class CacheCreation(Struct):

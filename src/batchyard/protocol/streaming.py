@@ -11,7 +11,13 @@ from typing import Any
 
 import msgspec
 
-from batchyard.protocol.messages import Message, TextBlock, ToolUseBlock
+from batchyard.protocol.messages import (
+    ContentBlock,
+    Message,
+    TextBlock,
+    ThinkingBlock,
+    ToolUseBlock,
+)
 
 _encoder = msgspec.json.Encoder()
 #: Characters per ``text_delta``; clients render deltas as they arrive.
@@ -41,49 +47,30 @@ def message_events(message: Message) -> Iterator[bytes]:
     yield _event("message_stop", {"type": "message_stop"})
 
 
-def _block_events(index: int, block: TextBlock | ToolUseBlock) -> Iterator[bytes]:
+def _block_events(index: int, block: ContentBlock) -> Iterator[bytes]:
+    def start(content_block: dict[str, Any]) -> bytes:
+        return _event(
+            "content_block_start",
+            {"type": "content_block_start", "index": index, "content_block": content_block},
+        )
+
+    def delta(payload: dict[str, Any]) -> bytes:
+        return _event(
+            "content_block_delta", {"type": "content_block_delta", "index": index, "delta": payload}
+        )
+
     if isinstance(block, TextBlock):
-        yield _event(
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": index,
-                "content_block": {"type": "text", "text": ""},
-            },
-        )
+        yield start({"type": "text", "text": ""})
         for offset in range(0, len(block.text), _DELTA_CHARS):
-            chunk = block.text[offset : offset + _DELTA_CHARS]
-            yield _event(
-                "content_block_delta",
-                {
-                    "type": "content_block_delta",
-                    "index": index,
-                    "delta": {"type": "text_delta", "text": chunk},
-                },
-            )
+            yield delta({"type": "text_delta", "text": block.text[offset : offset + _DELTA_CHARS]})
+    elif isinstance(block, ToolUseBlock):
+        yield start({"type": "tool_use", "id": block.id, "name": block.name, "input": {}})
+        partial = _encoder.encode(block.input).decode()
+        yield delta({"type": "input_json_delta", "partial_json": partial})
+    elif isinstance(block, ThinkingBlock):
+        yield start({"type": "thinking", "thinking": "", "signature": ""})
+        yield delta({"type": "thinking_delta", "thinking": block.thinking})
+        yield delta({"type": "signature_delta", "signature": block.signature})
     else:
-        yield _event(
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": index,
-                "content_block": {
-                    "type": "tool_use",
-                    "id": block.id,
-                    "name": block.name,
-                    "input": {},
-                },
-            },
-        )
-        yield _event(
-            "content_block_delta",
-            {
-                "type": "content_block_delta",
-                "index": index,
-                "delta": {
-                    "type": "input_json_delta",
-                    "partial_json": _encoder.encode(block.input).decode(),
-                },
-            },
-        )
+        yield start(msgspec.to_builtins(block))
     yield _event("content_block_stop", {"type": "content_block_stop", "index": index})

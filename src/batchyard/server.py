@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -50,12 +52,26 @@ async def warm_up(models: ModelRegistry) -> None:
 async def background(*coroutines: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
     """Run ``coroutines`` as tasks for the duration of the block, then cancel them."""
     tasks = [asyncio.ensure_future(c) for c in coroutines]
+    for task in tasks:
+        task.add_done_callback(_report_crash)
     try:
         yield
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """A background loop must never die silently: say so loudly, then stop the process.
+
+    Its supervisor (systemd, Kubernetes, a shell loop) restarts it; the leases make the
+    restart safe. Carrying on would leave a server that answers but never runs anything.
+    """
+    if task.cancelled() or task.exception() is None:
+        return
+    logger.critical("background task failed; stopping", exc_info=task.exception())
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def create_server_app(settings: Settings, *, run_worker: bool = True) -> Starlette:

@@ -335,3 +335,16 @@ def test_params_that_are_valid_json_but_not_an_object(raw: bytes) -> None:
     message = message_of(raw)
     assert "Invalid JSON" not in message, message
     assert "object" in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"\xff"}]}', "UTF-8"),
+        (b'{"model":"m","max_tokens":1,"messages":[],"container":' + b"[" * 5000, "too deeply"),
+    ],
+)
+def test_unreadable_bytes_are_params_errors_not_crashes(raw: bytes, message: str) -> None:
+    """A stored request the worker cannot read must become its own errored result."""
+    with pytest.raises(ParamsError, match=message):
+        decode_params(raw, in_batch=True)

@@ -139,6 +139,10 @@ def parse_create_body(body: bytes, *, max_requests: int) -> list[tuple[str, byte
         raise invalid_request(describe_validation_error(exc)) from None
     except msgspec.DecodeError as exc:
         raise invalid_request(f"Invalid JSON in request body: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise invalid_request(f"Request body is not valid UTF-8 (byte {exc.start})") from None
+    except RecursionError:
+        raise invalid_request("Request body is nested too deeply") from None
     items = decoded.requests
     if not items:
         raise invalid_request("requests: List should have at least 1 item after validation, not 0")
@@ -166,6 +170,12 @@ def _check_items(items: list[_BatchItem]) -> list[tuple[str, bytes]]:
         params = bytes(item.params)
         if not params.lstrip().startswith(b"{"):
             raise invalid_request(f"requests.{index}.params: Input should be a valid dictionary")
+        try:  # msgspec keeps Raw values unchecked; stored params must be text
+            params.decode()
+        except UnicodeDecodeError as exc:
+            raise invalid_request(
+                f"requests.{index}.params: not valid UTF-8 (byte {exc.start} of params)"
+            ) from None
         pairs.append((custom_id, params))
     return pairs
 

@@ -234,6 +234,10 @@ def decode_params(raw: bytes | msgspec.Raw, *, in_batch: bool) -> MessageCreateP
         params = _params_decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ParamsError(describe_validation_error(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"Invalid JSON: not valid UTF-8 at byte {exc.start}") from None
+    except RecursionError:
+        raise ParamsError("Invalid JSON: nested too deeply") from None
     _check_semantics(params, in_batch=in_batch)
     return params
 
@@ -258,7 +262,7 @@ def _check_semantics(params: MessageCreateParams, *, in_batch: bool) -> None:
         content = message.content
         if isinstance(content, list):
             for block in content:
-                if isinstance(block, TextBlockParam) and not block.text:
+                if isinstance(block, TextBlockParam) and not block.text.strip():
                     raise ParamsError("messages: text content blocks must be non-empty")
         is_empty = not content or (isinstance(content, str) and not content.strip())
         if is_empty and not (index == last and message.role == "assistant"):

@@ -139,11 +139,19 @@ class Dispatcher:
                     await asyncio.wait_for(self._wake.wait(), settings.poll_interval_seconds)
 
     def _route(self, request: ClaimedRequest) -> None:
-        """Queue a request for its model's lanes, or settle it now if it cannot run."""
+        """Queue a request for its model's lanes, or settle it now if it cannot run.
+
+        Nothing a request contains may stop the claim loop: whatever goes wrong with one
+        request becomes that request's ``errored`` result.
+        """
         try:
             params = decode_params(request.params, in_batch=True)
         except ParamsError as exc:
             self._record(self._errored(request, exc.error_type, exc.message))
+            return
+        except Exception as exc:
+            logger.exception("request %s could not be read", request.id)
+            self._record(self._errored(request, "invalid_request_error", f"unreadable: {exc}"))
             return
         served = self._models.get(params.model)
         if served is None:

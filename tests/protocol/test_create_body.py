@@ -44,14 +44,15 @@ def test_valid_body_returns_custom_ids_and_params_bytes_verbatim_in_order() -> N
         b' {"params": {"model": "m"}, "custom_id": "A_0"}]}'
     )
     pairs = parse_create_body(raw, max_requests=10)
-    assert pairs == [("b-1", b'{"z": 1,  "a": [ 2 ]}'), ("A_0", b'{"model": "m"}')]
+    # The model is read for routing ("" when params name none); the bytes stay verbatim.
+    assert pairs == [("b-1", "", b'{"z": 1,  "a": [ 2 ]}'), ("A_0", "m", b'{"model": "m"}')]
 
 
 def test_params_content_is_not_validated_at_create() -> None:
     """Bad params become ``errored`` results later (spec 5.4), never a 400 at create."""
     raw = body({"requests": [item("x", {"stream": True, "max_tokens": 0, "bogus": 1})]})
     assert parse_create_body(raw, max_requests=1) == [
-        ("x", b'{"stream": true, "max_tokens": 0, "bogus": 1}')
+        ("x", "", b'{"stream": true, "max_tokens": 0, "bogus": 1}')
     ]
 
 
@@ -69,7 +70,7 @@ def test_exactly_max_requests_is_accepted() -> None:
 
 def test_whitespace_around_params_object_is_accepted() -> None:
     raw = b'{"requests":[{"custom_id":"a","params":   {"model":"m"}   }]}'
-    assert parse_create_body(raw, max_requests=1) == [("a", b'{"model":"m"}')]
+    assert parse_create_body(raw, max_requests=1) == [("a", "m", b'{"model":"m"}')]
 
 
 # ------------------------------------------------------------------------------ rejected
@@ -201,7 +202,7 @@ def test_duplicate_custom_id_names_both_indices() -> None:
 
 def test_custom_ids_are_case_sensitive() -> None:
     raw = body({"requests": [item("abc"), item("ABC")]})
-    assert [cid for cid, _ in parse_create_body(raw, max_requests=2)] == ["abc", "ABC"]
+    assert [item.custom_id for item in parse_create_body(raw, max_requests=2)] == ["abc", "ABC"]
 
 
 @pytest.mark.parametrize("value", ["x", "", 1, True, None, [], [{"model": "m"}]])

@@ -126,7 +126,7 @@ async def new_batch(
             expires_at=created_at + expires_in,
             archives_at=created_at + archives_in,
         ),
-        [(cid, params_for(cid)) for cid in custom_ids],
+        [(cid, "sim", params_for(cid)) for cid in custom_ids],
     )
     await assert_counts(store, record)
     return record
@@ -234,7 +234,7 @@ def test_create_batch_failure_leaves_nothing_behind(store: StoreRunner) -> None:
                     expires_at=T0 + HOUR,
                     archives_at=T0 + 2 * HOUR,
                 ),
-                [(cid, b"{}") for cid in custom_ids],
+                [(cid, "sim", b"{}") for cid in custom_ids],
             )
         assert await s.get_batch(ws, batch_id) is None
         page = await s.list_batches(ws, limit=100, after_id=None, before_id=None)

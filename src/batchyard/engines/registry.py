@@ -73,6 +73,11 @@ class ServedModel:
         await asyncio.shield(self._started)
         return self.engine
 
+    @property
+    def names(self) -> list[str]:
+        """Every name clients may use for this model."""
+        return [self.config.name, *self.config.aliases]
+
     async def create_message(self, params: MessageCreateParams) -> Message:
         """Answer on this model's engine, loading it first if needed, within its timeout.
 
@@ -82,7 +87,8 @@ class ServedModel:
         engine = await self.ready()
         timeout = self.config.timeout_seconds
         try:
-            return await asyncio.wait_for(engine.create_message(params), timeout)
+            async with asyncio.timeout(timeout):  # no extra task per call, unlike wait_for
+                return await engine.create_message(params)
         except TimeoutError:
             raise EngineError(
                 "timeout_error", f"model {self.config.name} did not answer within {timeout:g} s"
@@ -121,6 +127,10 @@ class ModelRegistry:
     @property
     def models(self) -> list[ServedModel]:
         return list(self._served)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._by_name)
 
     async def warm_up(self) -> None:
         """Start every engine now (load weights) instead of on its first request."""

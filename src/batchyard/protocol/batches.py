@@ -9,7 +9,7 @@ params are stored verbatim. Their content is checked later, per request, by the 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 
@@ -112,6 +112,13 @@ def unstarted_line(custom_id: str, result_type: str) -> bytes:
 # --------------------------------------------------------------------------- create body
 
 
+class ParsedRequest(NamedTuple):
+    custom_id: str
+    #: ``params.model``, or "" when the params do not name one readably.
+    model: str
+    params: bytes
+
+
 class _BatchItem(msgspec.Struct, forbid_unknown_fields=True):
     custom_id: str
     params: msgspec.Raw
@@ -124,8 +131,8 @@ class _CreateBody(msgspec.Struct, forbid_unknown_fields=True):
 _create_decoder = msgspec.json.Decoder(_CreateBody)
 
 
-def parse_create_body(body: bytes, *, max_requests: int) -> list[tuple[str, bytes]]:
-    """Check the envelope and return ``(custom_id, params bytes)`` pairs, or raise a 400.
+def parse_create_body(body: bytes, *, max_requests: int) -> list[ParsedRequest]:
+    """Check the envelope and return the requests to store, or raise a 400.
 
     Checks (spec section 5.4): valid JSON; ``requests`` an array of 1..``max_requests``
     objects, each with exactly ``custom_id`` and ``params``; ``custom_id`` matching
@@ -154,9 +161,9 @@ def parse_create_body(body: bytes, *, max_requests: int) -> list[tuple[str, byte
     return _check_items(items)
 
 
-def _check_items(items: list[_BatchItem]) -> list[tuple[str, bytes]]:
+def _check_items(items: list[_BatchItem]) -> list[ParsedRequest]:
     first_index: dict[str, int] = {}
-    pairs: list[tuple[str, bytes]] = []
+    pairs: list[ParsedRequest] = []
     for index, item in enumerate(items):
         custom_id = item.custom_id
         if not _CUSTOM_ID.fullmatch(custom_id) or len(custom_id) > _CUSTOM_ID_MAX:
@@ -171,13 +178,29 @@ def _check_items(items: list[_BatchItem]) -> list[tuple[str, bytes]]:
         if not params.lstrip().startswith(b"{"):
             raise invalid_request(f"requests.{index}.params: Input should be a valid dictionary")
         try:  # msgspec keeps Raw values unchecked; stored params must be text
-            params.decode()
+            if not params.isascii():
+                params.decode()
         except UnicodeDecodeError as exc:
             raise invalid_request(
                 f"requests.{index}.params: not valid UTF-8 (byte {exc.start} of params)"
             ) from None
-        pairs.append((custom_id, params))
+        pairs.append(ParsedRequest(custom_id, _model_of(params), params))
     return pairs
+
+
+class _ModelOnly(msgspec.Struct):
+    model: str = ""
+
+
+_model_decoder = msgspec.json.Decoder(_ModelOnly)
+
+
+def _model_of(params: bytes) -> str:
+    """``params.model`` for routing; "" if absent or not a string (the worker will say why)."""
+    try:
+        return _model_decoder.decode(params).model
+    except (msgspec.DecodeError, RecursionError):
+        return ""
 
 
 def _custom_id_problem(index: int, custom_id: str) -> str:

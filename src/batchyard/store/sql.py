@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     Row,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -104,9 +105,9 @@ class SqlStore:
     # ------------------------------------------------------------------ batches (API side)
 
     async def create_batch(
-        self, batch: NewBatch, items: Sequence[tuple[str, bytes]]
+        self, batch: NewBatch, items: Sequence[tuple[str, str, bytes]]
     ) -> BatchRecord:
-        """Insert the batch and every ``(custom_id, params)`` in one transaction."""
+        """Insert the batch and every ``(custom_id, model, params)`` in one transaction."""
         async with self._engines.writer.begin() as conn:
             seq = await conn.scalar(
                 insert(batches)
@@ -122,12 +123,18 @@ class SqlStore:
                 )
                 .returning(batches.c.seq)
             )
-            statement = insert(requests).values(batch_seq=literal(seq), state=literal("queued"))
+            # The bulk of a 100k create: compiled once for this dialect and fed positional
+            # rows straight to the driver's executemany, skipping SQLAlchemy's per-row
+            # parameter processing (measured: about half the insert time).
+            columns = ("batch_seq", "custom_id", "model", "state", "params")
+            statement = insert(requests).values({name: bindparam(name) for name in columns})
+            sql = str(statement.compile(dialect=conn.dialect))
             for start in range(0, len(items), _CHUNK * 10):
-                chunk = items[start : start + _CHUNK * 10]
-                await conn.execute(
-                    statement, [{"custom_id": cid, "params": params} for cid, params in chunk]
-                )
+                rows = [
+                    (seq, cid, model, "queued", params)
+                    for cid, model, params in items[start : start + _CHUNK * 10]
+                ]
+                await conn.exec_driver_sql(sql, rows)
             record = await self._batch_by_seq(conn, seq)
         assert record is not None
         return record
@@ -253,8 +260,20 @@ class SqlStore:
 
     # ------------------------------------------------------------------ worker side
 
-    async def claim(self, *, limit: int, now: int, lease_until: int) -> list[ClaimedRequest]:
+    async def claim(
+        self,
+        *,
+        limit: int,
+        now: int,
+        lease_until: int,
+        models: Sequence[str] | None = None,
+        other_models: bool = False,
+    ) -> list[ClaimedRequest]:
         """Lease up to ``limit`` queued requests of open batches, oldest first.
+
+        ``models`` restricts the claim to those model names (a worker asks per model, as
+        much as that model has room for); with ``other_models`` it takes requests for any
+        model *not* listed instead (the worker errors those: no engine serves them).
 
         On PostgreSQL the candidate rows are locked with ``FOR UPDATE SKIP LOCKED`` inside a
         materialized CTE, so concurrent claimers never pick the same row; SQLite serializes
@@ -263,13 +282,17 @@ class SqlStore:
         open_batches = select(batches.c.seq).where(
             batches.c.status == "in_progress", batches.c.expires_at > now
         )
+        conditions = [
+            requests.c.state == "queued",
+            or_(requests.c.not_before.is_(None), requests.c.not_before <= now),
+            requests.c.batch_seq.in_(open_batches),
+        ]
+        if models is not None:
+            in_models = requests.c.model.in_(list(models))
+            conditions.append(~in_models if other_models else in_models)
         candidates = (
             select(requests.c.id)
-            .where(
-                requests.c.state == "queued",
-                or_(requests.c.not_before.is_(None), requests.c.not_before <= now),
-                requests.c.batch_seq.in_(open_batches),
-            )
+            .where(*conditions)
             .order_by(requests.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -82,6 +82,8 @@ requests = Table(
     ),
     Column("batch_seq", Integer, ForeignKey("batches.seq"), nullable=False),
     Column("custom_id", String(64), nullable=False),
+    #: ``params.model`` as sent ("" if unreadable), so each worker claims per model.
+    Column("model", String(256), nullable=False),
     Column("state", String(16), nullable=False),
     Column("attempt", Integer, nullable=False, server_default=text("0")),
     Column("lease_expires_at", BigInteger),
@@ -90,6 +92,7 @@ requests = Table(
     UniqueConstraint("batch_seq", "custom_id", name="uq_requests_batch_custom_id"),
     Index(
         "ix_requests_queued",
+        "model",
         "id",
         postgresql_where=text("state = 'queued'"),
         sqlite_where=text("state = 'queued'"),

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import Counter
 from dataclasses import dataclass
 
 from batchyard.config import Settings
@@ -32,6 +34,11 @@ logger = logging.getLogger("batchyard.worker")
 
 #: How long outcomes may wait in the buffer before a flush, in seconds.
 _FLUSH_DELAY = 0.02
+#: Requests of a model a worker holds, as a multiple of its concurrency: one set running
+#: and one set waiting, so lanes never idle for a claim round trip.
+_BUFFER_FACTOR = 2
+#: Under load, how often to look for requests of models no engine here serves.
+_UNSERVED_CLAIM_SECONDS = 5.0
 
 
 @dataclass
@@ -47,8 +54,10 @@ class Dispatcher:
         self._store = store
         self._models = models
         self._settings = settings
-        concurrency = sum(served.config.concurrency for served in models.models)
-        self._max_in_flight = max(settings.claim_size, concurrency)
+        #: Requests claimed for each served model and not yet run: a worker holds at most
+        #: ``_BUFFER_FACTOR x concurrency`` of a model, so a slow model's backlog stays in the
+        #: database, where other workers and other models' requests are not stuck behind it.
+        self._load: Counter[int] = Counter()
         #: One queue per served model, drained by ``concurrency`` lanes: the lanes are the
         #: concurrency limit, and no task is created per request.
         self._queues: dict[int, asyncio.Queue[tuple[ClaimedRequest, MessageCreateParams]]] = {
@@ -58,8 +67,9 @@ class Dispatcher:
         #: Batches being canceled or past expiry (seq → result type), refreshed every claim
         #: round: a claimed request of such a batch is not sent to its engine.
         self._closing: dict[int, str] = {}
-        self._slot_free = asyncio.Event()
-        self._wake = asyncio.Event()
+        #: Set when the claim loop should run a round now rather than at the next poll.
+        self._nudge = asyncio.Event()
+        self._next_unserved_claim = 0.0
         self._completions: list[Completion] = []
         self._retries: list[Retry] = []
         self._outcome_ready = asyncio.Event()
@@ -67,7 +77,7 @@ class Dispatcher:
 
     def wake(self) -> None:
         """New work was queued: claim now instead of at the next poll."""
-        self._wake.set()
+        self._nudge.set()
 
     async def run(self) -> None:
         """Run until cancelled, then hand back what this process holds (see :meth:`_drain`)."""
@@ -110,33 +120,63 @@ class Dispatcher:
     # ------------------------------------------------------------------ claiming
 
     async def _claim_loop(self) -> None:
+        """Top up each model's buffer, then sleep until nudged or the poll interval passes.
+
+        After a round every model is either topped up or has nothing queued, so the loop
+        sleeps; it is nudged by new batches, by retries, and by a model whose buffer drained
+        to its refill point.
+        """
         settings = self._settings
         while True:
-            free = self._max_in_flight - len(self._in_flight)
-            if free <= 0:
-                self._slot_free.clear()
-                await self._slot_free.wait()
-                continue
-            limit = min(free, settings.claim_size)
+            self._nudge.clear()
             now = now_us()
+            lease_until = now + int(settings.lease_seconds * MICROS_PER_SECOND)
+            more_waiting = busy = False
             try:
                 self._closing = await self._store.closing_batches(now)
-                claimed = await self._store.claim(
-                    limit=limit,
-                    now=now,
-                    lease_until=now + int(settings.lease_seconds * MICROS_PER_SECOND),
-                )
+                for served in self._models.models:
+                    room = self._room(served)
+                    if not room:
+                        busy = True
+                        continue
+                    limit = min(room, settings.claim_size)
+                    claimed = await self._store.claim(
+                        limit=limit, now=now, lease_until=lease_until, models=served.names
+                    )
+                    self._accept(claimed)
+                    busy |= len(claimed) == limit
+                    more_waiting |= len(claimed) == limit and limit < room
+                # Requests for models no engine here serves are claimed to be errored. Finding
+                # them scans the queue (no index helps with NOT IN), so while any model is
+                # busy it runs only every few seconds.
+                if not busy or time.monotonic() >= self._next_unserved_claim:
+                    self._next_unserved_claim = time.monotonic() + _UNSERVED_CLAIM_SECONDS
+                    unserved = await self._store.claim(
+                        limit=settings.claim_size,
+                        now=now,
+                        lease_until=lease_until,
+                        models=self._models.names,
+                        other_models=True,
+                    )
+                    self._accept(unserved)
+                    more_waiting |= len(unserved) == settings.claim_size
             except Exception:
                 logger.exception("claim failed; retrying after the poll interval")
-                claimed = []
-            for request in claimed:
-                self._in_flight[request.id] = request
-                self._route(request)
-            self.stats.claimed += len(claimed)
-            if len(claimed) < limit:
-                self._wake.clear()
+            if not more_waiting:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), settings.poll_interval_seconds)
+                    await asyncio.wait_for(self._nudge.wait(), settings.poll_interval_seconds)
+
+    def _room(self, served: ServedModel) -> int:
+        """How many more requests to claim for ``served``: none until it drains to its
+        refill point (``concurrency`` left), then enough for ``_BUFFER_FACTOR`` sets."""
+        load, concurrency = self._load[id(served)], served.config.concurrency
+        return _BUFFER_FACTOR * concurrency - load if load <= concurrency else 0
+
+    def _accept(self, claimed: list[ClaimedRequest]) -> None:
+        for request in claimed:
+            self._in_flight[request.id] = request
+            self._route(request)
+        self.stats.claimed += len(claimed)
 
     def _route(self, request: ClaimedRequest) -> None:
         """Queue a request for its model's lanes, or settle it now if it cannot run.
@@ -157,6 +197,7 @@ class Dispatcher:
         if served is None:
             self._record(self._errored(request, "not_found_error", f"model: {params.model}"))
             return
+        self._load[id(served)] += 1
         self._queues[id(served)].put_nowait((request, params))
 
     # ------------------------------------------------------------------ running
@@ -170,6 +211,9 @@ class Dispatcher:
             except Exception as exc:  # a bug in an engine must not lose the request
                 logger.exception("request %s failed unexpectedly", request.id)
                 outcome = self._failed(request, EngineError("api_error", f"internal error: {exc}"))
+            self._load[id(served)] -= 1
+            if self._load[id(served)] == served.config.concurrency:
+                self._nudge.set()  # the refill point: claim more before the lanes run dry
             self._record(outcome)
 
     async def _execute(
@@ -255,7 +299,6 @@ class Dispatcher:
             self.stats.retried += len(retries)
             for request_id in [c.request_id for c in completions] + [r.request_id for r in retries]:
                 self._in_flight.pop(request_id, None)
-            self._slot_free.set()
             if retries:
                 self.wake()
 

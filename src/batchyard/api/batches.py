@@ -34,7 +34,7 @@ async def list_batches(request: Request) -> Response:
     query = request.query_params
     page = await context.batches.list(
         caller,
-        limit=_parse_limit(query.get("limit")),
+        limit=parse_limit(query.get("limit")),
         after_id=query.get("after_id") or None,
         before_id=query.get("before_id") or None,
     )
@@ -74,7 +74,7 @@ async def batch_results(request: Request) -> Response:
     )
 
 
-def _parse_limit(raw: str | None) -> int:
+def parse_limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return 20
     try:

@@ -12,11 +12,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from batchyard.api.batches import parse_limit
 from batchyard.api.body import read_capped_body
-from batchyard.api.context import context_of
+from batchyard.api.context import ApiContext, context_of
 from batchyard.api.responses import REQUEST_ID_HEADER, json_response, request_id_of
 from batchyard.engines.base import EngineError
-from batchyard.protocol.errors import ApiError
+from batchyard.protocol.errors import ApiError, invalid_request
 from batchyard.protocol.messages import Message, ParamsError, decode_params
 from batchyard.protocol.models import ModelInfo, ModelPage
 from batchyard.protocol.streaming import message_events
@@ -58,14 +59,30 @@ async def _sse(message: Message) -> AsyncIterator[bytes]:
 
 
 async def list_models(request: Request) -> Response:
+    """Every servable name (aliases included), with ``limit``/``after_id``/``before_id``."""
     context = context_of(request)
     await context.caller(request)
-    data = [_model_info(served.config.name) for served in context.models.models]
+    names = context.models.names
+    query = request.query_params
+    limit = parse_limit(query.get("limit"))
+    after, before = query.get("after_id"), query.get("before_id")
+    for cursor in (after, before):
+        if cursor and cursor not in names:
+            raise invalid_request(f"no model with id {cursor!r}")
+    if after:
+        window = names[names.index(after) + 1 :]
+        page, has_more = window[:limit], len(window) > limit
+    elif before:
+        window = names[: names.index(before)]
+        page, has_more = window[-limit:], len(window) > limit
+    else:
+        page, has_more = names[:limit], len(names) > limit
+    data = [_model_info(context, name) for name in page]
     return json_response(
         request,
         ModelPage(
             data=data,
-            has_more=False,
+            has_more=has_more,
             first_id=data[0].id if data else None,
             last_id=data[-1].id if data else None,
         ),
@@ -78,11 +95,18 @@ async def retrieve_model(request: Request) -> Response:
     name = request.path_params["model_id"]
     if context.models.get(name) is None:
         raise ApiError("not_found_error", f"model: {name}")
-    return json_response(request, _model_info(name))
+    return json_response(request, _model_info(context, name))
 
 
-def _model_info(name: str) -> ModelInfo:
-    return ModelInfo(id=name, display_name=name, created_at="1970-01-01T00:00:00Z")
+def _model_info(context: ApiContext, name: str) -> ModelInfo:
+    served = context.models.get(name)
+    assert served is not None
+    return ModelInfo(
+        id=name,
+        display_name=name,
+        created_at="1970-01-01T00:00:00Z",
+        max_tokens=served.config.max_output_tokens,
+    )
 
 
 routes = [

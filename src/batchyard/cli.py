@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 import uvicorn
 
 from batchyard import ids
 from batchyard.config import ConfigError, Settings, load_settings
-from batchyard.server import create_server_app, run_worker
+from batchyard.server import create_server_app, model_registry, run_worker
 from batchyard.store.sql import SqlStore
 from batchyard.timeutil import now_us
 
@@ -63,14 +64,40 @@ def settings_from(config: Path | None, db: str | None, **overrides: object) -> S
     try:
         return load_settings(config, database_url=database_url(db), **overrides)
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(exc))
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
 
 
 def setup_logging(level: str) -> None:
+    if level.lower() not in LOG_LEVELS:
+        fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+
+
+def check_runnable(settings: Settings) -> None:
+    """Fail fast, with one line, on what would otherwise surface as a startup traceback."""
+    try:
+        model_registry(settings)
+    except ConfigError as exc:
+        fail(str(exc))
+
+    async def open_database() -> None:
+        store = await SqlStore.open(settings.resolved_database_url())
+        await store.close()
+
+    try:
+        asyncio.run(open_database())
+    except Exception as exc:
+        fail(f"cannot open the database {settings.resolved_database_url()!r}: {exc}", 1)
 
 
 @app.command()
@@ -91,6 +118,7 @@ def serve(
     """Serve the HTTP API (and, by default, a worker) until interrupted."""
     settings = settings_from(config, db, public_url=public_url)
     setup_logging(log_level)
+    check_runnable(settings)
     application = create_server_app(settings, run_worker=worker)
     uvicorn.run(
         application, host=host, port=port, log_level=log_level.lower(), timeout_graceful_shutdown=10
@@ -106,8 +134,20 @@ def worker_command(
     """Run requests from the queue without serving HTTP."""
     settings = settings_from(config, db)
     setup_logging(log_level)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_worker(settings))
+    check_runnable(settings)
+
+    async def until_signalled() -> None:
+        # SIGTERM (systemd, Kubernetes) and SIGINT stop the worker the same clean way:
+        # finished outcomes recorded, unfinished requests handed back to the queue.
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await run_worker(settings)
+
+    asyncio.run(until_signalled())
 
 
 @keys_app.command("create")
@@ -189,7 +229,10 @@ def with_store(settings: Settings, action: Callable[[SqlStore], Awaitable[T]]) -
         finally:
             await store.close()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except Exception as exc:
+        fail(f"database {settings.resolved_database_url()!r}: {exc}", 1)
 
 
 def main() -> None:

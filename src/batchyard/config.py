@@ -19,11 +19,13 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 
 from batchyard.protocol.messages import describe_validation_error
+from batchyard.store.connect import async_url
 
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
 
@@ -39,10 +41,10 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True):
     engine: str
     aliases: list[str] = []
     #: Requests of this model that one worker keeps in flight at once.
-    concurrency: int = 16
-    max_output_tokens: int = 8192
+    concurrency: Annotated[int, Meta(ge=1)] = 16
+    max_output_tokens: Annotated[int, Meta(ge=1)] = 8192
     #: Longest a single call may take before it is cancelled as a retryable timeout_error.
-    timeout_seconds: float = 600.0
+    timeout_seconds: Annotated[float, Meta(gt=0)] = 600.0
     #: Standard price in USD per million tokens; batch results cost ``batch_discount`` of it.
     price_input_per_mtok: float = 0.0
     price_output_per_mtok: float = 0.0
@@ -57,23 +59,23 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     data_dir: str = ""
     #: Base of the absolute ``results_url``; empty means "the host the client dialled".
     public_url: str = ""
-    max_requests_per_batch: int = 100_000
-    max_body_bytes: int = 256 * 1024 * 1024
-    expiry_seconds: float = 24 * 3600
-    retention_seconds: float = 29 * 24 * 3600
+    max_requests_per_batch: Annotated[int, Meta(ge=1)] = 100_000
+    max_body_bytes: Annotated[int, Meta(ge=1)] = 256 * 1024 * 1024
+    expiry_seconds: Annotated[float, Meta(gt=0)] = 24 * 3600
+    retention_seconds: Annotated[float, Meta(gt=0)] = 29 * 24 * 3600
     #: How long a claimed request may run before another worker may take it over.
-    lease_seconds: float = 60.0
+    lease_seconds: Annotated[float, Meta(gt=0)] = 60.0
     #: Attempts for retryable engine errors before the request is ``errored``.
-    max_attempts: int = 4
-    retry_base_seconds: float = 1.0
-    retry_max_seconds: float = 60.0
+    max_attempts: Annotated[int, Meta(ge=1)] = 4
+    retry_base_seconds: Annotated[float, Meta(ge=0)] = 1.0
+    retry_max_seconds: Annotated[float, Meta(ge=0)] = 60.0
     #: Requests one worker claims per round trip to the store.
-    claim_size: int = 512
+    claim_size: Annotated[int, Meta(ge=1)] = 512
     #: Webhook deliveries: attempts before giving up, first retry delay, per-call timeout.
-    webhook_max_attempts: int = 8
-    webhook_retry_base_seconds: float = 5.0
-    webhook_timeout_seconds: float = 10.0
-    poll_interval_seconds: float = 0.5
+    webhook_max_attempts: Annotated[int, Meta(ge=1)] = 8
+    webhook_retry_base_seconds: Annotated[float, Meta(ge=0)] = 5.0
+    webhook_timeout_seconds: Annotated[float, Meta(gt=0)] = 10.0
+    poll_interval_seconds: Annotated[float, Meta(gt=0)] = 0.5
     models: list[ModelConfig] = []
 
     def resolved_data_dir(self) -> Path:
@@ -99,7 +101,10 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
             raw = tomllib.loads(Path(path).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: {exc}") from None
-    raw["models"] = [_split_engine_options(entry) for entry in raw.get("models", [])]
+    models = raw.get("models", [])
+    if not isinstance(models, list):
+        raise ConfigError(f"{path}: models: must be an array of tables ([[models]])")
+    raw["models"] = [_split_engine_options(entry) for entry in models]
     if env_url := os.environ.get("BATCHYARD_DATABASE_URL"):
         raw["database_url"] = env_url
     raw.update({key: value for key, value in overrides.items() if value is not None})
@@ -108,12 +113,27 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path or 'settings'}: {describe_validation_error(exc)}") from None
     _check_unique_model_names(settings.models)
+    if settings.retention_seconds < settings.expiry_seconds:
+        raise ConfigError(
+            "retention_seconds must be at least expiry_seconds: results cannot be "
+            "archived before the batch may have ended"
+        )
+    _check_database_url(settings.resolved_database_url())
     return settings
+
+
+def _check_database_url(url: str) -> None:
+    try:
+        async_url(url)
+    except Exception as exc:  # sqlalchemy's ArgumentError for gibberish, ValueError for schemes
+        raise ConfigError(f"database URL {url!r}: {exc}") from None
 
 
 def _split_engine_options(entry: Any) -> Any:
     if not isinstance(entry, dict):
         return entry
+    if not isinstance(entry.get("options", {}), dict):
+        return entry  # msgspec reports "models[N].options: Expected object"
     own = {key: value for key, value in entry.items() if key in _MODEL_FIELDS}
     options = {k: v for k, v in entry.items() if k not in _MODEL_FIELDS and k != "options"}
     return {**own, "options": {**entry.get("options", {}), **options}}

@@ -1,0 +1,73 @@
+"""The ``batchyard`` command fails on bad configuration with one clear line, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batchyard", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+BAD_CONFIGS = {
+    "unknown engine": ('[[models]]\nname = "x"\nengine = "warp"\n', "unknown engine 'warp'"),
+    "bad option type": (
+        '[[models]]\nname = "x"\nengine = "simulated"\nlatency_ms = "fast"\n',
+        "latency_ms",
+    ),
+    "unknown option": (
+        '[[models]]\nname = "x"\nengine = "simulated"\nbogus_opt = 1\n',
+        "bogus_opt",
+    ),
+    "models not tables": ("models = 5\n", "models"),
+    "zero concurrency": (
+        '[[models]]\nname = "x"\nengine = "simulated"\nconcurrency = 0\n',
+        "concurrency",
+    ),
+    "zero claim size": ("claim_size = 0\n", "claim_size"),
+    "bad toml": ("models = [\n", "config"),
+    "retention before expiry": ("retention_seconds = 10\nexpiry_seconds = 20\n", "retention"),
+}
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_is_one_line_and_exit_2(case: str, command: str, tmp_path: Path) -> None:
+    text, expected = BAD_CONFIGS[case]
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    result = run_cli(command, "--config", str(config), "--db", str(tmp_path / "db.sqlite"))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and expected in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "expected"),
+    [
+        (["serve", "--db", "foo://x"], 2, "foo"),
+        (["keys", "create", "--workspace", "w", "--db", "foo://x"], 2, "foo"),
+        (["serve", "--db", "/proc/nope/x.db"], 1, "cannot open the database"),
+        (["keys", "create", "--workspace", "w", "--db", "/proc/nope/x.db"], 1, "database"),
+        (["serve", "--log-level", "bogus"], 2, "--log-level"),
+    ],
+)
+def test_bad_arguments_are_one_line(args: list[str], code: int, expected: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr and expected in result.stderr, result.stderr
+
+
+def test_keys_create_prints_the_key_last(tmp_path: Path) -> None:
+    result = run_cli("keys", "create", "--workspace", "acme", "--db", str(tmp_path / "k.db"))
+    assert result.returncode == 0
+    assert result.stdout.strip().splitlines()[-1].startswith("sk-by-")

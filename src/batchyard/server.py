@@ -87,7 +87,7 @@ def create_server_app(settings: Settings, *, run_worker: bool = True) -> Starlet
             store=store,
             batches=BatchService(store, settings),
             models=models,
-            on_new_work=dispatcher.wake if dispatcher else (lambda: None),
+            nudge_worker=dispatcher.wake if dispatcher else (lambda: None),
         )
         # Sweeps run here even without a worker: expiry and retention must not wait for one.
         jobs: list[Coroutine[Any, Any, None]] = [

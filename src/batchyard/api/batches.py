@@ -24,7 +24,7 @@ async def create_batch(request: Request) -> Response:
     caller = await context.caller(request)
     body = await read_capped_body(request, context.settings.max_body_bytes)
     batch = await context.batches.create(caller, body)
-    context.on_new_work()
+    context.nudge_worker()
     return json_response(request, batch)
 
 
@@ -54,7 +54,15 @@ def _on_batch(action: Callable[[BatchService, Caller, str], Awaitable[object]]) 
 
 
 retrieve_batch = _on_batch(BatchService.retrieve)
-cancel_batch = _on_batch(BatchService.cancel)
+_cancel = _on_batch(BatchService.cancel)
+
+
+async def cancel_batch(request: Request) -> Response:
+    response = await _cancel(request)
+    context_of(request).nudge_worker()  # an in-process worker re-reads closing batches now
+    return response
+
+
 delete_batch = _on_batch(BatchService.delete)
 
 

@@ -20,8 +20,8 @@ class ApiContext:
     store: SqlStore
     batches: BatchService
     models: ModelRegistry
-    #: Called after a batch is created so an in-process worker claims it at once.
-    on_new_work: Callable[[], None] = field(default=lambda: None)
+    #: Called after a create or a cancel so an in-process worker acts on it at once.
+    nudge_worker: Callable[[], None] = field(default=lambda: None)
 
     async def caller(self, request: Request) -> Caller:
         workspace_id = await authenticate(request, self.store)

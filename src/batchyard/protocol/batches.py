@@ -143,7 +143,10 @@ def parse_create_body(body: bytes, *, max_requests: int) -> list[ParsedRequest]:
     try:
         decoded = _create_decoder.decode(body)
     except msgspec.ValidationError as exc:  # a subclass of DecodeError: catch it first
-        raise invalid_request(describe_validation_error(exc)) from None
+        message = describe_validation_error(exc)
+        if not message.split(" ", 1)[0].endswith(":"):  # about the body itself: no path
+            message = f"request body: {message}"
+        raise invalid_request(message) from None
     except msgspec.DecodeError as exc:
         raise invalid_request(f"Invalid JSON in request body: {exc}") from None
     except UnicodeDecodeError as exc:

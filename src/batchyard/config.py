@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -28,6 +28,8 @@ from batchyard.protocol.messages import describe_validation_error
 from batchyard.store.connect import async_url
 
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
+
+OptionsT = TypeVar("OptionsT", bound=msgspec.Struct)
 
 
 class ConfigError(Exception):
@@ -88,6 +90,14 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.resolved_data_dir() / 'batchyard.db'}"
+
+
+def engine_options(model: ModelConfig, kind: type[OptionsT]) -> OptionsT:
+    """``model.options`` as an engine's options Struct; :class:`ConfigError` names a bad key."""
+    try:
+        return msgspec.convert(model.options, kind)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"models.{model.name}: {describe_validation_error(exc)}") from None
 
 
 _MODEL_FIELDS = frozenset(ModelConfig.__struct_fields__) - {"options"}

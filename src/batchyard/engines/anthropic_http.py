@@ -22,10 +22,10 @@ import os
 import httpx
 import msgspec
 
-from batchyard.config import ConfigError, ModelConfig
+from batchyard.config import ModelConfig, engine_options
 from batchyard.engines.base import EngineError
 from batchyard.protocol.errors import ERROR_TYPE_FOR_STATUS, ErrorType
-from batchyard.protocol.messages import Message, MessageCreateParams, describe_validation_error
+from batchyard.protocol.messages import Message, MessageCreateParams
 
 
 class AnthropicOptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -63,11 +63,7 @@ class AnthropicEngine:
 
     @classmethod
     def from_config(cls, model: ModelConfig) -> AnthropicEngine:
-        try:
-            options = msgspec.convert(model.options, AnthropicOptions)
-        except msgspec.ValidationError as exc:
-            raise ConfigError(f"models.{model.name}: {describe_validation_error(exc)}") from None
-        return cls(model, options)
+        return cls(model, engine_options(model, AnthropicOptions))
 
     async def start(self) -> None:
         key = self._options.api_key or os.environ.get(self._options.api_key_env, "")

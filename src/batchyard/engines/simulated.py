@@ -30,7 +30,7 @@ from typing import Literal
 import msgspec
 
 from batchyard import ids
-from batchyard.config import ConfigError, ModelConfig
+from batchyard.config import ModelConfig, engine_options
 from batchyard.engines.base import EngineError
 from batchyard.protocol.errors import ErrorType
 from batchyard.protocol.messages import (
@@ -39,7 +39,6 @@ from batchyard.protocol.messages import (
     ParamsError,
     TextBlock,
     Usage,
-    describe_validation_error,
     message_text,
     system_text,
 )
@@ -131,11 +130,7 @@ class SimulatedEngine:
 
     @classmethod
     def from_config(cls, model: ModelConfig) -> SimulatedEngine:
-        try:
-            options = msgspec.convert(model.options, SimulatedOptions)
-        except msgspec.ValidationError as exc:
-            raise ConfigError(f"models.{model.name}: {describe_validation_error(exc)}") from None
-        return cls(model, options)
+        return cls(model, engine_options(model, SimulatedOptions))
 
     async def start(self) -> None:
         return None

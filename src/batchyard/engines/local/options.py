@@ -9,8 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from batchyard.config import ConfigError, ModelConfig
-from batchyard.protocol.messages import describe_validation_error
+from batchyard.config import ModelConfig, engine_options
 
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
@@ -46,7 +45,4 @@ class LocalOptions(msgspec.Struct, forbid_unknown_fields=True):
 
 def parse_options(model: ModelConfig) -> LocalOptions:
     """Convert the free-form options of ``model``; :class:`ConfigError` names the bad key."""
-    try:
-        return msgspec.convert(model.options, LocalOptions)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"models.{model.name}: {describe_validation_error(exc)}") from None
+    return engine_options(model, LocalOptions)

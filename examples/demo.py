@@ -16,6 +16,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,7 +30,16 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKDIR = ROOT / ".demo"
 CONFIG = ROOT / "examples" / "demo.toml"
 RESULTS = ROOT / "demo_results.jsonl"
-PORT = int(os.environ.get("BATCHYARD_DEMO_PORT", "8765"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+PORT = int(os.environ.get("BATCHYARD_DEMO_PORT", "0")) or _free_port()
 BASE_URL = f"http://127.0.0.1:{PORT}"
 MODEL = "smollm2-135m"
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
+import httpx
 import pytest
 from harness import Api, ServerProcess, add_key
 
@@ -148,3 +150,34 @@ def test_batch_on_the_embedded_model(local_server: ServerProcess) -> None:
         assert message["usage"]["service_tier"] == "batch"
     error = results["image"]["error"]["error"]
     assert error["type"] == "invalid_request_error" and "image" in error["message"]
+
+
+def test_stream_is_live_token_by_token(local_server: ServerProcess) -> None:
+    """Deltas arrive as tokens are generated, not as one block after the whole answer."""
+    key = add_key(local_server.db_url, "live")
+    body = {
+        "model": MODEL,
+        "max_tokens": 40,
+        "temperature": 0,
+        "stream": True,
+        "stop_sequences": ["\n\n"],
+        "messages": [{"role": "user", "content": "Describe a cup of tea in a few sentences."}],
+    }
+    arrivals: list[tuple[float, str]] = []
+    with httpx.stream(
+        "POST",
+        f"{local_server.base_url}/v1/messages",
+        json=body,
+        headers={"x-api-key": key},
+        timeout=120,
+    ) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                arrivals.append((time.monotonic(), line.removeprefix("event: ")))
+    names = [name for _, name in arrivals]
+    deltas = [when for when, name in arrivals if name == "content_block_delta"]
+    assert names[0] == "message_start" and names[-1] == "message_stop"
+    assert len(deltas) >= 10, names
+    # The first words were on the wire well before the answer was complete.
+    assert arrivals[-1][0] - deltas[0] > 0.05

@@ -6,7 +6,9 @@ batched together with whatever else it is running.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -17,10 +19,27 @@ from batchyard.api.body import read_capped_body
 from batchyard.api.context import ApiContext, context_of
 from batchyard.api.responses import REQUEST_ID_HEADER, json_response, request_id_of
 from batchyard.engines.base import EngineError
+from batchyard.engines.registry import ServedModel
+from batchyard.ids import message_id
 from batchyard.protocol.errors import ApiError, invalid_request
-from batchyard.protocol.messages import Message, ParamsError, decode_params
+from batchyard.protocol.messages import (
+    Message,
+    MessageCreateParams,
+    ParamsError,
+    TextBlock,
+    decode_params,
+)
 from batchyard.protocol.models import ModelInfo, ModelPage
-from batchyard.protocol.streaming import message_events
+from batchyard.protocol.streaming import (
+    block_events,
+    block_stop,
+    error_event,
+    message_end,
+    message_events,
+    message_start,
+    text_block_start,
+    text_delta,
+)
 
 #: The Messages API's own body limit (batches allow 256 MB).
 MAX_MESSAGE_BODY_BYTES = 32 * 1024 * 1024
@@ -37,25 +56,93 @@ async def create_message(request: Request) -> Response:
     served = context.models.get(params.model)
     if served is None:
         raise ApiError("not_found_error", f"model: {params.model}")
+    if params.stream:
+        return await _stream(request, served, params)
     try:
         message = await served.create_message(params)
-    except ParamsError as exc:
-        raise ApiError(exc.error_type, exc.message) from None
-    except EngineError as exc:
-        headers = {"retry-after": str(int(exc.retry_after))} if exc.retry_after else None
-        raise ApiError(exc.error_type, exc.message, headers=headers) from None
-    if params.stream:
-        return StreamingResponse(
-            _sse(message),
-            media_type="text/event-stream",
-            headers={REQUEST_ID_HEADER: request_id_of(request), "cache-control": "no-cache"},
-        )
+    except (ParamsError, EngineError) as exc:
+        raise _api_error(exc) from None
     return json_response(request, message)
 
 
-async def _sse(message: Message) -> AsyncIterator[bytes]:
+def _api_error(exc: ParamsError | EngineError) -> ApiError:
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"retry-after": str(int(retry_after))} if retry_after else None
+    return ApiError(exc.error_type, exc.message, headers=headers)
+
+
+async def _stream(request: Request, served: ServedModel, params: MessageCreateParams) -> Response:
+    """SSE for ``stream: true``, live when the engine streams its text.
+
+    The answer starts in the background; the response waits for its first piece of text or
+    its end, so a request that fails at once still gets a proper error status. An engine
+    that does not stream is sent as the whole event sequence once it has answered.
+    """
+    pieces: asyncio.Queue[str] = asyncio.Queue()
+    answer = asyncio.ensure_future(served.create_message(params, pieces.put_nowait))
+    first = asyncio.ensure_future(pieces.get())
+    either: list[asyncio.Future[Any]] = [answer, first]
+    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    if not first.done():
+        first.cancel()
+        try:
+            message = answer.result()
+        except (ParamsError, EngineError) as exc:
+            raise _api_error(exc) from None
+        events = _complete(message)
+    else:
+        events = _live(params.model, first.result(), pieces, answer)
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={REQUEST_ID_HEADER: request_id_of(request), "cache-control": "no-cache"},
+    )
+
+
+async def _complete(message: Message) -> AsyncIterator[bytes]:
     for event in message_events(message):
         yield event
+
+
+async def _live(
+    model: str, first: str, pieces: asyncio.Queue[str], answer: asyncio.Future[Message]
+) -> AsyncIterator[bytes]:
+    """Text deltas as the engine makes them; the rest of the answer when it is done."""
+    try:
+        yield message_start(message_id(), model, input_tokens=0)
+        yield text_block_start(0)
+        sent = first
+        yield text_delta(0, first)
+        while not answer.done() or not pieces.empty():
+            if pieces.empty():
+                waiter = asyncio.ensure_future(pieces.get())
+                either: list[asyncio.Future[Any]] = [answer, waiter]
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                if not waiter.done():
+                    waiter.cancel()
+                    continue
+                piece = waiter.result()
+            else:
+                piece = pieces.get_nowait()
+            sent += piece
+            yield text_delta(0, piece)
+        try:
+            message = answer.result()
+        except (ParamsError, EngineError) as exc:
+            yield error_event(exc.error_type, exc.message)
+            return
+        blocks = message.content
+        text = blocks[0].text if blocks and isinstance(blocks[0], TextBlock) else ""
+        if len(text) > len(sent):
+            yield text_delta(0, text[len(sent) :])
+        yield block_stop(0)
+        for index, block in enumerate(blocks[1:], start=1):
+            for event in block_events(index, block):
+                yield event
+        for event in message_end(message):
+            yield event
+    finally:
+        answer.cancel()  # a client that went away frees its slot in the batch
 
 
 async def list_models(request: Request) -> Response:

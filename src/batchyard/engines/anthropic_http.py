@@ -23,7 +23,7 @@ import httpx
 import msgspec
 
 from batchyard.config import ModelConfig, engine_options
-from batchyard.engines.base import EngineError
+from batchyard.engines.base import EngineError, TextSink
 from batchyard.protocol.errors import ERROR_TYPE_FOR_STATUS, ErrorType
 from batchyard.protocol.messages import Message, MessageCreateParams
 
@@ -81,7 +81,10 @@ class AnthropicEngine:
             await self._client.aclose()
             self._client = None
 
-    async def create_message(self, params: MessageCreateParams) -> Message:
+    async def create_message(
+        self, params: MessageCreateParams, on_text: TextSink | None = None
+    ) -> Message:
+        """The whole answer at once; ``on_text`` is not called (the caller sends it all)."""
         if self._client is None:
             raise EngineError("api_error", "the anthropic engine is not started")
         body = msgspec.structs.replace(params, model=self._upstream_model, stream=None)

@@ -7,10 +7,14 @@ concurrent calls it receives; the dispatcher simply keeps many calls in flight.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from batchyard.protocol.errors import RETRYABLE_ERROR_TYPES, ErrorType
 from batchyard.protocol.messages import Message, MessageCreateParams
+
+#: Receives pieces of an answer's text as they are generated (see ``Engine.create_message``).
+TextSink = Callable[[str], None]
 
 
 class EngineError(Exception):
@@ -35,8 +39,14 @@ class EngineError(Exception):
 class Engine(Protocol):
     """Runs Messages requests for the models it was configured with."""
 
-    async def create_message(self, params: MessageCreateParams) -> Message:
+    async def create_message(
+        self, params: MessageCreateParams, on_text: TextSink | None = None
+    ) -> Message:
         """Answer one request. ``params.model`` is the name the client asked for; echo it.
+
+        An engine that can stream calls ``on_text`` on the event loop with pieces of the
+        answer's text as they are final (their concatenation is a prefix of the returned
+        text; the caller sends the rest). Others ignore it.
 
         Raise :class:`EngineError` for anything the caller should report or retry, and
         :class:`~batchyard.protocol.messages.ParamsError` for content this engine cannot take.

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from batchyard.config import DEFAULT_LOCAL_MODEL, ConfigError, ModelConfig
-from batchyard.engines.base import Engine, EngineError
+from batchyard.engines.base import Engine, EngineError, TextSink
 from batchyard.protocol.messages import Message, MessageCreateParams
 
 logger = logging.getLogger("batchyard.engines")
@@ -78,7 +78,9 @@ class ServedModel:
         """Every name clients may use for this model."""
         return [self.config.name, *self.config.aliases]
 
-    async def create_message(self, params: MessageCreateParams) -> Message:
+    async def create_message(
+        self, params: MessageCreateParams, on_text: TextSink | None = None
+    ) -> Message:
         """Answer on this model's engine, loading it first if needed, within its timeout.
 
         A call that outlives ``timeout_seconds`` is cancelled and reported as a retryable
@@ -88,7 +90,7 @@ class ServedModel:
         timeout = self.config.timeout_seconds
         try:
             async with asyncio.timeout(timeout):  # no extra task per call, unlike wait_for
-                return await engine.create_message(params)
+                return await engine.create_message(params, on_text)
         except TimeoutError:
             raise EngineError(
                 "timeout_error", f"model {self.config.name} did not answer within {timeout:g} s"

@@ -31,7 +31,7 @@ import msgspec
 
 from batchyard import ids
 from batchyard.config import ModelConfig, engine_options
-from batchyard.engines.base import EngineError
+from batchyard.engines.base import EngineError, TextSink
 from batchyard.protocol.errors import ErrorType
 from batchyard.protocol.messages import (
     Message,
@@ -138,7 +138,10 @@ class SimulatedEngine:
     async def aclose(self) -> None:
         return None
 
-    async def create_message(self, params: MessageCreateParams) -> Message:
+    async def create_message(
+        self, params: MessageCreateParams, on_text: TextSink | None = None
+    ) -> Message:
+        """The whole answer at once; ``on_text`` is not called (the caller sends it all)."""
         if params.max_tokens > self._model.max_output_tokens:
             raise ParamsError(
                 f"max_tokens: {params.max_tokens} > {self._model.max_output_tokens}, which is "

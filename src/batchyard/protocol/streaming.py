@@ -29,25 +29,82 @@ def _event(name: str, payload: dict[str, Any]) -> bytes:
 
 
 def message_events(message: Message) -> Iterator[bytes]:
-    start = msgspec.to_builtins(message)
-    start.update(content=[], stop_reason=None, stop_sequence=None)
-    start["usage"] = {**start["usage"], "output_tokens": 0}
-    yield _event("message_start", {"type": "message_start", "message": start})
-    yield _event("ping", {"type": "ping"})
+    """The whole event sequence for an answer that is already complete."""
+    yield message_start(message.id, message.model, message.usage.input_tokens)
     for index, block in enumerate(message.content):
-        yield from _block_events(index, block)
+        yield from block_events(index, block)
+    yield from message_end(message)
+
+
+def message_start(message_id: str, model: str, input_tokens: int) -> bytes:
+    """``message_start`` then ``ping``: an empty assistant message, usage still to come."""
+    start: dict[str, Any] = {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": input_tokens, "output_tokens": 0},
+    }
+    return _event("message_start", {"type": "message_start", "message": start}) + _event(
+        "ping", {"type": "ping"}
+    )
+
+
+def text_block_start(index: int) -> bytes:
+    return _event(
+        "content_block_start",
+        {
+            "type": "content_block_start",
+            "index": index,
+            "content_block": {"type": "text", "text": ""},
+        },
+    )
+
+
+def text_delta(index: int, text: str) -> bytes:
+    return _event(
+        "content_block_delta",
+        {
+            "type": "content_block_delta",
+            "index": index,
+            "delta": {"type": "text_delta", "text": text},
+        },
+    )
+
+
+def block_stop(index: int) -> bytes:
+    return _event("content_block_stop", {"type": "content_block_stop", "index": index})
+
+
+def message_end(message: Message) -> Iterator[bytes]:
+    """``message_delta`` (stop reason, final usage) and ``message_stop``.
+
+    The usage carries ``input_tokens`` too: a live stream starts before they are known, and
+    the SDKs (0.75 and 2.x alike) take them from here.
+    """
     yield _event(
         "message_delta",
         {
             "type": "message_delta",
             "delta": {"stop_reason": message.stop_reason, "stop_sequence": message.stop_sequence},
-            "usage": {"output_tokens": message.usage.output_tokens},
+            "usage": {
+                "input_tokens": message.usage.input_tokens,
+                "output_tokens": message.usage.output_tokens,
+            },
         },
     )
     yield _event("message_stop", {"type": "message_stop"})
 
 
-def _block_events(index: int, block: ContentBlock) -> Iterator[bytes]:
+def error_event(error_type: str, message: str) -> bytes:
+    """A failure after the stream started (the status line has already said 200)."""
+    return _event("error", {"type": "error", "error": {"type": error_type, "message": message}})
+
+
+def block_events(index: int, block: ContentBlock) -> Iterator[bytes]:
     def start(content_block: dict[str, Any]) -> bytes:
         return _event(
             "content_block_start",
@@ -60,9 +117,9 @@ def _block_events(index: int, block: ContentBlock) -> Iterator[bytes]:
         )
 
     if isinstance(block, TextBlock):
-        yield start({"type": "text", "text": ""})
+        yield text_block_start(index)
         for offset in range(0, len(block.text), _DELTA_CHARS):
-            yield delta({"type": "text_delta", "text": block.text[offset : offset + _DELTA_CHARS]})
+            yield text_delta(index, block.text[offset : offset + _DELTA_CHARS])
     elif isinstance(block, ToolUseBlock):
         yield start({"type": "tool_use", "id": block.id, "name": block.name, "input": {}})
         partial = _encoder.encode(block.input).decode()
@@ -73,4 +130,4 @@ def _block_events(index: int, block: ContentBlock) -> Iterator[bytes]:
         yield delta({"type": "signature_delta", "signature": block.signature})
     else:
         yield start(msgspec.to_builtins(block))
-    yield _event("content_block_stop", {"type": "content_block_stop", "index": index})
+    yield block_stop(index)

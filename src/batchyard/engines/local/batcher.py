@@ -25,7 +25,7 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +69,8 @@ class Job:
     sampling: SamplingParams
     stop_sequences: Sequence[str]
     future: Future[Completion] = field(default_factory=Future)
+    #: Streaming callers get text as it becomes final (called on the generation thread).
+    on_text: Callable[[str], None] | None = None
 
     @property
     def reserved_tokens(self) -> int:
@@ -82,6 +84,8 @@ class _Row:
     generated: int = 0
     #: Answered (or cancelled): the row rides along, ignored, until the batch is compacted.
     done: bool = False
+    #: Characters already passed to ``job.on_text``.
+    emitted: int = 0
 
 
 @dataclass
@@ -241,7 +245,10 @@ class Batcher:
         logits = self._forward(ids, mask, positions[:, shared:], cache)
         decode = self._decode_text
         group = _Batch(
-            rows=[_Row(job, TextStream(decode, job.stop_sequences)) for job in jobs],
+            rows=[
+                _Row(job, TextStream(decode, job.stop_sequences, incremental=bool(job.on_text)))
+                for job in jobs
+            ],
             cache=cache,
             mask=mask,
             positions=positions[:, -1] + 1,
@@ -334,10 +341,20 @@ class Batcher:
         if (match := stream.push(token)) is not None:
             text = stream.text[: match.start]
             return Completion(text, row.generated, "stop_sequence", match.sequence)
+        if row.job.on_text is not None:
+            self._emit(row)
         if row.generated >= row.job.max_new_tokens:
             stream.finish()
             return Completion(stream.text, row.generated, row.job.length_stop, None)
         return None
+
+    @staticmethod
+    def _emit(row: _Row) -> None:
+        """Stream the text that no stop sequence can still take back."""
+        safe = row.stream.safe_length
+        if safe > row.emitted and row.job.on_text is not None:
+            row.job.on_text(row.stream.text[row.emitted : safe])
+            row.emitted = safe
 
     def _trim(self, batch: _Batch) -> None:
         used = batch.mask.any(dim=0).nonzero()

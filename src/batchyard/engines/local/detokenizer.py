@@ -25,8 +25,12 @@ class StopMatch:
 class TextStream:
     """The text of one answer, grown one token at a time."""
 
-    def __init__(self, decode: Decode, stop_sequences: Sequence[str] = ()) -> None:
+    def __init__(
+        self, decode: Decode, stop_sequences: Sequence[str] = (), *, incremental: bool = False
+    ) -> None:
+        """``incremental``: commit text as it comes even with no stop sequence (streaming)."""
         self._decode = decode
+        self._incremental = incremental
         self._stops = [stop for stop in dict.fromkeys(stop_sequences) if stop]
         self._longest = max((len(stop) for stop in self._stops), default=0)
         self._tokens: list[int] = []
@@ -41,11 +45,17 @@ class TextStream:
         """All text committed so far."""
         return "".join(self._parts)
 
+    @property
+    def safe_length(self) -> int:
+        """How much of :attr:`text` is final: the tail that could still start a stop
+        sequence (one character short of the longest) is held back."""
+        return max(0, self._length - max(0, self._longest - 1))
+
     def push(self, token: int) -> StopMatch | None:
         """Add a generated token; return the earliest stop sequence it completes, if any."""
         self._tokens.append(token)
-        if not self._stops:
-            return None  # nothing to watch for: decode once, in finish()
+        if not self._stops and not self._incremental:
+            return None  # nothing to watch for or stream: decode once, in finish()
         previous = self._decode(self._tokens[self._prefix_offset : self._read_offset])
         current = self._decode(self._tokens[self._prefix_offset :])
         if len(current) <= len(previous) or current.endswith("\ufffd"):

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from batchyard.config import ModelConfig
-from batchyard.engines.base import EngineError
+from batchyard.engines.base import EngineError, TextSink
 from batchyard.engines.local.batcher import Batcher, Job
 from batchyard.engines.local.options import LocalOptions, parse_options
 from batchyard.engines.local.prompt import prompt_ids
@@ -78,11 +78,22 @@ class LocalEngine:
         if batcher is not None:
             await asyncio.to_thread(batcher.close)
 
-    async def create_message(self, params: MessageCreateParams) -> Message:
+    async def create_message(
+        self, params: MessageCreateParams, on_text: TextSink | None = None
+    ) -> Message:
         batcher = self._batcher
         if batcher is None:
             raise EngineError("api_error", "the local engine is not started")
         job = self._job(params)
+        if on_text is not None:
+            loop = asyncio.get_running_loop()
+            # Called on the generation thread; the sink runs on the event loop.
+            sink = on_text
+
+            def forward(piece: str) -> None:
+                loop.call_soon_threadsafe(sink, piece)
+
+            job.on_text = forward
         batcher.submit(job)
         completion = await asyncio.wrap_future(job.future)
         return Message(

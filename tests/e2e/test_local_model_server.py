@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,3 +184,20 @@ def test_stream_is_live_token_by_token(local_server: ServerProcess) -> None:
     assert len(deltas) >= 10, names
     # The first words were on the wire well before the answer was complete.
     assert arrivals[-1][0] - deltas[0] > 0.05
+
+
+def test_js_sdk_stream_is_live(local_server: ServerProcess) -> None:
+    node = shutil.which("node")
+    assert node, "node is required (the Makefile installs the JS SDK with npm)"
+    key = add_key(local_server.db_url, "js-live")
+    completed = subprocess.run(
+        [node, "stream.mjs", local_server.base_url, key, MODEL],
+        cwd=Path(__file__).with_name("js"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["events"] >= 5 and result["streamed"] == result["text"]
+    assert result["usage"]["input_tokens"] > 0 and result["usage"]["output_tokens"] <= 30

@@ -23,7 +23,10 @@ async def create_batch(request: Request) -> Response:
     context = context_of(request)
     caller = await context.caller(request)
     body = await read_capped_body(request, context.settings.max_body_bytes)
-    batch = await context.batches.create(caller, body)
+    key = request.headers.get("idempotency-key") or None
+    if key is not None and len(key) > 255:
+        raise invalid_request("Idempotency-Key: at most 255 characters")
+    batch = await context.batches.create(caller, body, idempotency_key=key)
     context.nudge_worker()
     return json_response(request, batch)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from batchyard.protocol.batches import (
     unstarted_line,
 )
 from batchyard.protocol.errors import invalid_request, not_found
-from batchyard.store.records import BatchRecord, NewBatch
+from batchyard.store.records import BatchRecord, IdempotencyKeyTaken, NewBatch
 from batchyard.store.sql import SqlStore
 from batchyard.timeutil import MICROS_PER_SECOND, now_us, optional_rfc3339, rfc3339
 
@@ -37,20 +38,52 @@ class BatchService:
         self._store = store
         self._settings = settings
 
-    async def create(self, caller: Caller, body: bytes) -> MessageBatch:
-        """Validate the envelope, then persist the batch and all requests atomically."""
+    async def create(
+        self, caller: Caller, body: bytes, *, idempotency_key: str | None = None
+    ) -> MessageBatch:
+        """Validate the envelope, then persist the batch and all requests atomically.
+
+        With an ``Idempotency-Key`` (a batchyard extension; the SDKs send one only via
+        ``extra_headers``), a replay of the same create returns the batch the first call
+        made, so a retried create after a lost response never makes a second batch.
+        """
+        digest = hashlib.sha256(body).hexdigest() if idempotency_key else None
+        if idempotency_key and (earlier := await self._replayed(caller, idempotency_key, digest)):
+            return earlier
         items = parse_create_body(body, max_requests=self._settings.max_requests_per_batch)
         created_at = now_us()
-        record = await self._store.create_batch(
-            NewBatch(
-                id=ids.batch_id(),
-                workspace_id=caller.workspace_id,
-                created_at=created_at,
-                expires_at=created_at + _micros(self._settings.expiry_seconds),
-                archives_at=created_at + _micros(self._settings.retention_seconds),
-            ),
-            items,
+        new = NewBatch(
+            id=ids.batch_id(),
+            workspace_id=caller.workspace_id,
+            created_at=created_at,
+            expires_at=created_at + _micros(self._settings.expiry_seconds),
+            archives_at=created_at + _micros(self._settings.retention_seconds),
+            idempotency_key=idempotency_key,
+            body_digest=digest,
         )
+        try:
+            record = await self._store.create_batch(new, items)
+        except IdempotencyKeyTaken:
+            # A concurrent create with the same key won the race: answer with its batch.
+            if idempotency_key and (
+                earlier := await self._replayed(caller, idempotency_key, digest)
+            ):
+                return earlier
+            raise
+        return self._wire(record, caller)
+
+    async def _replayed(
+        self, caller: Caller, idempotency_key: str, digest: str | None
+    ) -> MessageBatch | None:
+        found = await self._store.find_idempotent(caller.workspace_id, idempotency_key)
+        if found is None:
+            return None
+        record, earlier_digest = found
+        if earlier_digest != digest:
+            raise invalid_request(
+                "Idempotency-Key: this key was already used for a different request body "
+                f"(Message Batch {record.id})"
+            )
         return self._wire(record, caller)
 
     async def retrieve(self, caller: Caller, batch_id: str) -> MessageBatch:

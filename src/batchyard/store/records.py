@@ -35,6 +35,8 @@ class NewBatch:
     created_at: int
     expires_at: int
     archives_at: int
+    idempotency_key: str | None = None
+    body_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +106,7 @@ class DueDelivery:
     #: Including the attempt now being made.
     attempts: int
     created_at: int
+
+
+class IdempotencyKeyTaken(Exception):
+    """Another create with the same ``Idempotency-Key`` committed first."""

@@ -32,6 +32,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchyard.store.connect import Engines, create_engines
@@ -41,6 +42,7 @@ from batchyard.store.records import (
     ClaimedRequest,
     Completion,
     DueDelivery,
+    IdempotencyKeyTaken,
     NewBatch,
     Retry,
     StoredResult,
@@ -107,7 +109,20 @@ class SqlStore:
     async def create_batch(
         self, batch: NewBatch, items: Sequence[tuple[str, str, bytes]]
     ) -> BatchRecord:
-        """Insert the batch and every ``(custom_id, model, params)`` in one transaction."""
+        """Insert the batch and every ``(custom_id, model, params)`` in one transaction.
+
+        Raises :class:`IdempotencyKeyTaken` if a batch with the same idempotency key exists.
+        """
+        try:
+            return await self._insert_batch(batch, items)
+        except IntegrityError:
+            if batch.idempotency_key is None:
+                raise
+            raise IdempotencyKeyTaken(batch.idempotency_key) from None
+
+    async def _insert_batch(
+        self, batch: NewBatch, items: Sequence[tuple[str, str, bytes]]
+    ) -> BatchRecord:
         async with self._engines.writer.begin() as conn:
             seq = await conn.scalar(
                 insert(batches)
@@ -120,6 +135,8 @@ class SqlStore:
                     created_at=batch.created_at,
                     expires_at=batch.expires_at,
                     archives_at=batch.archives_at,
+                    idempotency_key=batch.idempotency_key,
+                    body_digest=batch.body_digest,
                 )
                 .returning(batches.c.seq)
             )
@@ -138,6 +155,21 @@ class SqlStore:
             record = await self._batch_by_seq(conn, seq)
         assert record is not None
         return record
+
+    async def find_idempotent(
+        self, workspace_id: int, idempotency_key: str
+    ) -> tuple[BatchRecord, str | None] | None:
+        """The batch an earlier create with this key made, and that create's body digest."""
+        async with self._engines.reader.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(batches).where(
+                        batches.c.workspace_id == workspace_id,
+                        batches.c.idempotency_key == idempotency_key,
+                    )
+                )
+            ).first()
+        return (_batch_record(row), row.body_digest) if row else None
 
     async def get_batch(self, workspace_id: int, batch_id: str) -> BatchRecord | None:
         async with self._engines.reader.connect() as conn:

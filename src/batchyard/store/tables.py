@@ -62,7 +62,12 @@ batches = Table(
     Column("ended_at", BigInteger),
     Column("cancel_initiated_at", BigInteger),
     Column("purged", Integer, nullable=False, server_default=text("0")),
+    #: Optional ``Idempotency-Key`` of the create call, with a digest of its body, so a
+    #: replayed create returns the same batch instead of a second one.
+    Column("idempotency_key", String(255)),
+    Column("body_digest", String(64)),
     Index("ix_batches_workspace_seq", "workspace_id", "seq"),
+    UniqueConstraint("workspace_id", "idempotency_key", name="uq_batches_idempotency_key"),
     Index(
         "ix_batches_open",
         "status",

@@ -107,3 +107,46 @@ def test_other_workspaces_are_not_notified_and_hooks_can_be_removed(server: Serv
     watched.wait_ended(watched.create([message_request("y")])["id"])
     time.sleep(1)
     assert receiver.calls == []
+
+
+def test_a_hanging_receiver_does_not_hold_up_other_webhooks(tmp_path: Path) -> None:
+    """One receiver trickling its answer a byte a second times out; the others still get
+    their events promptly."""
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(200)
+            self.send_header("content-length", "1000")
+            self.end_headers()
+            for _ in range(60):
+                time.sleep(1)
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except OSError:
+                    return
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    slow = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=slow.serve_forever, daemon=True).start()
+    fast = Receiver(fail_first=0)
+    config = sim_config(webhook_timeout_seconds=1, webhook_retry_base_seconds=0.2)
+    server = ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", config).start()
+    try:
+        hook_url = f"http://127.0.0.1:{slow.server_address[1]}/hang"
+        cli("webhooks", "add", "--workspace", "w", "--url", hook_url, "--db", server.db_url)
+        cli("webhooks", "add", "--workspace", "w", "--url", fast.url, "--db", server.db_url)
+        api = Api(server.base_url, add_key(server.db_url, "w"))
+        for n in range(3):
+            api.wait_ended(api.create([message_request(f"r{n}")])["id"])
+            time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while len(fast.calls) < 3:
+            assert time.monotonic() < deadline, fast.calls
+            time.sleep(0.1)
+    finally:
+        server.stop()
+        slow.shutdown()

@@ -108,6 +108,7 @@ async def _live(
     model: str, first: str, pieces: asyncio.Queue[str], answer: asyncio.Future[Message]
 ) -> AsyncIterator[bytes]:
     """Text deltas as the engine makes them; the rest of the answer when it is done."""
+    waiter: asyncio.Future[str] | None = None
     try:
         yield message_start(message_id(), model, input_tokens=0)
         yield text_block_start(0)
@@ -143,6 +144,8 @@ async def _live(
             yield event
     finally:
         answer.cancel()  # a client that went away frees its slot in the batch
+        if waiter is not None:
+            waiter.cancel()
 
 
 async def list_models(request: Request) -> Response:

@@ -102,7 +102,10 @@ class AnthropicEngine:
             try:
                 return _message_decoder.decode(response.content)
             except msgspec.DecodeError as exc:
-                raise EngineError("api_error", f"unexpected upstream response: {exc}") from None
+                # The upstream answered (and billed): asking again would only repeat this.
+                raise EngineError(
+                    "api_error", f"unexpected upstream response: {exc}", retryable=False
+                ) from None
         raise _upstream_error(response)
 
 

@@ -24,15 +24,24 @@ class EngineError(Exception):
     """
 
     def __init__(
-        self, error_type: ErrorType, message: str, *, retry_after: float | None = None
+        self,
+        error_type: ErrorType,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.error_type: ErrorType = error_type
         self.message = message
         self.retry_after = retry_after
+        self._retryable = retryable
 
     @property
     def retryable(self) -> bool:
+        """By type (overloaded, rate limit, 5xx, timeout), unless the engine knows better."""
+        if self._retryable is not None:
+            return self._retryable
         return self.error_type in RETRYABLE_ERROR_TYPES
 
 

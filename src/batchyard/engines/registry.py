@@ -65,13 +65,33 @@ class ServedModel:
 
     config: ModelConfig
     engine: Engine
-    _started: asyncio.Task[None] | None = field(default=None, repr=False)
+    _started: asyncio.Future[None] | None = field(default=None, repr=False)
+    #: The last start failed (the next call tries again).
+    _failed: bool = field(default=False, repr=False)
 
     async def ready(self) -> Engine:
+        """The started engine; a failed start is reported as a retryable ``api_error`` and
+        tried again by the next call (weights on a network disk, a GPU busy at boot)."""
         if self._started is None:
             self._started = asyncio.ensure_future(self.engine.start())
-        await asyncio.shield(self._started)
+        started = self._started
+        try:
+            await asyncio.shield(started)
+        except EngineError:
+            self._forget_failed_start(started)
+            raise
+        except Exception as exc:
+            self._forget_failed_start(started)
+            raise EngineError(
+                "api_error", f"model {self.config.name} failed to load: {exc}"
+            ) from exc
+        self._failed = False
         return self.engine
+
+    def _forget_failed_start(self, started: asyncio.Future[None]) -> None:
+        if self._started is started and started.done():
+            self._started = None
+            self._failed = True
 
     @property
     def names(self) -> list[str]:
@@ -100,7 +120,7 @@ class ServedModel:
     def state(self) -> str:
         """``idle`` (not asked for yet), ``loading``, ``ready`` or ``failed``."""
         if self._started is None:
-            return "idle"
+            return "failed" if self._failed else "idle"
         if not self._started.done():
             return "loading"
         return "failed" if self._started.exception() else "ready"

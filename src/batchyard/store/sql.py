@@ -493,13 +493,17 @@ class SqlStore:
         return True
 
     async def claim_deliveries(
-        self, *, limit: int, now: int, lease_until: int
+        self, *, limit: int, now: int, lease_until: int, max_attempts: int
     ) -> list[DueDelivery]:
-        """Lease due webhook events (at most one process attempts a delivery at a time)."""
+        """Lease due webhook events (at most one process attempts a delivery at a time).
+
+        An event whose attempts ran out while a process died mid-attempt is not claimed again.
+        """
         due = (
             select(webhook_deliveries.c.id)
             .where(
                 webhook_deliveries.c.next_attempt_at <= now,
+                webhook_deliveries.c.attempts < max_attempts,
                 or_(
                     webhook_deliveries.c.lease_expires_at.is_(None),
                     webhook_deliveries.c.lease_expires_at < now,
@@ -548,16 +552,26 @@ class SqlStore:
         self,
         delivery_id: int,
         *,
+        attempt: int,
         now: int,
         delivered: bool,
         next_attempt_at: int | None,
         error: str | None,
     ) -> None:
-        """Settle one attempt: delivered, retry at ``next_attempt_at``, or given up (``None``)."""
+        """Settle one attempt: delivered, retry at ``next_attempt_at``, or given up (``None``).
+
+        Fenced like request completions: only the latest attempt may write, so a slow
+        attempt whose lease ran out cannot overwrite what a newer one recorded. A delivered
+        event stays delivered.
+        """
         async with self._engines.writer.begin() as conn:
             await conn.execute(
                 update(webhook_deliveries)
-                .where(webhook_deliveries.c.id == delivery_id)
+                .where(
+                    webhook_deliveries.c.id == delivery_id,
+                    webhook_deliveries.c.attempts == attempt,
+                    webhook_deliveries.c.delivered_at.is_(None),
+                )
                 .values(
                     delivered_at=now if delivered else None,
                     next_attempt_at=None if delivered else next_attempt_at,

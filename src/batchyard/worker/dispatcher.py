@@ -159,7 +159,9 @@ class Dispatcher:
                         other_models=True,
                     )
                     self._accept(unserved)
-                    more_waiting |= len(unserved) == settings.claim_size
+                    if len(unserved) == settings.claim_size:  # more of them: go on at once
+                        more_waiting = True
+                        self._next_unserved_claim = 0.0
             except Exception:
                 logger.exception("claim failed; retrying after the poll interval")
             if not more_waiting:

@@ -37,34 +37,55 @@ class WebhookSender:
         self._settings = settings
 
     async def run(self) -> None:
-        """Deliver due events until cancelled."""
-        timeout = self._settings.webhook_timeout_seconds
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
-            while True:
-                try:
-                    delivered = await self.deliver_due(http)
-                except Exception:
-                    logger.exception("webhook delivery round failed; retrying")
-                    delivered = 0
-                if delivered < _CLAIM:
-                    await asyncio.sleep(self._settings.poll_interval_seconds)
+        """Deliver due events until cancelled.
 
-    async def deliver_due(self, http: httpx.AsyncClient) -> int:
+        Each attempt runs as its own task (at most ``_CLAIM`` at once) under a hard deadline,
+        so one slow or hanging receiver delays only its own events.
+        """
+        attempts: set[asyncio.Task[None]] = set()
+        async with httpx.AsyncClient(follow_redirects=False) as http:
+            try:
+                while True:
+                    free = _CLAIM - len(attempts)
+                    claimed = await self._claim(free) if free > 0 else []
+                    for delivery in claimed:
+                        task = asyncio.create_task(self._attempt(http, delivery))
+                        attempts.add(task)
+                        task.add_done_callback(attempts.discard)
+                    if len(claimed) < free or free == 0:
+                        await asyncio.sleep(self._settings.poll_interval_seconds)
+            finally:
+                for task in attempts:
+                    task.cancel()
+
+    async def _claim(self, limit: int) -> list[DueDelivery]:
         now = now_us()
         lease = int((self._settings.webhook_timeout_seconds + 30) * MICROS_PER_SECOND)
-        due = await self._store.claim_deliveries(limit=_CLAIM, now=now, lease_until=now + lease)
-        await asyncio.gather(*(self._attempt(http, delivery) for delivery in due))
-        return len(due)
+        try:
+            return await self._store.claim_deliveries(
+                limit=limit,
+                now=now,
+                lease_until=now + lease,
+                max_attempts=self._settings.webhook_max_attempts,
+            )
+        except Exception:
+            logger.exception("claiming webhook deliveries failed; retrying")
+            return []
 
     async def _attempt(self, http: httpx.AsyncClient, delivery: DueDelivery) -> None:
         body = await self._payload(delivery)
         headers = signature_headers(delivery.secret, f"whmsg_{delivery.id}", int(time.time()), body)
         error: str | None = None
         try:
-            response = await http.post(delivery.url, content=body, headers=headers)
+            # A hard deadline for the whole exchange: httpx's own timeouts are per read, and
+            # a receiver trickling one byte a second would never trip them.
+            async with asyncio.timeout(self._settings.webhook_timeout_seconds):
+                response = await http.post(delivery.url, content=body, headers=headers)
             if not response.is_success:
                 error = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
+        except TimeoutError:
+            error = f"no answer within {self._settings.webhook_timeout_seconds:g} s"
+        except Exception as exc:  # a bad URL, a refused connection: this attempt failed
             error = f"{type(exc).__name__}: {exc}"
         now = now_us()
         retry_at: int | None = None
@@ -83,7 +104,12 @@ class WebhookSender:
                     max_seconds=_MAX_RETRY_SECONDS,
                 )
         await self._store.record_delivery(
-            delivery.id, now=now, delivered=error is None, next_attempt_at=retry_at, error=error
+            delivery.id,
+            attempt=delivery.attempts,
+            now=now,
+            delivered=error is None,
+            next_attempt_at=retry_at,
+            error=error,
         )
 
     async def _payload(self, delivery: DueDelivery) -> bytes:

@@ -19,6 +19,11 @@ pytestmark = pytest.mark.local_model
 MODEL = "smollm2-135m"
 #: SDK 2.x dropped the deprecated ``temperature`` argument; older SDKs send it in the body.
 GREEDY = {"extra_body": {"temperature": 0}}
+#: Content a text-only model cannot take.
+IMAGE_BLOCK = {
+    "type": "image",
+    "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+}
 
 
 @pytest.fixture(scope="module")
@@ -90,16 +95,7 @@ def test_unsupported_content_is_a_clear_400(client: anthropic.Anthropic) -> None
             messages=[
                 {
                     "role": "user",
-                    "content": [
-                        {
-                            "type": "image",
-                            "source": {
-                                "type": "base64",
-                                "media_type": "image/png",
-                                "data": "iVBORw0KGgo=",
-                            },
-                        }
-                    ],
+                    "content": [IMAGE_BLOCK],
                 }
             ],
         )
@@ -128,16 +124,7 @@ def test_batch_on_the_embedded_model(local_server: ServerProcess) -> None:
                 "messages": [
                     {
                         "role": "user",
-                        "content": [
-                            {
-                                "type": "image",
-                                "source": {
-                                    "type": "base64",
-                                    "media_type": "image/png",
-                                    "data": "iVBORw0KGgo=",
-                                },
-                            }
-                        ],
+                        "content": [IMAGE_BLOCK],
                     }
                 ],
             },

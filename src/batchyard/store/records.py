@@ -66,11 +66,17 @@ class Completion:
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """Put a claimed request back in the queue, not to be claimed before ``not_before``."""
+    """Put a claimed request back in the queue, not to be claimed before ``not_before``.
+
+    ``unstarted``: the request never reached an engine (handed back on shutdown), so the
+    attempt it was claimed with is given back too and does not count against
+    ``max_attempts``. Safe for fencing: nothing of that attempt can still be written.
+    """
 
     request_id: int
     attempt: int
     not_before: int
+    unstarted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

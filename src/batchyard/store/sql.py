@@ -447,7 +447,12 @@ class SqlStore:
                         requests.c.attempt == retry.attempt,
                         requests.c.state == "running",
                     )
-                    .values(state="queued", lease_expires_at=None, not_before=retry.not_before)
+                    .values(
+                        state="queued",
+                        lease_expires_at=None,
+                        not_before=retry.not_before,
+                        attempt=retry.attempt - 1 if retry.unstarted else retry.attempt,
+                    )
                 )
             await self._apply_tally(conn, tally, now)
         return applied

@@ -64,6 +64,8 @@ class Dispatcher:
             id(served): asyncio.Queue() for served in models.models
         }
         self._in_flight: dict[int, ClaimedRequest] = {}
+        #: Requests handed to an engine (the rest of ``_in_flight`` only waits in a queue).
+        self._started: set[int] = set()
         #: Batches being canceled or past expiry (seq → result type), refreshed every claim
         #: round: a claimed request of such a batch is not sent to its engine.
         self._closing: dict[int, str] = {}
@@ -103,7 +105,12 @@ class Dispatcher:
         done = {c.request_id for c in completions} | {r.request_id for r in retries}
         now = now_us()
         retries = retries + [
-            Retry(request_id=request.id, attempt=request.attempt, not_before=now)
+            Retry(
+                request_id=request.id,
+                attempt=request.attempt,
+                not_before=now,
+                unstarted=request.id not in self._started,
+            )
             for request in self._in_flight.values()
             if request.id not in done
         ]
@@ -223,6 +230,7 @@ class Dispatcher:
     ) -> Completion | Retry:
         if closed_as := self._closing.get(request.batch_seq):
             return self._unstarted(request, closed_as)
+        self._started.add(request.id)
         try:
             message = await served.create_message(params)
         except ParamsError as exc:
@@ -301,6 +309,7 @@ class Dispatcher:
             self.stats.retried += len(retries)
             for request_id in [c.request_id for c in completions] + [r.request_id for r in retries]:
                 self._in_flight.pop(request_id, None)
+                self._started.discard(request_id)
             if retries:
                 self.wake()
 

@@ -193,6 +193,8 @@ def print_costs(lines: list[dict[str, object]], elapsed: float) -> None:
 def main() -> None:
     WORKDIR.mkdir(exist_ok=True)
     db = WORKDIR / "batchyard.db"
+    for leftover in WORKDIR.glob("batchyard.db*"):  # each demo starts from an empty queue
+        leftover.unlink()
     log = WORKDIR / "server.log"
     key = subprocess.run(
         batchyard("keys", "create", "--workspace", "demo", "--db", str(db)),

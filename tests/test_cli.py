@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,13 @@ def test_keys_create_prints_the_key_last(tmp_path: Path) -> None:
     result = run_cli("keys", "create", "--workspace", "acme", "--db", str(tmp_path / "k.db"))
     assert result.returncode == 0
     assert result.stdout.strip().splitlines()[-1].startswith("sk-by-")
+
+
+def test_a_database_from_an_older_schema_is_refused_clearly(tmp_path: Path) -> None:
+    database = tmp_path / "old.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE requests (id INTEGER PRIMARY KEY, custom_id TEXT)")
+    result = run_cli("serve", "--db", str(database))
+    assert result.returncode == 1, result.stderr
+    assert "older batchyard" in result.stderr and "requests.model" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -26,12 +26,14 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     literal,
     or_,
     select,
     tuple_,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -80,8 +82,20 @@ class SqlStore:
         await self._engines.dispose()
 
     async def create_schema(self) -> None:
+        """Create missing tables, then refuse a database whose tables lack columns.
+
+        There are no migrations yet: a database made by an older batchyard gets a clear
+        error here instead of failing on its first insert.
+        """
         async with self._engines.writer.begin() as conn:
             await conn.run_sync(metadata.create_all)
+            missing = await conn.run_sync(_missing_columns)
+        if missing:
+            raise SchemaMismatch(
+                "the database was created by an older batchyard and lacks "
+                + ", ".join(missing)
+                + "; point --db at a new database"
+            )
 
     # ------------------------------------------------------------------ workspaces and keys
 
@@ -786,4 +800,19 @@ def _batch_record(row: Row[Any]) -> BatchRecord:
     )
 
 
-__all__ = ["SqlStore"]
+class SchemaMismatch(Exception):
+    """The database's tables do not have the columns this version needs."""
+
+
+def _missing_columns(connection: Connection) -> list[str]:
+    inspector = inspect(connection)
+    missing = []
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing += [
+            f"{table.name}.{column.name}" for column in table.columns if column.name not in present
+        ]
+    return missing
+
+
+__all__ = ["SchemaMismatch", "SqlStore"]

@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 
 from batchyard import ids
-from batchyard.store.sql import SqlStore
+from batchyard.store import open_store
 from batchyard.timeutil import now_us
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,9 +79,9 @@ def add_key(db_url: str, workspace: str) -> str:
     key = ids.api_key()
 
     async def store_key() -> None:
-        store = await SqlStore.open(db_url)
+        store = await open_store(db_url)
         try:
-            await store.create_api_key(workspace, ids.hash_api_key(key), key[:10], now_us())
+            await store.keys.create_api_key(workspace, ids.hash_api_key(key), key[:10], now_us())
         finally:
             await store.close()
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from batchyard.config import ConfigError, load_settings
+from batchyard.errors import ConfigError
+from batchyard.config import load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:

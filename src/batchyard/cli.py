@@ -1,4 +1,8 @@
-"""The ``batchyard`` command: ``serve``, ``worker``, ``keys create``."""
+"""The ``batchyard`` command.
+
+``serve`` (HTTP API, by default with a worker), ``worker`` (a worker alone), ``keys create``,
+``webhooks add | list | remove``.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,10 @@ import typer
 import uvicorn
 
 from batchyard import ids
-from batchyard.config import ConfigError, Settings, load_settings
-from batchyard.server import create_server_app, model_registry, run_worker
-from batchyard.store.sql import SqlStore
+from batchyard.config import Settings, load_settings
+from batchyard.errors import ConfigError
+from batchyard.process import create_server_app, model_registry, run_worker
+from batchyard.store import Store, open_store
 from batchyard.timeutil import now_us
 
 T = TypeVar("T")
@@ -91,7 +96,7 @@ def check_runnable(settings: Settings) -> None:
         fail(str(exc))
 
     async def open_database() -> None:
-        store = await SqlStore.open(settings.resolved_database_url())
+        store = await open_store(settings.resolved_database_url())
         await store.close()
 
     try:
@@ -160,7 +165,9 @@ def create_key(
     key = ids.api_key()
     with_store(
         settings_from(config, db),
-        lambda store: store.create_api_key(workspace, ids.hash_api_key(key), key[:10], now_us()),
+        lambda store: store.keys.create_api_key(
+            workspace, ids.hash_api_key(key), key[:10], now_us()
+        ),
     )
     typer.echo(
         f"Created an API key for workspace {workspace!r}. Store it now; it is not shown again:"
@@ -181,7 +188,8 @@ def add_webhook(
         raise typer.Exit(2)
     secret = ids.webhook_secret()
     webhook_id = with_store(
-        settings_from(config, db), lambda store: store.add_webhook(workspace, url, secret, now_us())
+        settings_from(config, db),
+        lambda store: store.outbox.add_webhook(workspace, url, secret, now_us()),
     )
     typer.echo(
         f"Webhook {webhook_id} for workspace {workspace!r} -> {url}. Verify deliveries "
@@ -197,7 +205,9 @@ def list_webhooks(
     config: ConfigOption = None,
 ) -> None:
     """List a workspace's webhooks."""
-    hooks = with_store(settings_from(config, db), lambda store: store.list_webhooks(workspace))
+    hooks = with_store(
+        settings_from(config, db), lambda store: store.outbox.list_webhooks(workspace)
+    )
     for hook in hooks:
         typer.echo(f"{hook.id}\t{hook.url}")
 
@@ -211,7 +221,7 @@ def remove_webhook(
 ) -> None:
     """Remove a webhook and its undelivered events."""
     removed = with_store(
-        settings_from(config, db), lambda store: store.remove_webhook(workspace, webhook_id)
+        settings_from(config, db), lambda store: store.outbox.remove_webhook(workspace, webhook_id)
     )
     if not removed:
         typer.echo(f"error: workspace {workspace!r} has no webhook {webhook_id}", err=True)
@@ -219,11 +229,11 @@ def remove_webhook(
     typer.echo(f"Removed webhook {webhook_id}.")
 
 
-def with_store(settings: Settings, action: Callable[[SqlStore], Awaitable[T]]) -> T:
+def with_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:
     """Run one store operation from a synchronous command."""
 
     async def run() -> T:
-        store = await SqlStore.open(settings.resolved_database_url())
+        store = await open_store(settings.resolved_database_url())
         try:
             return await action(store)
         finally:

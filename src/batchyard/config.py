@@ -24,16 +24,14 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from msgspec import Meta
 
+from batchyard.errors import ConfigError
 from batchyard.protocol.messages import describe_validation_error
-from batchyard.store.connect import async_url
+from batchyard.store import MEMORY_URL
+from batchyard.store.database import async_url
 
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
 
 OptionsT = TypeVar("OptionsT", bound=msgspec.Struct)
-
-
-class ConfigError(Exception):
-    """A config file or flag that cannot be used; the message names the key."""
 
 
 class ModelConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -133,6 +131,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
 
 
 def _check_database_url(url: str) -> None:
+    if url == MEMORY_URL:
+        return
     try:
         async_url(url)
     except Exception as exc:  # sqlalchemy's ArgumentError for gibberish, ValueError for schemes

@@ -14,7 +14,7 @@ TOTAL = 600
 
 def stored_results(db_path: Path) -> dict[int, bytes]:
     with sqlite3.connect(db_path) as db:
-        return dict(db.execute("SELECT request_id, line FROM results").fetchall())
+        return dict(db.execute("SELECT row_id, outcome FROM outcomes").fetchall())
 
 
 def test_sigkill_mid_batch_then_restart_completes_exactly_once(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_sigkill_mid_batch_then_restart_completes_exactly_once(tmp_path: Path) -
     assert {line["result"]["type"] for line in lines} == {"succeeded"}
     # Results written before the kill are kept byte for byte: finished work is not re-run.
     final = stored_results(db_path)
-    assert all(final[request_id] == line for request_id, line in finished_before_kill.items())
+    assert all(final[row_id] == outcome for row_id, outcome in finished_before_kill.items())
     # Requests that were leased to the killed process were run again after their lease expired.
     with sqlite3.connect(db_path) as db:
         rerun = db.execute("SELECT count(*) FROM requests WHERE attempt > 1").fetchone()[0]

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from batchyard.errors import ApiError
 from batchyard.protocol.batches import CUSTOM_ID_PATTERN, parse_create_body
-from batchyard.protocol.errors import ApiError
 
 PARAMS = {"model": "sim", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
 

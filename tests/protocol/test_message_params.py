@@ -13,14 +13,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from batchyard.protocol.messages import (
-    MessageCreateParams,
-    ParamsError,
-    TextBlockParam,
-    decode_params,
-    describe_validation_error,
-    json_path,
-)
+from batchyard.errors import ParamsError
+from batchyard.protocol.messages import MessageCreateParams, TextBlockParam, decode_params, describe_validation_error, json_path
 
 USER = [{"role": "user", "content": "hello"}]
 

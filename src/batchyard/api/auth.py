@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from batchyard.errors import ApiError
 from batchyard.ids import hash_api_key
-from batchyard.protocol.errors import ApiError
-from batchyard.store.sql import SqlStore
+from batchyard.store.protocols import KeyStore
 
 
 def presented_key(request: Request) -> str | None:
@@ -22,14 +22,14 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-async def authenticate(request: Request, store: SqlStore) -> int:
+async def authenticate(request: Request, keys: KeyStore) -> int:
     """The caller's workspace id, or a 401 ``authentication_error``."""
     key = presented_key(request)
     if key is None:
         raise ApiError(
             "authentication_error", "x-api-key header or Authorization: Bearer token is required"
         )
-    workspace_id = await store.workspace_for_key(hash_api_key(key))
+    workspace_id = await keys.workspace_for_key(hash_api_key(key))
     if workspace_id is None:
         raise ApiError("authentication_error", "invalid x-api-key")
     return workspace_id

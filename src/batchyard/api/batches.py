@@ -11,7 +11,7 @@ from starlette.routing import Route
 from batchyard.api.body import read_capped_body
 from batchyard.api.context import context_of
 from batchyard.api.responses import REQUEST_ID_HEADER, json_response, request_id_of
-from batchyard.protocol.errors import invalid_request
+from batchyard.errors import invalid_request
 from batchyard.service.batches import BatchService, Caller
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import ClientDisconnect, Request
 
-from batchyard.protocol.errors import ApiError
+from batchyard.errors import ApiError
 
 
 def _too_large(limit: int) -> ApiError:

@@ -11,20 +11,20 @@ from batchyard.api.auth import authenticate
 from batchyard.config import Settings
 from batchyard.engines.registry import ModelRegistry
 from batchyard.service.batches import BatchService, Caller
-from batchyard.store.sql import SqlStore
+from batchyard.store.protocols import KeyStore
 
 
 @dataclass
 class ApiContext:
     settings: Settings
-    store: SqlStore
+    keys: KeyStore
     batches: BatchService
     models: ModelRegistry
     #: Called after a create or a cancel so an in-process worker acts on it at once.
     nudge_worker: Callable[[], None] = field(default=lambda: None)
 
     async def caller(self, request: Request) -> Caller:
-        workspace_id = await authenticate(request, self.store)
+        workspace_id = await authenticate(request, self.keys)
         return Caller(workspace_id=workspace_id, public_url=self.public_url(request))
 
     def public_url(self, request: Request) -> str:

@@ -1,4 +1,4 @@
-"""The sync Messages API (``POST /v1/messages``, plain and SSE) and ``GET /v1/models``.
+"""The sync Messages API: ``POST /v1/messages``, plain and SSE.
 
 Served by the same engines as batches, so concurrent sync calls to the local model are
 batched together with whatever else it is running.
@@ -14,22 +14,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from batchyard.api.batches import parse_limit
 from batchyard.api.body import read_capped_body
-from batchyard.api.context import ApiContext, context_of
+from batchyard.api.context import context_of
 from batchyard.api.responses import REQUEST_ID_HEADER, json_response, request_id_of
-from batchyard.engines.base import EngineError
 from batchyard.engines.registry import ServedModel
+from batchyard.errors import ApiError
 from batchyard.ids import message_id
-from batchyard.protocol.errors import ApiError, invalid_request
-from batchyard.protocol.messages import (
-    Message,
-    MessageCreateParams,
-    ParamsError,
-    TextBlock,
-    decode_params,
-)
-from batchyard.protocol.models import ModelInfo, ModelPage
+from batchyard.protocol.messages import Message, MessageCreateParams, TextBlock, decode_params
 from batchyard.protocol.streaming import (
     block_events,
     block_stop,
@@ -49,26 +40,14 @@ async def create_message(request: Request) -> Response:
     context = context_of(request)
     await context.caller(request)
     body = await read_capped_body(request, MAX_MESSAGE_BODY_BYTES)
-    try:
-        params = decode_params(body, in_batch=False)
-    except ParamsError as exc:
-        raise ApiError(exc.error_type, exc.message) from None
+    params = decode_params(body, in_batch=False)
     served = context.models.get(params.model)
     if served is None:
         raise ApiError("not_found_error", f"model: {params.model}")
     if params.stream:
         return await _stream(request, served, params)
-    try:
-        message = await served.create_message(params)
-    except (ParamsError, EngineError) as exc:
-        raise _api_error(exc) from None
+    message = await served.create_message(params)
     return json_response(request, message)
-
-
-def _api_error(exc: ParamsError | EngineError) -> ApiError:
-    retry_after = getattr(exc, "retry_after", None)
-    headers = {"retry-after": str(int(retry_after))} if retry_after else None
-    return ApiError(exc.error_type, exc.message, headers=headers)
 
 
 async def _stream(request: Request, served: ServedModel, params: MessageCreateParams) -> Response:
@@ -85,11 +64,7 @@ async def _stream(request: Request, served: ServedModel, params: MessageCreatePa
     await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     if not first.done():
         first.cancel()
-        try:
-            message = answer.result()
-        except (ParamsError, EngineError) as exc:
-            raise _api_error(exc) from None
-        events = _complete(message)
+        events = _complete(answer.result())
     else:
         events = _live(params.model, first.result(), pieces, answer)
     return StreamingResponse(
@@ -129,7 +104,7 @@ async def _live(
             yield text_delta(0, piece)
         try:
             message = answer.result()
-        except (ParamsError, EngineError) as exc:
+        except ApiError as exc:
             yield error_event(exc.error_type, exc.message)
             return
         blocks = message.content
@@ -148,59 +123,4 @@ async def _live(
             waiter.cancel()
 
 
-async def list_models(request: Request) -> Response:
-    """Every servable name (aliases included), with ``limit``/``after_id``/``before_id``."""
-    context = context_of(request)
-    await context.caller(request)
-    names = context.models.names
-    query = request.query_params
-    limit = parse_limit(query.get("limit"))
-    after, before = query.get("after_id"), query.get("before_id")
-    for cursor in (after, before):
-        if cursor and cursor not in names:
-            raise invalid_request(f"no model with id {cursor!r}")
-    if after:
-        window = names[names.index(after) + 1 :]
-        page, has_more = window[:limit], len(window) > limit
-    elif before:
-        window = names[: names.index(before)]
-        page, has_more = window[-limit:], len(window) > limit
-    else:
-        page, has_more = names[:limit], len(names) > limit
-    data = [_model_info(context, name) for name in page]
-    return json_response(
-        request,
-        ModelPage(
-            data=data,
-            has_more=has_more,
-            first_id=data[0].id if data else None,
-            last_id=data[-1].id if data else None,
-        ),
-    )
-
-
-async def retrieve_model(request: Request) -> Response:
-    context = context_of(request)
-    await context.caller(request)
-    name = request.path_params["model_id"]
-    if context.models.get(name) is None:
-        raise ApiError("not_found_error", f"model: {name}")
-    return json_response(request, _model_info(context, name))
-
-
-def _model_info(context: ApiContext, name: str) -> ModelInfo:
-    served = context.models.get(name)
-    assert served is not None
-    return ModelInfo(
-        id=name,
-        display_name=name,
-        created_at="1970-01-01T00:00:00Z",
-        max_tokens=served.config.max_output_tokens,
-    )
-
-
-routes = [
-    Route("/v1/messages", create_message, methods=["POST"]),
-    Route("/v1/models", list_models, methods=["GET"]),
-    Route("/v1/models/{model_id}", retrieve_model, methods=["GET"]),
-]
+routes = [Route("/v1/messages", create_message, methods=["POST"])]

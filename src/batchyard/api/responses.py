@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from batchyard import ids
-from batchyard.protocol.errors import ApiError, ErrorDetail, ErrorResponse
+from batchyard.errors import ApiError
+from batchyard.protocol.errors import ErrorDetail, ErrorResponse
 
 _encoder = msgspec.json.Encoder()
 REQUEST_ID_HEADER = "request-id"

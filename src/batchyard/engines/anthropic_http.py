@@ -23,7 +23,8 @@ import httpx
 import msgspec
 
 from batchyard.config import ModelConfig, engine_options
-from batchyard.engines.base import EngineError, TextSink
+from batchyard.engines.base import TextSink
+from batchyard.errors import EngineError
 from batchyard.protocol.errors import ERROR_TYPE_FOR_STATUS, ErrorType
 from batchyard.protocol.messages import Message, MessageCreateParams
 

@@ -10,39 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from batchyard.protocol.errors import RETRYABLE_ERROR_TYPES, ErrorType
 from batchyard.protocol.messages import Message, MessageCreateParams
 
 #: Receives pieces of an answer's text as they are generated (see ``Engine.create_message``).
 TextSink = Callable[[str], None]
-
-
-class EngineError(Exception):
-    """A failed call, typed like Anthropic's errors so it can go straight into a result.
-
-    ``retry_after`` (seconds) is a hint from the engine, e.g. an upstream ``retry-after``.
-    """
-
-    def __init__(
-        self,
-        error_type: ErrorType,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        retryable: bool | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.error_type: ErrorType = error_type
-        self.message = message
-        self.retry_after = retry_after
-        self._retryable = retryable
-
-    @property
-    def retryable(self) -> bool:
-        """By type (overloaded, rate limit, 5xx, timeout), unless the engine knows better."""
-        if self._retryable is not None:
-            return self._retryable
-        return self.error_type in RETRYABLE_ERROR_TYPES
 
 
 class Engine(Protocol):
@@ -57,8 +28,9 @@ class Engine(Protocol):
         answer's text as they are final (their concatenation is a prefix of the returned
         text; the caller sends the rest). Others ignore it.
 
-        Raise :class:`EngineError` for anything the caller should report or retry, and
-        :class:`~batchyard.protocol.messages.ParamsError` for content this engine cannot take.
+        Raise :class:`~batchyard.errors.EngineError` for anything the caller should report
+        or retry, and :class:`~batchyard.errors.ParamsError` for content this engine cannot
+        take.
         """
         ...
 

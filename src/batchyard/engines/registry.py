@@ -13,8 +13,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from batchyard.config import DEFAULT_LOCAL_MODEL, ConfigError, ModelConfig
-from batchyard.engines.base import Engine, EngineError, TextSink
+from batchyard.config import DEFAULT_LOCAL_MODEL, ModelConfig
+from batchyard.engines.base import Engine, TextSink
+from batchyard.errors import ConfigError, EngineError
 from batchyard.protocol.messages import Message, MessageCreateParams
 
 logger = logging.getLogger("batchyard.engines")

@@ -31,12 +31,12 @@ import msgspec
 
 from batchyard import ids
 from batchyard.config import ModelConfig, engine_options
-from batchyard.engines.base import EngineError, TextSink
+from batchyard.engines.base import TextSink
+from batchyard.errors import EngineError, ParamsError
 from batchyard.protocol.errors import ErrorType
 from batchyard.protocol.messages import (
     Message,
     MessageCreateParams,
-    ParamsError,
     TextBlock,
     Usage,
     message_text,

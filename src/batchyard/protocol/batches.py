@@ -13,9 +13,10 @@ from typing import Literal, NamedTuple
 
 import msgspec
 
-from batchyard import ids
-from batchyard.protocol.errors import ErrorDetail, ErrorResponse, invalid_request
-from batchyard.protocol.messages import Message, describe_validation_error
+from batchyard.errors import invalid_request
+from batchyard.protocol import outcomes
+from batchyard.protocol.errors import ErrorDetail, ErrorResponse
+from batchyard.protocol.messages import describe_validation_error
 
 CUSTOM_ID_PATTERN = "^[a-zA-Z0-9_-]{1,64}$"
 _CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]+")
@@ -59,7 +60,9 @@ class DeletedMessageBatch(msgspec.Struct, tag_field="type", tag="message_batch_d
 
 
 class SucceededResult(msgspec.Struct, tag_field="type", tag="succeeded"):
-    message: Message
+    #: The stored ``Message`` JSON, spliced in verbatim: it was encoded from a typed
+    #: :class:`~batchyard.protocol.messages.Message` when stored, so it need not be re-parsed.
+    message: msgspec.Raw
 
 
 class ErroredResult(msgspec.Struct, tag_field="type", tag="errored"):
@@ -82,31 +85,36 @@ class IndividualResponse(msgspec.Struct):
     result: BatchResult
 
 
+class _StoredSucceeded(msgspec.Struct, tag_field="outcome", tag="succeeded"):
+    """:class:`~batchyard.protocol.outcomes.Succeeded` read without decoding the message."""
+
+    message: msgspec.Raw
+
+
 _line_encoder = msgspec.json.Encoder()
+_stored_decoder = msgspec.json.Decoder(_StoredSucceeded | outcomes.Errored)
 
 
-def result_line(custom_id: str, result: BatchResult) -> bytes:
-    """One compact JSONL record (no newline inside: msgspec escapes control characters)."""
+def result_line(custom_id: str, state: str, outcome: bytes | None) -> bytes:
+    """The JSONL line (no newline) of one finished request, rendered from what was stored.
+
+    ``state`` is the request's final state; ``outcome`` the stored neutral outcome of a
+    succeeded or errored request (canceled and expired requests have none).
+    """
+    result: BatchResult
+    if state == "canceled":
+        result = CanceledResult()
+    elif state == "expired":
+        result = ExpiredResult()
+    else:
+        assert outcome is not None, f"a {state} request has a stored outcome"
+        stored = _stored_decoder.decode(outcome)
+        if isinstance(stored, _StoredSucceeded):
+            result = SucceededResult(message=stored.message)
+        else:
+            detail = ErrorDetail(type=stored.type, message=stored.message)
+            result = ErroredResult(error=ErrorResponse(error=detail, request_id=stored.request_id))
     return _line_encoder.encode(IndividualResponse(custom_id=custom_id, result=result))
-
-
-def succeeded_line(custom_id: str, message: Message) -> bytes:
-    """The ``succeeded`` line; batch usage is billed at the batch tier."""
-    message.usage.service_tier = "batch"
-    return result_line(custom_id, SucceededResult(message=message))
-
-
-def errored_line(custom_id: str, error_type: str, message: str) -> bytes:
-    error = ErrorResponse(
-        error=ErrorDetail(type=error_type, message=message), request_id=ids.request_id()
-    )
-    return result_line(custom_id, ErroredResult(error=error))
-
-
-def unstarted_line(custom_id: str, result_type: str) -> bytes:
-    """``canceled`` / ``expired``: the request never reached an engine."""
-    result = CanceledResult() if result_type == "canceled" else ExpiredResult()
-    return result_line(custom_id, result)
 
 
 # --------------------------------------------------------------------------- create body

@@ -3,7 +3,8 @@
 Every non-2xx response and every ``errored`` batch result uses the same shape:
 ``{"type": "error", "error": {"type": ..., "message": ...}, "request_id": ...}``.
 The SDKs retry 408, 409, 429 and every 5xx, so a permanent condition must never be
-reported with one of those statuses (see the spec, section 1.5).
+reported with one of those statuses (docs/protocol.md §1.5). The exceptions that carry these
+types live in :mod:`batchyard.errors`.
 """
 
 from __future__ import annotations
@@ -71,29 +72,3 @@ class ErrorResponse(msgspec.Struct):
     error: ErrorDetail
     request_id: str | None
     type: Literal["error"] = "error"
-
-
-class ApiError(Exception):
-    """An error that the HTTP layer turns into the envelope with the matching status."""
-
-    def __init__(
-        self,
-        error_type: ErrorType,
-        message: str,
-        *,
-        status: int | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.error_type: ErrorType = error_type
-        self.message = message
-        self.status = status if status is not None else STATUS_FOR_ERROR_TYPE[error_type]
-        self.headers = headers or {}
-
-
-def invalid_request(message: str) -> ApiError:
-    return ApiError("invalid_request_error", message)
-
-
-def not_found(message: str) -> ApiError:
-    return ApiError("not_found_error", message)

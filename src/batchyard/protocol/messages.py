@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from batchyard.protocol.errors import ErrorType
+from batchyard.errors import ParamsError
 
 StopReason = Literal[
     "end_turn",
@@ -27,15 +27,6 @@ StopReason = Literal[
 ]
 
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
-
-
-class ParamsError(Exception):
-    """A Messages request that cannot be run as given (never retried)."""
-
-    def __init__(self, message: str, error_type: ErrorType = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.message = message
-        self.error_type: ErrorType = error_type
 
 
 # --------------------------------------------------------------------------- input blocks

@@ -8,17 +8,17 @@ from dataclasses import dataclass
 
 from batchyard import ids
 from batchyard.config import Settings
+from batchyard.errors import IdempotencyKeyTaken, invalid_request, not_found
 from batchyard.protocol.batches import (
     DeletedMessageBatch,
     MessageBatch,
     MessageBatchPage,
     RequestCounts,
     parse_create_body,
-    unstarted_line,
+    result_line,
 )
-from batchyard.protocol.errors import invalid_request, not_found
-from batchyard.store.records import BatchRecord, IdempotencyKeyTaken, NewBatch
-from batchyard.store.sql import SqlStore
+from batchyard.store.protocols import BatchStore
+from batchyard.store.records import BatchRecord, NewBatch, NewRequest
 from batchyard.timeutil import MICROS_PER_SECOND, now_us, optional_rfc3339, rfc3339
 
 _UNFINISHED = frozenset({"queued", "running"})
@@ -34,7 +34,7 @@ class Caller:
 
 
 class BatchService:
-    def __init__(self, store: SqlStore, settings: Settings) -> None:
+    def __init__(self, store: BatchStore, settings: Settings) -> None:
         self._store = store
         self._settings = settings
 
@@ -50,7 +50,8 @@ class BatchService:
         digest = hashlib.sha256(body).hexdigest() if idempotency_key else None
         if idempotency_key and (earlier := await self._replayed(caller, idempotency_key, digest)):
             return earlier
-        items = parse_create_body(body, max_requests=self._settings.max_requests_per_batch)
+        parsed = parse_create_body(body, max_requests=self._settings.max_requests_per_batch)
+        items = [NewRequest(*request) for request in parsed]
         created_at = now_us()
         new = NewBatch(
             id=ids.batch_id(),
@@ -148,11 +149,12 @@ class BatchService:
         return self._jsonl(record.seq)
 
     async def _jsonl(self, batch_seq: int) -> AsyncIterator[bytes]:
-        async for page in self._store.iter_results(batch_seq):
+        """Anthropic's JSONL, rendered page by page from the stored outcomes."""
+        async for page in self._store.iter_outcomes(batch_seq):
             lines = [
-                result.line or unstarted_line(result.custom_id, result.state)
-                for result in page
-                if result.state not in _UNFINISHED
+                result_line(stored.custom_id, stored.state, stored.outcome)
+                for stored in page
+                if stored.state not in _UNFINISHED
             ]
             if lines:  # an empty chunk would put a blank line in the JSONL, which SDKs reject
                 yield b"\n".join(lines) + b"\n"

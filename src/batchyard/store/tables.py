@@ -1,7 +1,7 @@
 """Table definitions shared by SQLite and PostgreSQL (SQLAlchemy Core, no ORM).
 
 Row sizes matter at 100k requests a batch: a request row carries its params once, its
-state and lease; the result line lives in ``results`` and is written exactly once.
+state and lease; its outcome lives in ``outcomes`` and is written exactly once.
 Times are integer microseconds since the epoch (see :mod:`batchyard.timeutil`).
 """
 
@@ -110,17 +110,21 @@ requests = Table(
     ),
 )
 
-#: One JSONL line per finished request, stored ready to stream.
-results = Table(
-    "results",
+#: The neutral outcome of each succeeded or errored request (:mod:`batchyard.protocol.outcomes`),
+#: written exactly once (the primary key is the request's row); rendered to a wire format
+#: only when results are read. Token counts sit beside it for reports without decoding it.
+outcomes = Table(
+    "outcomes",
     metadata,
     Column(
-        "request_id",
+        "row_id",
         BigInteger().with_variant(Integer, "sqlite"),
         ForeignKey("requests.id"),
         primary_key=True,
     ),
-    Column("line", LargeBinary, nullable=False),
+    Column("outcome", LargeBinary, nullable=False),
+    Column("input_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("output_tokens", Integer, nullable=False, server_default=text("0")),
 )
 
 #: Where a workspace wants ``message_batch.ended`` events POSTed (a batchyard extension).

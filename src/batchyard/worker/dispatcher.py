@@ -1,14 +1,14 @@
 """The worker: claim queued requests, run them on their model's engine, record outcomes.
 
-One dispatcher per process. It keeps many requests in flight (bounded per model by the
-model's ``concurrency``), so an engine that batches (the local model) sees them together.
-Outcomes are buffered and written in one transaction per flush: per-request commits would
-cap throughput at the database's commit rate.
+One dispatcher per process. It decides what to claim and where each request goes; engines
+run them; the :class:`~batchyard.worker.outcome_buffer.OutcomeBuffer` writes outcomes in
+batches and the :class:`~batchyard.worker.lease_keeper.LeaseKeeper` keeps the leases of
+everything held alive until then.
 
-Leases: every claimed request holds a lease that this process extends while the request
-is in flight or waiting to be flushed. If the process dies, the lease runs out and a
-maintenance sweep (any process) puts the request back in the queue; the attempt number
-bumped by the next claim fences off any late write from this process.
+It keeps many requests in flight (bounded per model by the model's ``concurrency``), so an
+engine that batches (the local model) sees them together, and holds at most
+``_BUFFER_FACTOR x concurrency`` of a model, so a slow model's backlog stays in the store,
+where other workers and other models' requests are not stuck behind it.
 """
 
 from __future__ import annotations
@@ -18,17 +18,20 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from batchyard.config import Settings
-from batchyard.engines.base import EngineError
 from batchyard.engines.registry import ModelRegistry, ServedModel
-from batchyard.protocol.batches import errored_line, succeeded_line, unstarted_line
-from batchyard.protocol.messages import MessageCreateParams, ParamsError, decode_params
-from batchyard.store.records import ClaimedRequest, Completion, FinalState, Retry
-from batchyard.store.sql import SqlStore
-from batchyard.timeutil import MICROS_PER_SECOND, now_us
+from batchyard.errors import ApiError, EngineError
+from batchyard.protocol import outcomes
+from batchyard.protocol.errors import ErrorType
+from batchyard.protocol.messages import MessageCreateParams, decode_params
+from batchyard.store.protocols import QueueStore
+from batchyard.store.records import ClaimedRequest, Finished, Retry, UnstartedState
+from batchyard.timeutil import now_us
 from batchyard.worker.backoff import backoff_micros
+from batchyard.worker.lease_keeper import LeaseKeeper
+from batchyard.worker.outcome_buffer import OutcomeBuffer
 
 logger = logging.getLogger("batchyard.worker")
 
@@ -39,46 +42,43 @@ _FLUSH_DELAY = 0.02
 _BUFFER_FACTOR = 2
 #: Under load, how often to look for requests of models no engine here serves.
 _UNSERVED_CLAIM_SECONDS = 5.0
+#: How long a clean shutdown may spend handing back what this process holds.
+_DRAIN_SECONDS = 10.0
 
-
-@dataclass
-class DispatcherStats:
-    claimed: int = 0
-    completed: int = 0
-    retried: int = 0
-    discarded: int = 0
+_Work = tuple[ClaimedRequest, MessageCreateParams]
 
 
 class Dispatcher:
-    def __init__(self, store: SqlStore, models: ModelRegistry, settings: Settings) -> None:
-        self._store = store
+    def __init__(self, queue: QueueStore, models: ModelRegistry, settings: Settings) -> None:
+        self._queue = queue
         self._models = models
         self._settings = settings
-        #: Requests claimed for each served model and not yet run: a worker holds at most
-        #: ``_BUFFER_FACTOR x concurrency`` of a model, so a slow model's backlog stays in the
-        #: database, where other workers and other models' requests are not stuck behind it.
-        self._load: Counter[int] = Counter()
+        self._leases = LeaseKeeper(queue, settings.lease_seconds)
+        self._outcomes = OutcomeBuffer(
+            queue,
+            max_size=settings.claim_size,
+            max_delay=_FLUSH_DELAY,
+            retry_pause=settings.poll_interval_seconds,
+            on_flushed=self._flushed,
+        )
+        #: Requests claimed per served model (by its configured name) and not yet run.
+        self._load: Counter[str] = Counter()
         #: One queue per served model, drained by ``concurrency`` lanes: the lanes are the
         #: concurrency limit, and no task is created per request.
-        self._queues: dict[int, asyncio.Queue[tuple[ClaimedRequest, MessageCreateParams]]] = {
-            id(served): asyncio.Queue() for served in models.models
+        self._lanes: dict[str, asyncio.Queue[_Work]] = {
+            served.config.name: asyncio.Queue() for served in models.models
         }
-        self._in_flight: dict[int, ClaimedRequest] = {}
-        #: Requests handed to an engine (the rest of ``_in_flight`` only waits in a queue).
+        #: Requests handed to an engine (the other held ones only wait in a lane's queue).
         self._started: set[int] = set()
-        #: Batches being canceled or past expiry (seq → result type), refreshed every claim
-        #: round: a claimed request of such a batch is not sent to its engine.
-        self._closing: dict[int, str] = {}
+        #: Batches being canceled or past expiry (seq → how their requests end), refreshed
+        #: every claim round: a claimed request of such a batch is not sent to its engine.
+        self._closing: dict[int, UnstartedState] = {}
         #: Set when the claim loop should run a round now rather than at the next poll.
         self._nudge = asyncio.Event()
         self._next_unserved_claim = 0.0
-        self._completions: list[Completion] = []
-        self._retries: list[Retry] = []
-        self._outcome_ready = asyncio.Event()
-        self.stats = DispatcherStats()
 
     def wake(self) -> None:
-        """New work was queued: claim now instead of at the next poll."""
+        """New work was queued (or a batch closed): claim now instead of at the next poll."""
         self._nudge.set()
 
     async def run(self) -> None:
@@ -86,8 +86,8 @@ class Dispatcher:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._claim_loop())
-                group.create_task(self._flush_loop())
-                group.create_task(self._lease_loop())
+                group.create_task(self._outcomes.run())
+                group.create_task(self._leases.run())
                 for served in self._models.models:
                     for _ in range(served.config.concurrency):
                         group.create_task(self._lane(served))
@@ -99,160 +99,168 @@ class Dispatcher:
 
         Without this, a clean restart would re-run finished-but-unrecorded requests and leave
         unfinished ones waiting for their leases to run out. Best effort: if it fails (the
-        process is being killed, the database is gone), the leases still cover everything.
+        process is being killed, the store is gone), the leases still cover everything.
         """
-        completions, retries = self._completions, self._retries
-        done = {c.request_id for c in completions} | {r.request_id for r in retries}
+        waiting = self._outcomes.waiting()
         now = now_us()
-        retries = retries + [
-            Retry(
-                request_id=request.id,
-                attempt=request.attempt,
-                not_before=now,
-                unstarted=request.id not in self._started,
-            )
-            for request in self._in_flight.values()
-            if request.id not in done
-        ]
-        if not (completions or retries):
-            return
+        for request in self._leases.held():
+            if request.row_id not in waiting:
+                self._outcomes.add(
+                    Retry(
+                        row_id=request.row_id,
+                        attempt=request.attempt,
+                        not_before=now,
+                        unstarted=request.row_id not in self._started,
+                    )
+                )
         try:
-            await asyncio.wait_for(self._store.finish(completions, retries, now), timeout=10)
-        except Exception:
-            logger.exception(
-                "could not hand back %d requests on shutdown; their leases will expire instead",
-                len(completions) + len(retries),
-            )
+            async with asyncio.timeout(_DRAIN_SECONDS):
+                flushed = await self._outcomes.flush()
+        except TimeoutError:
+            flushed = False
+        if not flushed:
+            logger.error("could not hand back what this worker held; its leases will expire")
+
+    def _flushed(self, finished: Sequence[Finished], retries: Sequence[Retry]) -> None:
+        row_ids = [f.row_id for f in finished] + [r.row_id for r in retries]
+        self._leases.release(row_ids)
+        self._started.difference_update(row_ids)
+        if retries:
+            self.wake()
 
     # ------------------------------------------------------------------ claiming
 
     async def _claim_loop(self) -> None:
-        """Top up each model's buffer, then sleep until nudged or the poll interval passes.
+        """Top up each model's lanes, then sleep until nudged or the poll interval passes.
 
         After a round every model is either topped up or has nothing queued, so the loop
-        sleeps; it is nudged by new batches, by retries, and by a model whose buffer drained
-        to its refill point.
+        sleeps; it is nudged by new batches, by cancels, by retries, and by a model whose
+        lanes drained to their refill point.
         """
         settings = self._settings
         while True:
             self._nudge.clear()
-            now = now_us()
-            lease_until = now + int(settings.lease_seconds * MICROS_PER_SECOND)
-            more_waiting = busy = False
             try:
-                self._closing = await self._store.closing_batches(now)
-                for served in self._models.models:
-                    room = self._room(served)
-                    if not room:
-                        busy = True
-                        continue
-                    limit = min(room, settings.claim_size)
-                    claimed = await self._store.claim(
-                        limit=limit, now=now, lease_until=lease_until, models=served.names
-                    )
-                    self._accept(claimed)
-                    busy |= len(claimed) == limit
-                    more_waiting |= len(claimed) == limit and limit < room
-                # Requests for models no engine here serves are claimed to be errored. Finding
-                # them scans the queue (no index helps with NOT IN), so while any model is
-                # busy it runs only every few seconds.
-                if not busy or time.monotonic() >= self._next_unserved_claim:
-                    self._next_unserved_claim = time.monotonic() + _UNSERVED_CLAIM_SECONDS
-                    unserved = await self._store.claim(
-                        limit=settings.claim_size,
-                        now=now,
-                        lease_until=lease_until,
-                        models=self._models.names,
-                        other_models=True,
-                    )
-                    self._accept(unserved)
-                    if len(unserved) == settings.claim_size:  # more of them: go on at once
-                        more_waiting = True
-                        self._next_unserved_claim = 0.0
+                more_waiting = await self._claim_round()
             except Exception:
                 logger.exception("claim failed; retrying after the poll interval")
+                more_waiting = False
             if not more_waiting:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._nudge.wait(), settings.poll_interval_seconds)
+                    async with asyncio.timeout(settings.poll_interval_seconds):
+                        await self._nudge.wait()
+
+    async def _claim_round(self) -> bool:
+        """One round of claims; ``True`` if a model has more waiting than was claimed."""
+        settings = self._settings
+        now = now_us()
+        lease_until = self._leases.lease_until(now)
+        more_waiting = busy = False
+        self._closing = await self._queue.closing_batches(now)
+        for served in self._models.models:
+            room = self._room(served)
+            if not room:
+                busy = True
+                continue
+            limit = min(room, settings.claim_size)
+            claimed = await self._queue.claim(
+                limit=limit, now=now, lease_until=lease_until, models=served.names
+            )
+            self._accept(claimed)
+            busy |= len(claimed) == limit
+            more_waiting |= len(claimed) == limit and limit < room
+        # Requests for models no engine here serves are claimed to be errored. Finding them
+        # scans the queue (no index helps with NOT IN), so while any model is busy it runs
+        # only every few seconds.
+        if not busy or time.monotonic() >= self._next_unserved_claim:
+            self._next_unserved_claim = time.monotonic() + _UNSERVED_CLAIM_SECONDS
+            unserved = await self._queue.claim(
+                limit=settings.claim_size,
+                now=now,
+                lease_until=lease_until,
+                models=self._models.names,
+                other_models=True,
+            )
+            self._accept(unserved)
+            if len(unserved) == settings.claim_size:  # more of them: go on at once
+                more_waiting = True
+                self._next_unserved_claim = 0.0
+        return more_waiting
 
     def _room(self, served: ServedModel) -> int:
         """How many more requests to claim for ``served``: none until it drains to its
         refill point (``concurrency`` left), then enough for ``_BUFFER_FACTOR`` sets."""
-        load, concurrency = self._load[id(served)], served.config.concurrency
+        load, concurrency = self._load[served.config.name], served.config.concurrency
         return _BUFFER_FACTOR * concurrency - load if load <= concurrency else 0
 
     def _accept(self, claimed: list[ClaimedRequest]) -> None:
+        self._leases.hold(claimed)
         for request in claimed:
-            self._in_flight[request.id] = request
             self._route(request)
-        self.stats.claimed += len(claimed)
 
     def _route(self, request: ClaimedRequest) -> None:
         """Queue a request for its model's lanes, or settle it now if it cannot run.
 
         Nothing a request contains may stop the claim loop: whatever goes wrong with one
-        request becomes that request's ``errored`` result.
+        request becomes that request's ``errored`` outcome.
         """
         try:
             params = decode_params(request.params, in_batch=True)
-        except ParamsError as exc:
-            self._record(self._errored(request, exc.error_type, exc.message))
+        except ApiError as exc:
+            self._outcomes.add(_errored(request, exc.error_type, exc.message))
             return
         except Exception as exc:
-            logger.exception("request %s could not be read", request.id)
-            self._record(self._errored(request, "invalid_request_error", f"unreadable: {exc}"))
+            logger.exception("request %s could not be read", request.row_id)
+            self._outcomes.add(_errored(request, "invalid_request_error", f"unreadable: {exc}"))
             return
         served = self._models.get(params.model)
         if served is None:
-            self._record(self._errored(request, "not_found_error", f"model: {params.model}"))
+            self._outcomes.add(_errored(request, "not_found_error", f"model: {params.model}"))
             return
-        self._load[id(served)] += 1
-        self._queues[id(served)].put_nowait((request, params))
+        self._load[served.config.name] += 1
+        self._lanes[served.config.name].put_nowait((request, params))
 
     # ------------------------------------------------------------------ running
 
     async def _lane(self, served: ServedModel) -> None:
-        queue = self._queues[id(served)]
+        name = served.config.name
+        lane = self._lanes[name]
         while True:
-            request, params = await queue.get()
+            request, params = await lane.get()
             try:
                 outcome = await self._execute(served, request, params)
             except Exception as exc:  # a bug in an engine must not lose the request
-                logger.exception("request %s failed unexpectedly", request.id)
+                logger.exception("request %s failed unexpectedly", request.row_id)
                 outcome = self._failed(request, EngineError("api_error", f"internal error: {exc}"))
-            self._load[id(served)] -= 1
-            if self._load[id(served)] == served.config.concurrency:
-                self._nudge.set()  # the refill point: claim more before the lanes run dry
-            self._record(outcome)
+            self._load[name] -= 1
+            if self._load[name] == served.config.concurrency:
+                self.wake()  # the refill point: claim more before the lanes run dry
+            self._outcomes.add(outcome)
 
     async def _execute(
         self, served: ServedModel, request: ClaimedRequest, params: MessageCreateParams
-    ) -> Completion | Retry:
+    ) -> Finished | Retry:
         if closed_as := self._closing.get(request.batch_seq):
-            return self._unstarted(request, closed_as)
-        self._started.add(request.id)
+            return Finished(row_id=request.row_id, attempt=request.attempt, state=closed_as)
+        self._started.add(request.row_id)
         try:
             message = await served.create_message(params)
-        except ParamsError as exc:
-            return self._errored(request, exc.error_type, exc.message)
-        except EngineError as exc:
+        except ApiError as exc:
             return self._failed(request, exc)
-        return Completion(
-            request_id=request.id,
+        return Finished(
+            row_id=request.row_id,
             attempt=request.attempt,
             state="succeeded",
-            line=succeeded_line(request.custom_id, message),
+            outcome=outcomes.encode(outcomes.succeeded(message)),
+            input_tokens=message.usage.input_tokens,
+            output_tokens=message.usage.output_tokens,
         )
 
-    def _record(self, outcome: Completion | Retry) -> None:
-        if isinstance(outcome, Retry):
-            self._retries.append(outcome)
-        else:
-            self._completions.append(outcome)
-        self._outcome_ready.set()
-
-    def _failed(self, request: ClaimedRequest, error: EngineError) -> Completion | Retry:
-        if error.retryable and request.attempt < self._settings.max_attempts:
+    def _failed(self, request: ClaimedRequest, error: ApiError) -> Finished | Retry:
+        """A retry with backoff for a retryable engine error with attempts left, else the
+        ``errored`` outcome (params problems are never retried)."""
+        retryable = isinstance(error, EngineError) and error.retryable
+        if retryable and request.attempt < self._settings.max_attempts:
             delay = backoff_micros(
                 request.attempt,
                 base_seconds=self._settings.retry_base_seconds,
@@ -260,68 +268,15 @@ class Dispatcher:
                 retry_after=error.retry_after,
             )
             return Retry(
-                request_id=request.id, attempt=request.attempt, not_before=now_us() + delay
+                row_id=request.row_id, attempt=request.attempt, not_before=now_us() + delay
             )
-        return self._errored(request, error.error_type, error.message)
+        return _errored(request, error.error_type, error.message)
 
-    @staticmethod
-    def _unstarted(request: ClaimedRequest, result_type: str) -> Completion:
-        state: FinalState = "canceled" if result_type == "canceled" else "expired"
-        return Completion(
-            request_id=request.id,
-            attempt=request.attempt,
-            state=state,
-            line=unstarted_line(request.custom_id, state),
-        )
 
-    @staticmethod
-    def _errored(request: ClaimedRequest, error_type: str, message: str) -> Completion:
-        return Completion(
-            request_id=request.id,
-            attempt=request.attempt,
-            state="errored",
-            line=errored_line(request.custom_id, error_type, message),
-        )
-
-    # ------------------------------------------------------------------ recording
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await self._outcome_ready.wait()
-            if len(self._completions) < self._settings.claim_size:
-                await asyncio.sleep(_FLUSH_DELAY)
-            self._outcome_ready.clear()
-            completions, self._completions = self._completions, []
-            retries, self._retries = self._retries, []
-            try:
-                applied = await self._store.finish(completions, retries, now_us())
-            except Exception:
-                logger.exception(
-                    "recording %d outcomes failed; will retry", len(completions) + len(retries)
-                )
-                self._completions[:0] = completions
-                self._retries[:0] = retries
-                self._outcome_ready.set()
-                await asyncio.sleep(self._settings.poll_interval_seconds)
-                continue
-            self.stats.completed += applied
-            self.stats.discarded += len(completions) - applied
-            self.stats.retried += len(retries)
-            for request_id in [c.request_id for c in completions] + [r.request_id for r in retries]:
-                self._in_flight.pop(request_id, None)
-                self._started.discard(request_id)
-            if retries:
-                self.wake()
-
-    async def _lease_loop(self) -> None:
-        interval = self._settings.lease_seconds / 3
-        while True:
-            await asyncio.sleep(interval)
-            held = [(request.id, request.attempt) for request in self._in_flight.values()]
-            if not held:
-                continue
-            until = now_us() + int(self._settings.lease_seconds * MICROS_PER_SECOND)
-            try:
-                await self._store.extend_leases(held, until)
-            except Exception:
-                logger.exception("extending %d leases failed", len(held))
+def _errored(request: ClaimedRequest, error_type: ErrorType, message: str) -> Finished:
+    return Finished(
+        row_id=request.row_id,
+        attempt=request.attempt,
+        state="errored",
+        outcome=outcomes.encode(outcomes.errored(error_type, message)),
+    )

@@ -19,8 +19,8 @@ from batchyard.config import Settings
 from batchyard.protocol.batches import DeletedMessageBatch
 from batchyard.protocol.webhooks import WebhookEvent, signature_headers
 from batchyard.service.batches import batch_to_wire
+from batchyard.store.protocols import BatchStore, OutboxStore
 from batchyard.store.records import DueDelivery
-from batchyard.store.sql import SqlStore
 from batchyard.timeutil import MICROS_PER_SECOND, now_us, rfc3339
 from batchyard.worker.backoff import backoff_micros
 
@@ -32,8 +32,9 @@ _encoder = msgspec.json.Encoder()
 
 
 class WebhookSender:
-    def __init__(self, store: SqlStore, settings: Settings) -> None:
-        self._store = store
+    def __init__(self, outbox: OutboxStore, batches: BatchStore, settings: Settings) -> None:
+        self._outbox = outbox
+        self._batches = batches
         self._settings = settings
 
     async def run(self) -> None:
@@ -62,7 +63,7 @@ class WebhookSender:
         now = now_us()
         lease = int((self._settings.webhook_timeout_seconds + 30) * MICROS_PER_SECOND)
         try:
-            return await self._store.claim_deliveries(
+            return await self._outbox.claim_deliveries(
                 limit=limit,
                 now=now,
                 lease_until=now + lease,
@@ -103,7 +104,7 @@ class WebhookSender:
                     base_seconds=self._settings.webhook_retry_base_seconds,
                     max_seconds=_MAX_RETRY_SECONDS,
                 )
-        await self._store.record_delivery(
+        await self._outbox.record_delivery(
             delivery.id,
             attempt=delivery.attempts,
             now=now,
@@ -113,7 +114,7 @@ class WebhookSender:
         )
 
     async def _payload(self, delivery: DueDelivery) -> bytes:
-        record = await self._store.get_batch(delivery.workspace_id, delivery.batch_id)
+        record = await self._batches.get_batch(delivery.workspace_id, delivery.batch_id)
         data = (
             batch_to_wire(record, self._settings.public_url.rstrip("/"))
             if record is not None

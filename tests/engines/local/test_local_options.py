@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from batchyard.config import ConfigError, ModelConfig
+from batchyard.errors import ConfigError
+from batchyard.config import ModelConfig
 from batchyard.engines.local.options import LocalOptions, parse_options
 
 

@@ -7,8 +7,9 @@ from typing import Any
 import msgspec
 import pytest
 
+from batchyard.errors import ParamsError
 from batchyard.engines.local.prompt import chat_turns
-from batchyard.protocol.messages import MessageCreateParams, ParamsError
+from batchyard.protocol.messages import MessageCreateParams
 
 
 def params(**fields: Any) -> MessageCreateParams:

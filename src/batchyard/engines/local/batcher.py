@@ -32,10 +32,10 @@ from typing import Any
 
 import torch
 
-from batchyard.engines.base import EngineError
 from batchyard.engines.local.detokenizer import TextStream
 from batchyard.engines.local.kv_cache import BatchCache
 from batchyard.engines.local.sampling import RowSampling, SamplingParams, next_tokens
+from batchyard.errors import EngineError
 from batchyard.protocol.messages import StopReason
 
 logger = logging.getLogger(__name__)

@@ -9,21 +9,15 @@ from typing import Any
 import torch
 
 from batchyard.config import ModelConfig
-from batchyard.engines.base import EngineError, TextSink
+from batchyard.engines.base import TextSink
 from batchyard.engines.local.batcher import Batcher, Job
 from batchyard.engines.local.options import LocalOptions, parse_options
 from batchyard.engines.local.prompt import prompt_ids
 from batchyard.engines.local.sampling import DEFAULT_TEMPERATURE, SamplingParams
 from batchyard.engines.local.weights import LoadedModel, embedded_gguf_path, load_model
+from batchyard.errors import EngineError, ParamsError
 from batchyard.ids import message_id
-from batchyard.protocol.messages import (
-    Message,
-    MessageCreateParams,
-    ParamsError,
-    StopReason,
-    TextBlock,
-    Usage,
-)
+from batchyard.protocol.messages import Message, MessageCreateParams, StopReason, TextBlock, Usage
 
 
 class LocalEngine:

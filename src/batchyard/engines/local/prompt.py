@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchyard.protocol.messages import MessageCreateParams, ParamsError, message_text, system_text
+from batchyard.errors import ParamsError
+from batchyard.protocol.messages import MessageCreateParams, message_text, system_text
 
 Chat = list[dict[str, str]]
 

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import save_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from batchyard.engines.base import EngineError
+from batchyard.errors import EngineError
 
 EMBEDDED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _HASH_CHUNK = 1 << 22

@@ -1,4 +1,4 @@
-"""Async engines for a database URL: one writer and one reader pool.
+"""The database object every SQL store module shares: one writer and one reader pool.
 
 SQLite allows one writer at a time. Every write transaction starts with ``BEGIN IMMEDIATE``
 so it takes the lock up front (a deferred transaction that reads, then writes, can fail with
@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from batchyard.errors import SchemaMismatch
+from batchyard.store.tables import metadata
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -25,7 +28,9 @@ _ASYNC_DRIVERS = {
 
 
 @dataclass(frozen=True)
-class Engines:
+class Database:
+    """Where SQL runs: ``writer.begin()`` for a write transaction, ``reader.connect()`` to read."""
+
     writer: AsyncEngine
     reader: AsyncEngine
 
@@ -48,18 +53,19 @@ def async_url(database_url: str) -> URL:
     return url.set(drivername=_ASYNC_DRIVERS[backend])
 
 
-def create_engines(database_url: str) -> Engines:
+def connect(database_url: str) -> Database:
+    """Pools for ``database_url``; nothing is opened until first use."""
     url = async_url(database_url)
     if url.get_backend_name() != "sqlite":
         engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
-        return Engines(writer=engine, reader=engine)
+        return Database(writer=engine, reader=engine)
     if url.database and url.database != ":memory:":
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     writer = create_async_engine(url, pool_size=1, max_overflow=0)
     reader = create_async_engine(url, pool_size=4, max_overflow=4)
     _configure_sqlite(writer, begin="BEGIN IMMEDIATE")
     _configure_sqlite(reader, begin="BEGIN")
-    return Engines(writer=writer, reader=reader)
+    return Database(writer=writer, reader=reader)
 
 
 def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
@@ -79,3 +85,40 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Any) -> None:
         connection.exec_driver_sql(begin)
+
+
+async def ensure_schema(db: Database) -> None:
+    """Create the tables in an empty database; refuse one made by an older batchyard.
+
+    There are no migrations yet: a database that has some of batchyard's tables but lacks a
+    table or column this version needs gets a clear :class:`~batchyard.errors.SchemaMismatch`
+    here, instead of failing on its first insert or silently ignoring older data.
+    """
+    async with db.writer.begin() as conn:
+        missing = await conn.run_sync(_missing_parts)
+        if missing is None:
+            await conn.run_sync(metadata.create_all)
+    if missing:
+        raise SchemaMismatch(
+            "the database was created by an older batchyard and lacks "
+            + ", ".join(missing)
+            + "; point --db at a new database"
+        )
+
+
+def _missing_parts(connection: Connection) -> list[str] | None:
+    """Tables and columns the database lacks; ``None`` if it has none of ours yet."""
+    inspector = inspect(connection)
+    existing = set(inspector.get_table_names())
+    if not existing & set(metadata.tables):
+        return None
+    missing = []
+    for table in metadata.sorted_tables:
+        if table.name not in existing:
+            missing.append(table.name)
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing += [
+            f"{table.name}.{column.name}" for column in table.columns if column.name not in present
+        ]
+    return missing

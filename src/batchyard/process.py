@@ -1,4 +1,10 @@
-"""Composition root: store + models + services + (optionally) the worker, in one process."""
+"""Composition root: builds a batchyard process from its settings.
+
+``batchyard serve`` is the HTTP API with, by default, a worker in the same process
+(:func:`create_server_app`); ``batchyard worker`` is a worker alone (:func:`run_worker`).
+This is the one module that picks the store implementation (through
+:func:`~batchyard.store.open_store`) and hands each part only the protocol it needs.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +25,13 @@ from batchyard.api.context import ApiContext
 from batchyard.config import Settings
 from batchyard.engines.registry import ModelRegistry, default_models
 from batchyard.service.batches import BatchService
-from batchyard.store.sql import SqlStore
+from batchyard.store import open_store
+from batchyard.store.protocols import Store
 from batchyard.worker.dispatcher import Dispatcher
 from batchyard.worker.maintenance import run_maintenance
 from batchyard.worker.webhooks import WebhookSender
 
-logger = logging.getLogger("batchyard.server")
+logger = logging.getLogger("batchyard.process")
 
 
 def model_registry(settings: Settings) -> ModelRegistry:
@@ -74,27 +81,35 @@ def _report_crash(task: asyncio.Task[None]) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _background_jobs(
+    store: Store, models: ModelRegistry, settings: Settings, dispatcher: Dispatcher | None
+) -> list[Coroutine[Any, Any, None]]:
+    """What every process runs beside its main job: model loading, the sweeps (expiry and
+    retention must not wait for a worker) and webhook delivery."""
+    wake = dispatcher.wake if dispatcher else (lambda: None)
+    return [
+        warm_up(models),
+        run_maintenance(store.sweeps, settings, wake),
+        WebhookSender(store.outbox, store.batches, settings).run(),
+    ]
+
+
 def create_server_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
     """The HTTP app; with ``run_worker`` it also claims and runs requests in-process."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = await SqlStore.open(settings.resolved_database_url())
+        store = await open_store(settings.resolved_database_url())
         models = model_registry(settings)
-        dispatcher = Dispatcher(store, models, settings) if run_worker else None
+        dispatcher = Dispatcher(store.queue, models, settings) if run_worker else None
         app.state.context = ApiContext(
             settings=settings,
-            store=store,
-            batches=BatchService(store, settings),
+            keys=store.keys,
+            batches=BatchService(store.batches, settings),
             models=models,
             nudge_worker=dispatcher.wake if dispatcher else (lambda: None),
         )
-        # Sweeps run here even without a worker: expiry and retention must not wait for one.
-        jobs: list[Coroutine[Any, Any, None]] = [
-            warm_up(models),
-            run_maintenance(store, settings, dispatcher.wake if dispatcher else lambda: None),
-            WebhookSender(store, settings).run(),
-        ]
+        jobs = _background_jobs(store, models, settings, dispatcher)
         if dispatcher is not None:
             jobs.append(dispatcher.run())
         try:
@@ -109,15 +124,11 @@ def create_server_app(settings: Settings, *, run_worker: bool = True) -> Starlet
 
 async def run_worker(settings: Settings) -> None:
     """A worker without the HTTP API (``batchyard worker``), until cancelled."""
-    store = await SqlStore.open(settings.resolved_database_url())
+    store = await open_store(settings.resolved_database_url())
     models = model_registry(settings)
-    dispatcher = Dispatcher(store, models, settings)
+    dispatcher = Dispatcher(store.queue, models, settings)
     try:
-        async with background(
-            warm_up(models),
-            run_maintenance(store, settings, dispatcher.wake),
-            WebhookSender(store, settings).run(),
-        ):
+        async with background(*_background_jobs(store, models, settings, dispatcher)):
             await dispatcher.run()
     finally:
         await models.aclose()

@@ -1,0 +1,64 @@
+"""Reads and small writes that several SQL store modules share, each written once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from batchyard.store.records import BatchRecord
+from batchyard.store.tables import batches, workspaces
+
+#: Rows per statement for bulk work; keeps every statement under SQLite's parameter limit.
+CHUNK = 1000
+
+
+async def find_batch(conn: AsyncConnection, workspace_id: int, batch_id: str) -> Row[Any] | None:
+    """The batch row with this public id, only if it belongs to ``workspace_id``.
+
+    Every lookup by a client-supplied id goes through here: a batch of another workspace is
+    indistinguishable from one that does not exist.
+    """
+    statement = select(batches).where(
+        batches.c.id == batch_id, batches.c.workspace_id == workspace_id
+    )
+    return (await conn.execute(statement)).first()
+
+
+async def batch_by_seq(conn: AsyncConnection, seq: int) -> BatchRecord:
+    row = (await conn.execute(select(batches).where(batches.c.seq == seq))).one()
+    return batch_record(row)
+
+
+def batch_record(row: Row[Any]) -> BatchRecord:
+    return BatchRecord(
+        seq=row.seq,
+        id=row.id,
+        workspace_id=row.workspace_id,
+        status=row.status,
+        total=row.total,
+        processing=row.processing,
+        succeeded=row.succeeded,
+        errored=row.errored,
+        canceled=row.canceled,
+        expired=row.expired,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        archives_at=row.archives_at,
+        ended_at=row.ended_at,
+        cancel_initiated_at=row.cancel_initiated_at,
+    )
+
+
+async def workspace_named(conn: AsyncConnection, name: str, now: int) -> int:
+    """The id of the workspace called ``name``, created on first use."""
+    workspace_id: int | None = await conn.scalar(
+        select(workspaces.c.id).where(workspaces.c.name == name)
+    )
+    if workspace_id is None:
+        workspace_id = await conn.scalar(
+            insert(workspaces).values(name=name, created_at=now).returning(workspaces.c.id)
+        )
+    assert workspace_id is not None
+    return workspace_id

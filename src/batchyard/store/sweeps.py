@@ -1,0 +1,101 @@
+"""Periodic repairs: lost leases, closed batches' stragglers, retention.
+
+Every sweep is a guarded, set-based change (a request moves only from the state the sweep
+expects), so any number of processes may run them at once without double effects.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable
+
+from sqlalchemy import and_, delete, insert, select, update
+
+from batchyard.store.database import Database
+from batchyard.store.ledger import apply_tally, settle_queued
+from batchyard.store.records import closing_as
+from batchyard.store.rows import CHUNK
+from batchyard.store.tables import batches, outcomes, requests
+
+
+class SqlSweeps:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def requeue_expired_leases(
+        self, now: int, *, max_attempts: int, exhausted: Callable[[], bytes]
+    ) -> int:
+        async with self._db.writer.begin() as conn:
+            expired = (
+                await conn.execute(
+                    select(requests.c.id, requests.c.batch_seq, requests.c.attempt).where(
+                        requests.c.state == "running", requests.c.lease_expires_at < now
+                    )
+                )
+            ).all()
+            if not expired:
+                return 0
+            still_lost = and_(requests.c.state == "running", requests.c.lease_expires_at < now)
+            retry_ids = [row.id for row in expired if row.attempt < max_attempts]
+            for start in range(0, len(retry_ids), CHUNK):
+                await conn.execute(
+                    update(requests)
+                    .where(requests.c.id.in_(retry_ids[start : start + CHUNK]), still_lost)
+                    .values(state="queued", lease_expires_at=None)
+                )
+            tally: defaultdict[int, Counter[str]] = defaultdict(Counter)
+            for row in expired:
+                if row.attempt < max_attempts:
+                    continue
+                moved = (
+                    await conn.execute(
+                        update(requests)
+                        .where(requests.c.id == row.id, still_lost)
+                        .values(state="errored", lease_expires_at=None)
+                    )
+                ).rowcount
+                if moved:
+                    await conn.execute(insert(outcomes).values(row_id=row.id, outcome=exhausted()))
+                    tally[row.batch_seq]["errored"] += 1
+            await apply_tally(conn, tally, now)
+        return len(expired)
+
+    async def settle_closing_batches(self, now: int) -> int:
+        settled = 0
+        async with self._db.writer.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(batches.c.seq, batches.c.status, batches.c.expires_at).where(
+                        batches.c.status != "ended"
+                    )
+                )
+            ).all()
+            for row in rows:
+                if state := closing_as(row.status, row.expires_at, now):
+                    settled += await settle_queued(conn, row.seq, state, now)
+        return settled
+
+    async def purge_archived(self, now: int) -> int:
+        async with self._db.writer.begin() as conn:
+            seqs = (
+                await conn.scalars(
+                    select(batches.c.seq).where(
+                        batches.c.archives_at <= now,
+                        batches.c.status == "ended",
+                        batches.c.purged == 0,
+                    )
+                )
+            ).all()
+            for seq in seqs:
+                await conn.execute(
+                    delete(outcomes).where(
+                        outcomes.c.row_id.in_(
+                            select(requests.c.id).where(requests.c.batch_seq == seq)
+                        )
+                    )
+                )
+                await conn.execute(
+                    update(requests).where(requests.c.batch_seq == seq).values(params=b"")
+                )
+                await conn.execute(update(batches).where(batches.c.seq == seq).values(purged=1))
+        return len(seqs)

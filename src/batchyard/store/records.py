@@ -1,4 +1,10 @@
-"""Plain records passed between the store, the service and the worker."""
+"""Plain records passed between the store, the services and the worker, and the rules that
+every store implementation must agree on (so each rule is written once).
+
+Naming: ``row_id`` is a request's integer row in the store, never shown to clients; ``id``
+of a batch is its public ``msgbatch_…`` id and ``seq`` its row. The HTTP ``req_…`` ids are
+called ``request_id`` and never mean a row.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,28 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 BatchStatus = Literal["in_progress", "canceling", "ended"]
+RequestState = Literal["queued", "running", "succeeded", "errored", "canceled", "expired"]
 FinalState = Literal["succeeded", "errored", "canceled", "expired"]
+#: The final states a request reaches without an engine: its batch closed before it ran.
+UnstartedState = Literal["canceled", "expired"]
+
+FINAL_STATES: tuple[FinalState, ...] = ("succeeded", "errored", "canceled", "expired")
+
+
+def closing_as(status: BatchStatus, expires_at: int, now: int) -> UnstartedState | None:
+    """How an unstarted request of this batch must end now, or ``None`` if it may still run.
+
+    The one place for the rule: past ``expires_at`` a batch's unstarted requests expire (even
+    while it is being canceled: they expired before anyone canceled them); a batch being
+    canceled cancels them; an open batch runs them.
+    """
+    if status == "ended":
+        return None
+    if expires_at <= now:
+        return "expired"
+    if status == "canceling":
+        return "canceled"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +66,20 @@ class NewBatch:
     body_digest: str | None = None
 
 
+class NewRequest(NamedTuple):
+    """One request of a create, as stored: ``params`` verbatim, ``model`` for routing."""
+
+    custom_id: str
+    #: ``params.model``, or "" when the params do not name one readably.
+    model: str
+    params: bytes
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimedRequest:
     """A request leased to one worker; ``attempt`` is its fencing token."""
 
-    id: int
+    row_id: int
     batch_seq: int
     custom_id: str
     attempt: int
@@ -51,17 +87,20 @@ class ClaimedRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Completion:
-    """A final outcome for one claimed request, with its ready-made JSONL result line.
+class Finished:
+    """A final state for one claimed request, with its outcome to store.
 
-    ``canceled`` / ``expired`` are for requests claimed but not yet sent to an engine when
-    their batch was canceled or expired.
+    ``outcome`` is the encoded neutral outcome (:mod:`batchyard.protocol.outcomes`) of a
+    ``succeeded`` or ``errored`` request; requests ``canceled`` or ``expired`` before they
+    reached an engine have none. The token counts are kept beside it for reporting.
     """
 
-    request_id: int
+    row_id: int
     attempt: int
     state: FinalState
-    line: bytes
+    outcome: bytes | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +112,7 @@ class Retry:
     ``max_attempts``. Safe for fencing: nothing of that attempt can still be written.
     """
 
-    request_id: int
+    row_id: int
     attempt: int
     not_before: int
     unstarted: bool = False
@@ -85,11 +124,13 @@ class BatchPage:
     has_more: bool
 
 
-class StoredResult(NamedTuple):
+class StoredOutcome(NamedTuple):
+    """One request of a batch as its results are read: ``custom_id`` order."""
+
     custom_id: str
-    state: str
-    #: The stored JSONL line; ``None`` for requests canceled or expired while queued.
-    line: bytes | None
+    state: RequestState
+    #: The encoded neutral outcome; ``None`` while unfinished and for canceled / expired.
+    outcome: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +153,3 @@ class DueDelivery:
     #: Including the attempt now being made.
     attempts: int
     created_at: int
-
-
-class IdempotencyKeyTaken(Exception):
-    """Another create with the same ``Idempotency-Key`` committed first."""

@@ -1,0 +1,118 @@
+"""Every exception batchyard raises on purpose, in one tree.
+
+```
+Exception
+ └── BatchyardError
+      ├── ApiError ............ has one of the API's error types; the HTTP layer answers it
+      │    │                    with the error envelope, a batch records it as ``errored``
+      │    ├── ParamsError .... the request's content is wrong (``invalid_request_error``),
+      │    │                    found by the validator or by an engine; never retried
+      │    └── EngineError .... an engine call failed; retried when its type says so
+      ├── ConfigError ......... a config file, engine option or command-line value is wrong
+      └── StoreError
+           ├── SchemaMismatch ........ the database lacks columns this version needs
+           └── IdempotencyKeyTaken ... another create with the same key committed first
+```
+
+Catch :class:`ApiError` to report any typed failure, :class:`EngineError` to decide about a
+retry, :class:`BatchyardError` for "anything we meant to raise".
+"""
+
+from __future__ import annotations
+
+from batchyard.protocol.errors import RETRYABLE_ERROR_TYPES, STATUS_FOR_ERROR_TYPE, ErrorType
+
+
+class BatchyardError(Exception):
+    """Base of every exception batchyard raises on purpose."""
+
+
+class ApiError(BatchyardError):
+    """A failure with one of the API's error types, its status and optional headers.
+
+    ``retry_after`` (seconds) is a hint for the client or the retry scheduler, e.g. an
+    upstream's ``retry-after``; it becomes the ``retry-after`` header of an HTTP answer.
+    ``status`` defaults to the type's status; a 405 is an ``invalid_request_error`` too.
+    """
+
+    def __init__(
+        self,
+        error_type: ErrorType,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_type: ErrorType = error_type
+        self.message = message
+        self.status = status if status is not None else STATUS_FOR_ERROR_TYPE[error_type]
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+        if retry_after:
+            self.headers.setdefault("retry-after", str(max(1, int(retry_after))))
+
+
+class ParamsError(ApiError):
+    """The request's content is wrong: the same request would fail again, so no retry."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("invalid_request_error", message)
+
+
+class EngineError(ApiError):
+    """A failed engine call, typed like the API's errors so it can go straight into a result.
+
+    Retryable by type (overloaded, rate limit, 5xx, timeout) unless the engine knows better
+    (``retryable``): an upstream answer that could not be decoded will not decode next time.
+    """
+
+    def __init__(
+        self,
+        error_type: ErrorType,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(error_type, message, retry_after=retry_after)
+        self.retryable = retryable if retryable is not None else error_type in RETRYABLE_ERROR_TYPES
+
+
+class ConfigError(BatchyardError):
+    """A config file, engine option or command-line value is wrong; the message says which."""
+
+
+class StoreError(BatchyardError):
+    """The store refused an operation for a reason the caller can act on."""
+
+
+class SchemaMismatch(StoreError):
+    """The database's tables do not have the columns this version needs."""
+
+
+class IdempotencyKeyTaken(StoreError):
+    """Another create with the same ``Idempotency-Key`` committed first."""
+
+
+def invalid_request(message: str) -> ApiError:
+    return ApiError("invalid_request_error", message)
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError("not_found_error", message)
+
+
+__all__ = [
+    "ApiError",
+    "BatchyardError",
+    "ConfigError",
+    "EngineError",
+    "IdempotencyKeyTaken",
+    "ParamsError",
+    "SchemaMismatch",
+    "StoreError",
+    "invalid_request",
+    "not_found",
+]

@@ -1,0 +1,215 @@
+"""What the services and the worker need from storage: five small protocols and their bundle.
+
+Everything above the store depends on these, never on an implementation. Two implement
+them: the SQL store (:mod:`batchyard.store.sql`, SQLite and PostgreSQL) and the in-memory
+store (:mod:`batchyard.store.memory`, for unit tests and trying things out). The same
+conformance suite (``tests/integration/store``) holds all of them to the invariants below.
+
+Invariants every implementation keeps:
+
+* **Acknowledged means durable**: a batch and all its requests appear together or not at all.
+* **Exactly one result per request**: a claim bumps ``attempt``; a completion or retry counts
+  only while the request is still ``running`` under that attempt (fencing).
+* **Counts add up**: ``processing + succeeded + errored + canceled + expired == total``, moved
+  together with the request states they count.
+* **A batch ends exactly once**, when ``processing`` reaches zero, and that same change
+  queues one ``message_batch.ended`` event per webhook of its workspace.
+* **Workspaces are walls**: every lookup by batch id is scoped to a workspace.
+
+Times are integer microseconds since the epoch, always passed in by the caller, so tests
+control the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Protocol
+
+from batchyard.store.records import (
+    BatchPage,
+    BatchRecord,
+    ClaimedRequest,
+    DueDelivery,
+    Finished,
+    NewBatch,
+    NewRequest,
+    Retry,
+    StoredOutcome,
+    UnstartedState,
+    WebhookRecord,
+)
+
+
+class KeyStore(Protocol):
+    """Workspaces and their API keys (stored as hashes only)."""
+
+    async def create_api_key(
+        self, workspace_name: str, key_hash: str, key_hint: str, now: int
+    ) -> None:
+        """Store a key's hash under ``workspace_name``, creating the workspace if new."""
+        ...
+
+    async def workspace_for_key(self, key_hash: str) -> int | None: ...
+
+
+class BatchStore(Protocol):
+    """Batches as the API sees them: create, look up, cancel, delete, read outcomes."""
+
+    async def create_batch(self, batch: NewBatch, items: Sequence[NewRequest]) -> BatchRecord:
+        """Insert the batch and every request atomically.
+
+        Raises :class:`~batchyard.errors.IdempotencyKeyTaken` if a batch of the workspace
+        already has ``batch.idempotency_key``.
+        """
+        ...
+
+    async def find_idempotent(
+        self, workspace_id: int, idempotency_key: str
+    ) -> tuple[BatchRecord, str | None] | None:
+        """The batch an earlier create with this key made, and that create's body digest."""
+        ...
+
+    async def get_batch(self, workspace_id: int, batch_id: str) -> BatchRecord | None: ...
+
+    async def list_batches(
+        self, workspace_id: int, *, limit: int, after_id: str | None, before_id: str | None
+    ) -> BatchPage | None:
+        """Newest first. ``None`` when a cursor names no batch of this workspace."""
+        ...
+
+    async def cancel_batch(self, workspace_id: int, batch_id: str, now: int) -> BatchRecord | None:
+        """Mark an open batch ``canceling`` and settle its queued requests (see
+        :func:`~batchyard.store.records.closing_as`); a no-op on a canceling or ended batch.
+        The batch ends now if nothing of it is running."""
+        ...
+
+    async def delete_batch(self, workspace_id: int, batch_id: str) -> BatchRecord | None:
+        """Delete an ended batch with its requests and outcomes; return what was found.
+
+        A batch that has not ended is returned untouched so the caller can refuse.
+        """
+        ...
+
+    def iter_outcomes(
+        self, batch_seq: int, *, page_size: int = 1000
+    ) -> AsyncIterator[list[StoredOutcome]]:
+        """Pages of every request of the batch in ``custom_id`` order, each page its own
+        short read, so memory stays flat and nothing is held open while a client reads."""
+        ...
+
+    async def count_states(self, batch_seq: int) -> dict[str, int]:
+        """Requests of the batch by state, recounted from the requests themselves."""
+        ...
+
+
+class QueueStore(Protocol):
+    """The worker's side: lease requests, keep leases, record outcomes."""
+
+    async def claim(
+        self,
+        *,
+        limit: int,
+        now: int,
+        lease_until: int,
+        models: Sequence[str] | None = None,
+        other_models: bool = False,
+    ) -> list[ClaimedRequest]:
+        """Lease up to ``limit`` queued, due requests of open batches, oldest first.
+
+        ``models`` restricts the claim to those model names; with ``other_models`` it takes
+        requests for any model *not* listed (no engine here serves them). No request is ever
+        leased to two claimers at once.
+        """
+        ...
+
+    async def closing_batches(self, now: int) -> dict[int, UnstartedState]:
+        """Open batches whose unstarted requests must not run: seq → how they end."""
+        ...
+
+    async def extend_leases(self, leases: Iterable[tuple[int, int]], until: int) -> None:
+        """Push the lease of ``(row_id, attempt)`` pairs still held to ``until``."""
+        ...
+
+    async def finish(self, finished: Sequence[Finished], retries: Sequence[Retry], now: int) -> int:
+        """Apply worker outcomes atomically; return how many of ``finished`` counted.
+
+        One whose attempt no longer holds its request is discarded, never written twice.
+        """
+        ...
+
+
+class OutboxStore(Protocol):
+    """Webhook registrations and the outbox of events to deliver (at least once)."""
+
+    async def add_webhook(self, workspace_name: str, url: str, secret: str, now: int) -> int: ...
+
+    async def list_webhooks(self, workspace_name: str) -> list[WebhookRecord]: ...
+
+    async def remove_webhook(self, workspace_name: str, webhook_id: int) -> bool:
+        """Remove a webhook and its pending deliveries; ``False`` if the workspace has none."""
+        ...
+
+    async def claim_deliveries(
+        self, *, limit: int, now: int, lease_until: int, max_attempts: int
+    ) -> list[DueDelivery]:
+        """Lease due events, counting the attempt; one process attempts an event at a time."""
+        ...
+
+    async def record_delivery(
+        self,
+        delivery_id: int,
+        *,
+        attempt: int,
+        now: int,
+        delivered: bool,
+        next_attempt_at: int | None,
+        error: str | None,
+    ) -> None:
+        """Settle one attempt: delivered, retry at ``next_attempt_at``, or given up (``None``).
+        Fenced: only the latest attempt may write; a delivered event stays delivered."""
+        ...
+
+
+class SweepStore(Protocol):
+    """Periodic repairs, safe to run from any number of processes at once."""
+
+    async def requeue_expired_leases(
+        self, now: int, *, max_attempts: int, exhausted: Callable[[], bytes]
+    ) -> int:
+        """Return requests whose worker vanished to the queue; a request out of attempts is
+        ``errored`` with the outcome ``exhausted()`` instead, so it cannot loop forever.
+        Returns how many requests were found with an expired lease."""
+        ...
+
+    async def settle_closing_batches(self, now: int) -> int:
+        """Settle queued requests of expired or canceling batches (requests that went back
+        to the queue after the close); returns how many were settled."""
+        ...
+
+    async def purge_archived(self, now: int) -> int:
+        """Drop params and outcomes of ended batches past retention; the batch stays."""
+        ...
+
+
+class Store(Protocol):
+    """One storage backend, by concern."""
+
+    @property
+    def keys(self) -> KeyStore: ...
+
+    @property
+    def batches(self) -> BatchStore: ...
+
+    @property
+    def queue(self) -> QueueStore: ...
+
+    @property
+    def outbox(self) -> OutboxStore: ...
+
+    @property
+    def sweeps(self) -> SweepStore: ...
+
+    async def close(self) -> None: ...
+
+
+__all__ = ["BatchStore", "KeyStore", "OutboxStore", "QueueStore", "Store", "SweepStore"]

@@ -1,4 +1,4 @@
-"""HTTP routes of the Message Batches API (spec section 2). ``?beta=true`` is ignored."""
+"""HTTP routes of the Message Batches API (docs/protocol.md §2). ``?beta=true`` is ignored."""
 
 from __future__ import annotations
 

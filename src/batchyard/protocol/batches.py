@@ -142,7 +142,7 @@ _create_decoder = msgspec.json.Decoder(_CreateBody)
 def parse_create_body(body: bytes, *, max_requests: int) -> list[ParsedRequest]:
     """Check the envelope and return the requests to store, or raise a 400.
 
-    Checks (spec section 5.4): valid JSON; ``requests`` an array of 1..``max_requests``
+    Checks (docs/protocol.md §5.4): valid JSON; ``requests`` an array of 1..``max_requests``
     objects, each with exactly ``custom_id`` and ``params``; ``custom_id`` matching
     ``^[a-zA-Z0-9_-]{1,64}$`` and unique; ``params`` a JSON object.
     """

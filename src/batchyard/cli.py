@@ -21,7 +21,7 @@ from batchyard import ids
 from batchyard.config import Settings, load_settings
 from batchyard.errors import ConfigError
 from batchyard.process import create_server_app, model_registry, run_worker
-from batchyard.store import Store, open_store
+from batchyard.store import MEMORY_URL, Store, open_store
 from batchyard.timeutil import now_us
 
 T = TypeVar("T")
@@ -124,7 +124,14 @@ def serve(
     settings = settings_from(config, db, public_url=public_url)
     setup_logging(log_level)
     check_runnable(settings)
-    application = create_server_app(settings, run_worker=worker)
+    initial_key = None
+    if settings.resolved_database_url() == MEMORY_URL:
+        initial_key = ids.api_key()
+        typer.echo(
+            "In-memory store: nothing is kept after this process ends. "
+            f"API key for this run (workspace 'default'):\n{initial_key}"
+        )
+    application = create_server_app(settings, run_worker=worker, initial_key=initial_key)
     uvicorn.run(
         application, host=host, port=port, log_level=log_level.lower(), timeout_graceful_shutdown=10
     )
@@ -138,6 +145,7 @@ def worker_command(
 ) -> None:
     """Run requests from the queue without serving HTTP."""
     settings = settings_from(config, db)
+    refuse_memory_store(settings, "a worker alone")
     setup_logging(log_level)
     check_runnable(settings)
 
@@ -229,8 +237,15 @@ def remove_webhook(
     typer.echo(f"Removed webhook {webhook_id}.")
 
 
+def refuse_memory_store(settings: Settings, who: str) -> None:
+    """The in-memory store lives inside one ``serve`` process; nothing else can reach it."""
+    if settings.resolved_database_url() == MEMORY_URL:
+        fail(f"{who} cannot use the in-memory store ({MEMORY_URL}): only 'serve' can")
+
+
 def with_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:
     """Run one store operation from a synchronous command."""
+    refuse_memory_store(settings, "this command")
 
     async def run() -> T:
         store = await open_store(settings.resolved_database_url())

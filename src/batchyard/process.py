@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from batchyard import ids
 from batchyard.api.app import create_app
 from batchyard.api.context import ApiContext
 from batchyard.config import Settings
@@ -27,6 +28,7 @@ from batchyard.engines.registry import ModelRegistry, default_models
 from batchyard.service.batches import BatchService
 from batchyard.store import open_store
 from batchyard.store.protocols import Store
+from batchyard.timeutil import now_us
 from batchyard.worker.dispatcher import Dispatcher
 from batchyard.worker.maintenance import run_maintenance
 from batchyard.worker.webhooks import WebhookSender
@@ -94,12 +96,22 @@ def _background_jobs(
     ]
 
 
-def create_server_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
-    """The HTTP app; with ``run_worker`` it also claims and runs requests in-process."""
+def create_server_app(
+    settings: Settings, *, run_worker: bool = True, initial_key: str | None = None
+) -> Starlette:
+    """The HTTP app; with ``run_worker`` it also claims and runs requests in-process.
+
+    ``initial_key`` is stored as an API key of workspace ``default`` at start: the only way
+    to have a key for the in-memory store, which no other process can reach.
+    """
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await open_store(settings.resolved_database_url())
+        if initial_key is not None:
+            await store.keys.create_api_key(
+                "default", ids.hash_api_key(initial_key), initial_key[:10], now_us()
+            )
         models = model_registry(settings)
         dispatcher = Dispatcher(store.queue, models, settings) if run_worker else None
         app.state.context = ApiContext(

@@ -1,4 +1,5 @@
-"""Real ``batchyard`` processes on loopback ports, for end-to-end tests."""
+"""Shared test helpers: request bodies, the simulated-engine config, API keys, and real
+``batchyard`` processes on loopback ports for the end-to-end tier."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import httpx
@@ -71,22 +72,40 @@ def cli(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 def create_key(db_url: str, workspace: str) -> str:
+    """A key made by ``batchyard keys create``, the command operators run."""
     return cli("keys", "create", "--workspace", workspace, "--db", db_url).strip().splitlines()[-1]
 
 
-def add_key(db_url: str, workspace: str) -> str:
-    """Like :func:`create_key` without a CLI process start (about 1.3 s) per key."""
+#: Makes a key of the named workspace on the server under test (the ``key_factory`` fixture).
+KeyFactory = Callable[[str], Awaitable[str]]
+
+
+class KeyStore(Protocol):
+    async def create_api_key(
+        self, workspace_name: str, key_hash: str, key_hint: str, now: int
+    ) -> None: ...
+
+
+async def new_api_key(store: KeyStore, workspace: str) -> str:
+    """A new key of ``workspace`` (made if new), written straight to an open store."""
     key = ids.api_key()
-
-    async def store_key() -> None:
-        store = await SqlStore.open(db_url)
-        try:
-            await store.create_api_key(workspace, ids.hash_api_key(key), key[:10], now_us())
-        finally:
-            await store.close()
-
-    asyncio.run(store_key())
+    await store.create_api_key(workspace, ids.hash_api_key(key), key[:10], now_us())
     return key
+
+
+async def store_api_key(db_url: str, workspace: str) -> str:
+    """:func:`new_api_key` on the database at ``db_url``, without a CLI process start (about
+    1.3 s). The one place the tests open a store of their own."""
+    store = await SqlStore.open(db_url)
+    try:
+        return await new_api_key(store, workspace)
+    finally:
+        await store.close()
+
+
+def add_key(db_url: str, workspace: str) -> str:
+    """:func:`store_api_key` for synchronous tests (no event loop running)."""
+    return asyncio.run(store_api_key(db_url, workspace))
 
 
 class Api:

@@ -1,4 +1,4 @@
-"""The Message Batches HTTP contract at its edges, against a real ``batchyard serve``.
+"""The Message Batches HTTP contract at its edges, against the real app in-process.
 
 Every envelope rule of ``POST /v1/messages/batches`` (spec sections 2.1, 5.1 and 5.4) gives
 a 400 whose message starts with the JSON path of the problem, in the error envelope of
@@ -10,19 +10,24 @@ unknown routes and methods. No response anywhere may be a 5xx: the SDKs would re
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from harness import ServerProcess, add_key, sim_config
+from harness import sim_config
+from inprocess import InProcessServer, running_app
 
 BATCHES = "/v1/messages/batches"
 PARAMS = {"model": "sim", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
 SLOW_PARAMS = {**PARAMS, "model": "sim-slow"}
+
+#: An unhandled error would be a 500 and log a traceback: none in any test here.
+pytestmark = pytest.mark.usefixtures("no_errors_logged")
 
 
 def item(custom_id: Any = "r", params: Any = PARAMS, **extra: Any) -> dict[str, Any]:
@@ -33,75 +38,45 @@ def valid_items(n: int = 3) -> list[dict[str, Any]]:
     return [item(f"ok-{i}") for i in range(n)]
 
 
-def _no_server_error(response: httpx.Response) -> None:
+async def _no_server_error(response: httpx.Response) -> None:
     assert response.status_code < 500, (
         response.request.method,
         response.request.url,
         response.status_code,
-        response.read(),
+        await response.aread(),
     )
 
 
-def client_for(server: ServerProcess, key: str | None, **headers: str) -> httpx.Client:
-    all_headers = {"anthropic-version": "2023-06-01", **headers}
-    if key is not None:
-        all_headers["x-api-key"] = key
-    return httpx.Client(
-        base_url=server.base_url,
-        headers=all_headers,
-        timeout=30,
-        event_hooks={"response": [_no_server_error]},
-    )
+def client_for(server: InProcessServer, key: str | None, **headers: str) -> httpx.AsyncClient:
+    return server.client(key, headers=headers, event_hooks={"response": [_no_server_error]})
 
 
 @pytest.fixture
-def api_key(sim_server: ServerProcess, request: pytest.FixtureRequest) -> str:
-    """A key in a workspace of its own, so each test sees only its own batches."""
-    return add_key(sim_server.db_url, f"ws-{request.node.name}"[:180])
-
-
-@pytest.fixture
-def client(sim_server: ServerProcess, api_key: str) -> Iterator[httpx.Client]:
-    with client_for(sim_server, api_key) as http:
+async def client(server: InProcessServer, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(server, api_key) as http:
         yield http
 
 
 @pytest.fixture
-def anonymous(sim_server: ServerProcess) -> Iterator[httpx.Client]:
-    with client_for(sim_server, None) as http:
+async def anonymous(server: InProcessServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(server, None) as http:
         yield http
 
 
-@pytest.fixture(autouse=True)
-def no_tracebacks_in_server_log(sim_server: ServerProcess) -> Iterator[None]:
-    """An unhandled error would be a 500; the server log must not gain one in any test."""
-    before = len(sim_server.log())
-    yield
-    added = sim_server.log()[before:]
-    assert "Traceback" not in added, added
-    assert "unhandled error" not in added, added
-
-
-@pytest.fixture(scope="module")
-def limits_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+@pytest.fixture
+async def limits_server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
     """A server with tiny limits: 5 requests per batch, 2000-byte bodies."""
-    workdir: Path = tmp_path_factory.mktemp("limits")
-    server = ServerProcess(
-        workdir,
-        f"sqlite:///{workdir / 'batchyard.db'}",
-        sim_config(max_requests_per_batch=5, max_body_bytes=2000),
-    )
-    server.start()
-    yield server
-    server.stop()
+    config = sim_config(max_requests_per_batch=5, max_body_bytes=2000)
+    async with running_app(tmp_path / "limits", config) as server:
+        yield server
 
 
 @pytest.fixture
-def limits_client(
-    limits_server: ServerProcess, request: pytest.FixtureRequest
-) -> Iterator[httpx.Client]:
-    key = add_key(limits_server.db_url, f"ws-{request.node.name}"[:180])
-    with client_for(limits_server, key) as http:
+async def limits_client(
+    limits_server: InProcessServer, request: pytest.FixtureRequest
+) -> AsyncIterator[httpx.AsyncClient]:
+    key = await limits_server.add_key(f"ws-{request.node.name}"[:180])
+    async with client_for(limits_server, key) as http:
         yield http
 
 
@@ -126,30 +101,32 @@ def assert_error(
     return message
 
 
-def assert_nothing_created(client: httpx.Client) -> None:
-    listed = client.get(BATCHES)
+async def assert_nothing_created(client: httpx.AsyncClient) -> None:
+    listed = await client.get(BATCHES)
     assert listed.status_code == 200
     assert listed.json() == {"data": [], "has_more": False, "first_id": None, "last_id": None}
 
 
-def create(
-    client: httpx.Client, items: list[dict[str, Any]] | None = None, path: str = BATCHES
+async def create(
+    client: httpx.AsyncClient, items: list[dict[str, Any]] | None = None, path: str = BATCHES
 ) -> dict[str, Any]:
-    response = client.post(path, json={"requests": items or valid_items()})
+    response = await client.post(path, json={"requests": items or valid_items()})
     assert response.status_code == 200, response.text
     batch: dict[str, Any] = response.json()
     assert batch["processing_status"] == "in_progress"
     return batch
 
 
-def wait_ended(client: httpx.Client, batch_id: str, timeout: float = 20.0) -> dict[str, Any]:
+async def wait_ended(
+    client: httpx.AsyncClient, batch_id: str, timeout: float = 20.0
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        batch: dict[str, Any] = client.get(f"{BATCHES}/{batch_id}").json()
+        batch: dict[str, Any] = (await client.get(f"{BATCHES}/{batch_id}")).json()
         if batch["processing_status"] == "ended":
             return batch
         assert time.monotonic() < deadline, batch
-        time.sleep(0.02)
+        await asyncio.sleep(0.02)
 
 
 # ------------------------------------------------------------------------------ create: 400s
@@ -262,12 +239,12 @@ REJECTED_BODIES = [
 
 
 @pytest.mark.parametrize(("raw", "message_start"), REJECTED_BODIES)
-def test_create_rejects_envelope_problems_and_creates_nothing(
-    client: httpx.Client, raw: bytes, message_start: str
+async def test_create_rejects_envelope_problems_and_creates_nothing(
+    client: httpx.AsyncClient, raw: bytes, message_start: str
 ) -> None:
-    response = client.post(BATCHES, content=raw, headers={"content-type": "application/json"})
+    response = await client.post(BATCHES, content=raw, headers={"content-type": "application/json"})
     assert_error(response, 400, "invalid_request_error", message_start)
-    assert_nothing_created(client)
+    await assert_nothing_created(client)
 
 
 @pytest.mark.parametrize(
@@ -275,41 +252,45 @@ def test_create_rejects_envelope_problems_and_creates_nothing(
     [b"[]", b'[{"requests": []}]', b'"requests"', b"null", b"17"],
     ids=["array", "array-of-object", "string", "null", "number"],
 )
-def test_create_body_that_is_json_but_not_an_object(client: httpx.Client, raw: bytes) -> None:
+async def test_create_body_that_is_json_but_not_an_object(
+    client: httpx.AsyncClient, raw: bytes
+) -> None:
     """Valid JSON of the wrong shape is a 400 that says so, not "Invalid JSON"."""
-    message = assert_error(client.post(BATCHES, content=raw), 400, "invalid_request_error")
+    message = assert_error(await client.post(BATCHES, content=raw), 400, "invalid_request_error")
     assert not message.startswith("Invalid JSON"), message
     assert "object" in message
-    assert_nothing_created(client)
+    await assert_nothing_created(client)
 
 
-def test_duplicate_custom_id_message_names_both_indices(client: httpx.Client) -> None:
+async def test_duplicate_custom_id_message_names_both_indices(client: httpx.AsyncClient) -> None:
     items = [item("a"), item("b"), item("a")]
     message = assert_error(
-        client.post(BATCHES, json={"requests": items}),
+        await client.post(BATCHES, json={"requests": items}),
         400,
         "invalid_request_error",
         "requests.2.custom_id: ",
     )
     assert "requests.0" in message
-    assert_nothing_created(client)
+    await assert_nothing_created(client)
 
 
-def test_valid_batch_after_an_invalid_one_is_whole_and_alone(client: httpx.Client) -> None:
+async def test_valid_batch_after_an_invalid_one_is_whole_and_alone(
+    client: httpx.AsyncClient,
+) -> None:
     bad = [*valid_items(4), item("ok-0")]
-    assert_error(client.post(BATCHES, json={"requests": bad}), 400, "invalid_request_error")
-    batch = create(client, valid_items(4))
+    assert_error(await client.post(BATCHES, json={"requests": bad}), 400, "invalid_request_error")
+    batch = await create(client, valid_items(4))
     assert batch["request_counts"]["processing"] == 4
-    listed = client.get(BATCHES).json()
+    listed = (await client.get(BATCHES)).json()
     assert [b["id"] for b in listed["data"]] == [batch["id"]]
-    ended = wait_ended(client, batch["id"])
+    ended = await wait_ended(client, batch["id"])
     assert ended["request_counts"]["succeeded"] == 4
-    lines = client.get(f"{BATCHES}/{batch['id']}/results").text.splitlines()
+    lines = (await client.get(f"{BATCHES}/{batch['id']}/results")).text.splitlines()
     assert sorted(json.loads(line)["custom_id"] for line in lines) == [f"ok-{i}" for i in range(4)]
 
 
-def test_create_does_not_require_a_json_content_type(client: httpx.Client) -> None:
-    response = client.post(
+async def test_create_does_not_require_a_json_content_type(client: httpx.AsyncClient) -> None:
+    response = await client.post(
         BATCHES,
         content=body_of({"requests": valid_items(1)}),
         headers={"content-type": "text/plain"},
@@ -320,16 +301,16 @@ def test_create_does_not_require_a_json_content_type(client: httpx.Client) -> No
 # ------------------------------------------------------------------------------ limits
 
 
-def test_max_requests_per_batch(limits_client: httpx.Client) -> None:
+async def test_max_requests_per_batch(limits_client: httpx.AsyncClient) -> None:
     six = [item(f"r{i}") for i in range(6)]
     assert_error(
-        limits_client.post(BATCHES, json={"requests": six}),
+        await limits_client.post(BATCHES, json={"requests": six}),
         400,
         "invalid_request_error",
         "requests: List should have at most 5 items after validation, not 6",
     )
-    assert_nothing_created(limits_client)
-    batch = create(limits_client, six[:5])
+    await assert_nothing_created(limits_client)
+    batch = await create(limits_client, six[:5])
     assert batch["request_counts"]["processing"] == 5
 
 
@@ -340,40 +321,50 @@ def _padded_body(size: int) -> bytes:
     return raw[:-1] + b" " * (size - len(raw)) + b"}"
 
 
-def test_body_at_the_limit_is_accepted(limits_client: httpx.Client) -> None:
+async def test_body_at_the_limit_is_accepted(limits_client: httpx.AsyncClient) -> None:
     raw = _padded_body(2000)
     assert len(raw) == 2000
-    assert limits_client.post(BATCHES, content=raw).status_code == 200
+    assert (await limits_client.post(BATCHES, content=raw)).status_code == 200
 
 
-def test_body_over_the_limit_with_content_length_is_413(limits_client: httpx.Client) -> None:
+async def test_body_over_the_limit_with_content_length_is_413(
+    limits_client: httpx.AsyncClient,
+) -> None:
     raw = _padded_body(2001)
-    response = limits_client.post(BATCHES, content=raw)
+    response = await limits_client.post(BATCHES, content=raw)
     assert response.request.headers["content-length"] == "2001"
     assert_error(response, 413, "request_too_large")
-    assert_nothing_created(limits_client)
+    await assert_nothing_created(limits_client)
 
 
-def test_body_over_the_limit_without_content_length_is_413(limits_client: httpx.Client) -> None:
+async def test_body_over_the_limit_without_content_length_is_413(
+    limits_client: httpx.AsyncClient,
+) -> None:
     """Chunked upload: the size is only known while reading, and is still enforced."""
     raw = _padded_body(5000)
 
-    def chunks() -> Iterator[bytes]:
+    async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(raw), 700):
             yield raw[start : start + 700]
 
-    response = limits_client.post(BATCHES, content=chunks())
+    response = await limits_client.post(BATCHES, content=chunks())
     assert "content-length" not in response.request.headers
     assert response.request.headers["transfer-encoding"] == "chunked"
     assert_error(response, 413, "request_too_large")
-    assert_nothing_created(limits_client)
+    await assert_nothing_created(limits_client)
 
 
-def test_body_just_under_the_limit_without_content_length_is_accepted(
-    limits_client: httpx.Client,
+async def test_body_just_under_the_limit_without_content_length_is_accepted(
+    limits_client: httpx.AsyncClient,
 ) -> None:
     raw = _padded_body(2000)
-    response = limits_client.post(BATCHES, content=iter([raw[:1000], raw[1000:]]))
+
+    async def halves() -> AsyncIterator[bytes]:
+        yield raw[:1000]
+        yield raw[1000:]
+
+    response = await limits_client.post(BATCHES, content=halves())
+    assert "content-length" not in response.request.headers
     assert response.status_code == 200, response.text
 
 
@@ -390,9 +381,11 @@ ROUTES = [
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
-def test_no_key_is_401_on_every_route(anonymous: httpx.Client, method: str, path: str) -> None:
+async def test_no_key_is_401_on_every_route(
+    anonymous: httpx.AsyncClient, method: str, path: str
+) -> None:
     body = body_of({"requests": valid_items(1)}) if method == "POST" else None
-    assert_error(anonymous.request(method, path, content=body), 401, "authentication_error")
+    assert_error(await anonymous.request(method, path, content=body), 401, "authentication_error")
 
 
 @pytest.mark.parametrize(
@@ -406,23 +399,23 @@ def test_no_key_is_401_on_every_route(anonymous: httpx.Client, method: str, path
     ],
     ids=["x-api-key", "bearer", "empty-x-api-key", "empty-bearer", "basic"],
 )
-def test_wrong_key_is_401(anonymous: httpx.Client, headers: dict[str, str]) -> None:
-    assert_error(anonymous.get(BATCHES, headers=headers), 401, "authentication_error")
+async def test_wrong_key_is_401(anonymous: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    assert_error(await anonymous.get(BATCHES, headers=headers), 401, "authentication_error")
 
 
-def test_auth_is_checked_before_the_body(anonymous: httpx.Client) -> None:
-    assert_error(anonymous.post(BATCHES, content=b"{nonsense"), 401, "authentication_error")
+async def test_auth_is_checked_before_the_body(anonymous: httpx.AsyncClient) -> None:
+    assert_error(await anonymous.post(BATCHES, content=b"{nonsense"), 401, "authentication_error")
 
 
-def test_x_api_key_and_bearer_reach_the_same_workspace(
-    anonymous: httpx.Client, api_key: str
+async def test_x_api_key_and_bearer_reach_the_same_workspace(
+    anonymous: httpx.AsyncClient, api_key: str
 ) -> None:
-    made = anonymous.post(
+    made = await anonymous.post(
         BATCHES, json={"requests": valid_items(1)}, headers={"x-api-key": api_key}
     )
     assert made.status_code == 200
     for scheme in ("Bearer", "bearer"):
-        seen = anonymous.get(
+        seen = await anonymous.get(
             f"{BATCHES}/{made.json()['id']}", headers={"authorization": f"{scheme} {api_key}"}
         )
         assert seen.status_code == 200
@@ -430,33 +423,37 @@ def test_x_api_key_and_bearer_reach_the_same_workspace(
 
 
 @pytest.mark.parametrize("version", ["2023-06-01", "2026-10-21", "1999-01-01", "anything", None])
-def test_any_anthropic_version_is_accepted(
-    sim_server: ServerProcess, api_key: str, version: str | None
+async def test_any_anthropic_version_is_accepted(
+    server: InProcessServer, api_key: str, version: str | None
 ) -> None:
     headers = {"x-api-key": api_key}
     if version is not None:
         headers["anthropic-version"] = version
-    with httpx.Client(base_url=sim_server.base_url, headers=headers) as http:
-        assert http.get(BATCHES).status_code == 200
-        assert http.post(BATCHES, json={"requests": valid_items(1)}).status_code == 200
+    async with httpx.AsyncClient(
+        transport=server.transport, base_url=server.base_url, headers=headers
+    ) as http:
+        assert "anthropic-version" not in http.headers or version is not None
+        assert (await http.get(BATCHES)).status_code == 200
+        assert (await http.post(BATCHES, json={"requests": valid_items(1)})).status_code == 200
 
 
 # ------------------------------------------------------------------------------ routing
 
 
-def test_beta_query_is_accepted_on_every_route(client: httpx.Client) -> None:
+async def test_beta_query_is_accepted_on_every_route(client: httpx.AsyncClient) -> None:
     beta = {"anthropic-beta": "message-batches-2024-09-24"}
-    batch = create(client, valid_items(2), path=f"{BATCHES}?beta=true")
+    batch = await create(client, valid_items(2), path=f"{BATCHES}?beta=true")
     batch_path = f"{BATCHES}/{batch['id']}"
-    listed = client.get(f"{BATCHES}?beta=true&limit=20", headers=beta)
+    listed = await client.get(f"{BATCHES}?beta=true&limit=20", headers=beta)
     assert [b["id"] for b in listed.json()["data"]] == [batch["id"]]
-    assert client.get(f"{batch_path}?beta=true", headers=beta).json()["id"] == batch["id"]
-    wait_ended(client, batch["id"])
-    results = client.get(f"{batch_path}/results?beta=true", headers=beta)
+    retrieved = await client.get(f"{batch_path}?beta=true", headers=beta)
+    assert retrieved.json()["id"] == batch["id"]
+    await wait_ended(client, batch["id"])
+    results = await client.get(f"{batch_path}/results?beta=true", headers=beta)
     assert results.status_code == 200 and len(results.text.splitlines()) == 2
-    canceled = client.post(f"{batch_path}/cancel?beta=true", headers=beta)
+    canceled = await client.post(f"{batch_path}/cancel?beta=true", headers=beta)
     assert canceled.status_code == 200
-    deleted = client.delete(f"{batch_path}?beta=true", headers=beta)
+    deleted = await client.delete(f"{batch_path}?beta=true", headers=beta)
     assert deleted.json() == {"id": batch["id"], "type": "message_batch_deleted"}
 
 
@@ -471,8 +468,10 @@ def test_beta_query_is_accepted_on_every_route(client: httpx.Client) -> None:
         ("GET", f"{BATCHES}/msgbatch_x/results/extra"),
     ],
 )
-def test_unknown_route_is_404_envelope(client: httpx.Client, method: str, path: str) -> None:
-    assert_error(client.request(method, path), 404, "not_found_error")
+async def test_unknown_route_is_404_envelope(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    assert_error(await client.request(method, path), 404, "not_found_error")
 
 
 @pytest.mark.parametrize(
@@ -487,8 +486,10 @@ def test_unknown_route_is_404_envelope(client: httpx.Client, method: str, path: 
         ("POST", f"{BATCHES}/msgbatch_x/results"),
     ],
 )
-def test_wrong_method_is_405_envelope(client: httpx.Client, method: str, path: str) -> None:
-    assert_error(client.request(method, path), 405, "invalid_request_error")
+async def test_wrong_method_is_405_envelope(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    assert_error(await client.request(method, path), 405, "invalid_request_error")
 
 
 @pytest.mark.parametrize(
@@ -499,11 +500,11 @@ def test_wrong_method_is_405_envelope(client: httpx.Client, method: str, path: s
         ("GET", f"{BATCHES}/msgbatch_x/cancel", {"POST"}),
     ],
 )
-def test_wrong_method_405_lists_the_allowed_methods(
-    client: httpx.Client, method: str, path: str, allowed: set[str]
+async def test_wrong_method_405_lists_the_allowed_methods(
+    client: httpx.AsyncClient, method: str, path: str, allowed: set[str]
 ) -> None:
     """RFC 9110 15.5.6: a 405 response MUST carry an ``Allow`` header."""
-    response = client.request(method, path)
+    response = await client.request(method, path)
     assert response.status_code == 405
     listed = {m.strip() for m in response.headers.get("allow", "").split(",") if m.strip()}
     assert allowed <= listed, response.headers
@@ -514,34 +515,36 @@ def test_wrong_method_405_lists_the_allowed_methods(
 
 
 @pytest.mark.parametrize("limit", ["0", "1001", "-1", "abc", "1.5", "20x"])
-def test_list_limit_out_of_range_or_not_an_integer(client: httpx.Client, limit: str) -> None:
+async def test_list_limit_out_of_range_or_not_an_integer(
+    client: httpx.AsyncClient, limit: str
+) -> None:
     assert_error(
-        client.get(BATCHES, params={"limit": limit}), 400, "invalid_request_error", "limit: "
+        await client.get(BATCHES, params={"limit": limit}), 400, "invalid_request_error", "limit: "
     )
 
 
 @pytest.mark.parametrize("limit", ["1", "1000"])
-def test_list_limit_bounds_are_inclusive(client: httpx.Client, limit: str) -> None:
-    create(client, valid_items(1))
-    listed = client.get(BATCHES, params={"limit": limit})
+async def test_list_limit_bounds_are_inclusive(client: httpx.AsyncClient, limit: str) -> None:
+    await create(client, valid_items(1))
+    listed = await client.get(BATCHES, params={"limit": limit})
     assert listed.status_code == 200
     assert len(listed.json()["data"]) == 1
 
 
-def test_list_with_both_cursors_is_400(client: httpx.Client) -> None:
-    first, second = create(client), create(client)
+async def test_list_with_both_cursors_is_400(client: httpx.AsyncClient) -> None:
+    first, second = await create(client), await create(client)
     assert_error(
-        client.get(BATCHES, params={"after_id": first["id"], "before_id": second["id"]}),
+        await client.get(BATCHES, params={"after_id": first["id"], "before_id": second["id"]}),
         400,
         "invalid_request_error",
     )
 
 
 @pytest.mark.parametrize("cursor", ["after_id", "before_id"])
-def test_list_unknown_cursor_is_400(client: httpx.Client, cursor: str) -> None:
-    create(client)
+async def test_list_unknown_cursor_is_400(client: httpx.AsyncClient, cursor: str) -> None:
+    await create(client)
     assert_error(
-        client.get(BATCHES, params={cursor: "msgbatch_01nope"}),
+        await client.get(BATCHES, params={cursor: "msgbatch_01nope"}),
         400,
         "invalid_request_error",
         f"{cursor}: ",
@@ -549,12 +552,14 @@ def test_list_unknown_cursor_is_400(client: httpx.Client, cursor: str) -> None:
 
 
 @pytest.mark.parametrize("cursor", ["after_id", "before_id"])
-def test_list_cursor_from_another_workspace_is_400(
-    sim_server: ServerProcess, client: httpx.Client, cursor: str
+async def test_list_cursor_from_another_workspace_is_400(
+    server: InProcessServer, client: httpx.AsyncClient, cursor: str
 ) -> None:
-    with client_for(sim_server, add_key(sim_server.db_url, f"other-{cursor}")) as other:
-        foreign = create(other)
-    assert_error(client.get(BATCHES, params={cursor: foreign["id"]}), 400, "invalid_request_error")
+    async with client_for(server, await server.add_key(f"other-{cursor}")) as other:
+        foreign = await create(other)
+    assert_error(
+        await client.get(BATCHES, params={cursor: foreign["id"]}), 400, "invalid_request_error"
+    )
 
 
 # ------------------------------------------------------------------------------ unknown ids
@@ -563,65 +568,66 @@ def test_list_cursor_from_another_workspace_is_400(
 @pytest.mark.parametrize(
     ("method", "suffix"), [("GET", ""), ("POST", "/cancel"), ("DELETE", ""), ("GET", "/results")]
 )
-def test_unknown_batch_id_is_404(client: httpx.Client, method: str, suffix: str) -> None:
+async def test_unknown_batch_id_is_404(client: httpx.AsyncClient, method: str, suffix: str) -> None:
     for batch_id in ("msgbatch_01DoesNotExist000000000", "garbage"):
         assert_error(
-            client.request(method, f"{BATCHES}/{batch_id}{suffix}"), 404, "not_found_error"
+            await client.request(method, f"{BATCHES}/{batch_id}{suffix}"), 404, "not_found_error"
         )
 
 
 @pytest.mark.parametrize(
     ("method", "suffix"), [("GET", ""), ("POST", "/cancel"), ("DELETE", ""), ("GET", "/results")]
 )
-def test_batch_of_another_workspace_is_404(
-    sim_server: ServerProcess, client: httpx.Client, method: str, suffix: str
+async def test_batch_of_another_workspace_is_404(
+    server: InProcessServer, client: httpx.AsyncClient, method: str, suffix: str
 ) -> None:
-    with client_for(sim_server, add_key(sim_server.db_url, f"owner-{method}{suffix}")) as owner:
-        batch = create(owner, valid_items(1))
-        wait_ended(owner, batch["id"])
+    async with client_for(server, await server.add_key(f"owner-{method}{suffix}")) as owner:
+        batch = await create(owner, valid_items(1))
+        await wait_ended(owner, batch["id"])
         assert_error(
-            client.request(method, f"{BATCHES}/{batch['id']}{suffix}"), 404, "not_found_error"
+            await client.request(method, f"{BATCHES}/{batch['id']}{suffix}"), 404, "not_found_error"
         )
-        assert owner.get(f"{BATCHES}/{batch['id']}").json()["processing_status"] == "ended"
+        seen = (await owner.get(f"{BATCHES}/{batch['id']}")).json()
+        assert seen["processing_status"] == "ended"
 
 
 # ------------------------------------------------------------------------------ lifecycle
 
 
-def test_results_before_the_batch_ended_is_400(client: httpx.Client) -> None:
-    batch = create(client, [item(f"s{i}", SLOW_PARAMS) for i in range(10)])
-    assert_error(client.get(f"{BATCHES}/{batch['id']}/results"), 400, "invalid_request_error")
-    client.post(f"{BATCHES}/{batch['id']}/cancel")
-    wait_ended(client, batch["id"])
-    assert client.get(f"{BATCHES}/{batch['id']}/results").status_code == 200
+async def test_results_before_the_batch_ended_is_400(client: httpx.AsyncClient) -> None:
+    batch = await create(client, [item(f"s{i}", SLOW_PARAMS) for i in range(10)])
+    assert_error(await client.get(f"{BATCHES}/{batch['id']}/results"), 400, "invalid_request_error")
+    await client.post(f"{BATCHES}/{batch['id']}/cancel")
+    await wait_ended(client, batch["id"])
+    assert (await client.get(f"{BATCHES}/{batch['id']}/results")).status_code == 200
 
 
-def test_delete_while_in_progress_is_400_not_409(client: httpx.Client) -> None:
-    batch = create(client, [item(f"s{i}", SLOW_PARAMS) for i in range(10)])
-    assert_error(client.delete(f"{BATCHES}/{batch['id']}"), 400, "invalid_request_error")
-    assert client.get(f"{BATCHES}/{batch['id']}").status_code == 200
-    client.post(f"{BATCHES}/{batch['id']}/cancel")
-    wait_ended(client, batch["id"])
-    assert client.delete(f"{BATCHES}/{batch['id']}").status_code == 200
+async def test_delete_while_in_progress_is_400_not_409(client: httpx.AsyncClient) -> None:
+    batch = await create(client, [item(f"s{i}", SLOW_PARAMS) for i in range(10)])
+    assert_error(await client.delete(f"{BATCHES}/{batch['id']}"), 400, "invalid_request_error")
+    assert (await client.get(f"{BATCHES}/{batch['id']}")).status_code == 200
+    await client.post(f"{BATCHES}/{batch['id']}/cancel")
+    await wait_ended(client, batch["id"])
+    assert (await client.delete(f"{BATCHES}/{batch['id']}")).status_code == 200
     for method, suffix in [("GET", ""), ("GET", "/results"), ("POST", "/cancel"), ("DELETE", "")]:
         assert_error(
-            client.request(method, f"{BATCHES}/{batch['id']}{suffix}"), 404, "not_found_error"
+            await client.request(method, f"{BATCHES}/{batch['id']}{suffix}"), 404, "not_found_error"
         )
-    assert_nothing_created(client)
+    await assert_nothing_created(client)
 
 
-def test_cancel_twice_is_200_and_idempotent(client: httpx.Client) -> None:
-    batch = create(client, [item(f"s{i}", SLOW_PARAMS) for i in range(10)])
-    first = client.post(f"{BATCHES}/{batch['id']}/cancel")
-    second = client.post(f"{BATCHES}/{batch['id']}/cancel")
+async def test_cancel_twice_is_200_and_idempotent(client: httpx.AsyncClient) -> None:
+    batch = await create(client, [item(f"s{i}", SLOW_PARAMS) for i in range(10)])
+    first = await client.post(f"{BATCHES}/{batch['id']}/cancel")
+    second = await client.post(f"{BATCHES}/{batch['id']}/cancel")
     assert first.status_code == second.status_code == 200
     one, two = first.json(), second.json()
     assert one["processing_status"] in ("canceling", "ended")
     assert two["processing_status"] in ("canceling", "ended")
     assert one["cancel_initiated_at"] is not None
     assert two["cancel_initiated_at"] == one["cancel_initiated_at"]
-    ended = wait_ended(client, batch["id"])
-    third = client.post(f"{BATCHES}/{batch['id']}/cancel")
+    ended = await wait_ended(client, batch["id"])
+    third = await client.post(f"{BATCHES}/{batch['id']}/cancel")
     assert third.status_code == 200
     assert third.json() == ended
     counts = ended["request_counts"]
@@ -629,10 +635,10 @@ def test_cancel_twice_is_200_and_idempotent(client: httpx.Client) -> None:
     assert counts["processing"] == 0
 
 
-def test_cancel_of_an_ended_batch_changes_nothing(client: httpx.Client) -> None:
-    batch = create(client, valid_items(2))
-    ended = wait_ended(client, batch["id"])
-    again = client.post(f"{BATCHES}/{batch['id']}/cancel")
+async def test_cancel_of_an_ended_batch_changes_nothing(client: httpx.AsyncClient) -> None:
+    batch = await create(client, valid_items(2))
+    ended = await wait_ended(client, batch["id"])
+    again = await client.post(f"{BATCHES}/{batch['id']}/cancel")
     assert again.status_code == 200
     assert again.json() == ended
     assert ended["cancel_initiated_at"] is None
@@ -643,29 +649,29 @@ def test_cancel_of_an_ended_batch_changes_nothing(client: httpx.Client) -> None:
     [{}, {"content-type": "application/json"}],
     ids=["no-content-type", "json-content-type"],
 )
-def test_cancel_and_delete_accept_an_empty_body(
-    client: httpx.Client, headers: dict[str, str]
+async def test_cancel_and_delete_accept_an_empty_body(
+    client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    batch = create(client, valid_items(1))
-    canceled = client.post(f"{BATCHES}/{batch['id']}/cancel", content=b"", headers=headers)
+    batch = await create(client, valid_items(1))
+    canceled = await client.post(f"{BATCHES}/{batch['id']}/cancel", content=b"", headers=headers)
     assert canceled.status_code == 200, canceled.text
     assert canceled.json()["id"] == batch["id"]
-    wait_ended(client, batch["id"])
-    deleted = client.delete(f"{BATCHES}/{batch['id']}", headers=headers)
+    await wait_ended(client, batch["id"])
+    deleted = await client.delete(f"{BATCHES}/{batch['id']}", headers=headers)
     assert deleted.status_code == 200, deleted.text
     assert deleted.headers["content-type"].startswith("application/json")
     assert deleted.json() == {"id": batch["id"], "type": "message_batch_deleted"}
 
 
-def test_every_success_response_carries_a_request_id(client: httpx.Client) -> None:
-    batch = create(client, valid_items(1))
-    wait_ended(client, batch["id"])
+async def test_every_success_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    batch = await create(client, valid_items(1))
+    await wait_ended(client, batch["id"])
     responses = [
-        client.get(BATCHES),
-        client.get(f"{BATCHES}/{batch['id']}"),
-        client.get(f"{BATCHES}/{batch['id']}/results"),
-        client.post(f"{BATCHES}/{batch['id']}/cancel"),
-        client.delete(f"{BATCHES}/{batch['id']}"),
+        await client.get(BATCHES),
+        await client.get(f"{BATCHES}/{batch['id']}"),
+        await client.get(f"{BATCHES}/{batch['id']}/results"),
+        await client.post(f"{BATCHES}/{batch['id']}/cancel"),
+        await client.delete(f"{BATCHES}/{batch['id']}"),
     ]
     request_ids = [r.headers["request-id"] for r in responses]
     assert all(rid.startswith("req_") for rid in request_ids)

@@ -3,22 +3,25 @@
 Spec 5.4: the envelope is checked at create, but each request's ``params`` is validated
 asynchronously; a bad request ends as an ``errored`` line carrying the full error envelope
 with Anthropic's ``<path>: <reason>`` message, while its neighbours succeed. One mixed batch
-is run against a real server; the tests then check every line of its results (spec 2.6,
-4.1, 4.2) and the ``MessageBatch`` object before and after the end (spec 3).
-"""
+is run once per module on the app in-process; the tests then check every line of its results
+(spec 2.6, 4.1, 4.2) and the ``MessageBatch`` object before and after the end (spec 3)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from harness import ServerProcess, add_key
+import pytest_asyncio
+from harness import sim_config
+from inprocess import InProcessServer, running_app
 
 BATCHES = "/v1/messages/batches"
 USER = [{"role": "user", "content": "Say something."}]
@@ -157,12 +160,19 @@ CASES: dict[str, tuple[dict[str, Any], str, str | None, str | None]] = {
 }
 
 
+#: One app and one mixed batch for the whole module: every test runs in the module's loop.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
 class Run:
     """The mixed batch as created, as ended, and its downloaded results."""
 
-    def __init__(self, client: httpx.Client) -> None:
+    def __init__(self, server: InProcessServer, client: httpx.AsyncClient) -> None:
+        self.server = server
         self.client = client
-        response = client.post(
+
+    async def start(self) -> Run:
+        response = await self.client.post(
             BATCHES,
             json={
                 "requests": [{"custom_id": cid, "params": case[0]} for cid, case in CASES.items()]
@@ -170,41 +180,40 @@ class Run:
         )
         assert response.status_code == 200, response.text
         self.created: dict[str, Any] = response.json()
-        self.ended = self._wait_ended(self.created["id"])
-        self.results = client.get(self.ended["results_url"])
+        self.ended = await self._wait_ended(self.created["id"])
+        self.results = await self.client.get(self.ended["results_url"])
         assert self.results.status_code == 200, self.results.text
         self.lines = self.results.text.split("\n")
         assert self.lines[-1] == ""  # exactly one trailing newline ...
         self.lines.pop()
         self.records = [json.loads(line) for line in self.lines]
         self.by_id = {record["custom_id"]: record for record in self.records}
+        return self
 
-    def _wait_ended(self, batch_id: str, timeout: float = 20.0) -> dict[str, Any]:
+    async def _wait_ended(self, batch_id: str, timeout: float = 20.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
-            batch: dict[str, Any] = self.client.get(f"{BATCHES}/{batch_id}").json()
+            batch: dict[str, Any] = (await self.client.get(f"{BATCHES}/{batch_id}")).json()
             if batch["processing_status"] == "ended":
                 return batch
             assert time.monotonic() < deadline, batch
-            time.sleep(0.02)
+            await asyncio.sleep(0.02)
 
 
-@pytest.fixture(scope="module")
-def run(sim_server: ServerProcess) -> Iterator[Run]:
-    key = add_key(sim_server.db_url, "ws-params-results")
-    with httpx.Client(
-        base_url=sim_server.base_url,
-        timeout=30,
-        headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
-    ) as client:
-        yield Run(client)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
+    workdir: Path = tmp_path_factory.mktemp("params-results")
+    async with running_app(workdir, sim_config()) as server:
+        key = await server.add_key("ws-params-results")
+        async with server.client(key, timeout=30) as client:
+            yield await Run(server, client).start()
 
 
 # ------------------------------------------------------------------------------ per request
 
 
 @pytest.mark.parametrize("custom_id", list(CASES))
-def test_each_request_gets_the_expected_result(run: Run, custom_id: str) -> None:
+async def test_each_request_gets_the_expected_result(run: Run, custom_id: str) -> None:
     _, result_type, error_type, message = CASES[custom_id]
     result = run.by_id[custom_id]["result"]
     assert result["type"] == result_type, result
@@ -219,7 +228,7 @@ def test_each_request_gets_the_expected_result(run: Run, custom_id: str) -> None
         assert set(result) == {"type", "message"}
 
 
-def test_errored_lines_have_distinct_request_ids(run: Run) -> None:
+async def test_errored_lines_have_distinct_request_ids(run: Run) -> None:
     request_ids = [
         r["result"]["error"]["request_id"] for r in run.records if r["result"]["type"] == "errored"
     ]
@@ -229,7 +238,7 @@ def test_errored_lines_have_distinct_request_ids(run: Run) -> None:
 # ------------------------------------------------------------------------------ the file
 
 
-def test_results_file_framing(run: Run) -> None:
+async def test_results_file_framing(run: Run) -> None:
     """JSONL the SDK decoders accept: ``application/x-jsonl``, compact lines, no blank line,
     one line per custom_id."""
     assert run.results.headers["content-type"] == "application/x-jsonl"
@@ -247,13 +256,13 @@ def test_results_file_framing(run: Run) -> None:
         assert set(record) == {"custom_id", "result"}
 
 
-def test_results_are_the_same_on_every_download(run: Run) -> None:
-    again = run.client.get(f"{BATCHES}/{run.created['id']}/results")
+async def test_results_are_the_same_on_every_download(run: Run) -> None:
+    again = await run.client.get(f"{BATCHES}/{run.created['id']}/results")
     assert again.status_code == 200
     assert again.content == run.results.content
 
 
-def test_request_counts_are_exact(run: Run) -> None:
+async def test_request_counts_are_exact(run: Run) -> None:
     expected = {name: 0 for name in COUNT_KEYS}
     for _, result_type, _, _ in CASES.values():
         expected[result_type] += 1
@@ -262,13 +271,15 @@ def test_request_counts_are_exact(run: Run) -> None:
     assert sum(counts.values()) == len(CASES) == len(run.lines)
 
 
-def test_results_url_is_absolute_and_dialable(run: Run, sim_server: ServerProcess) -> None:
+async def test_results_url_is_absolute_and_dialable(run: Run) -> None:
     url = run.ended["results_url"]
-    assert url == f"{sim_server.base_url}{BATCHES}/{run.created['id']}/results"
-    # Dialled as a client would: a fresh connection to exactly that URL.
-    response = httpx.get(
-        url, headers={"x-api-key": run.client.headers["x-api-key"], "accept": "application/binary"}
-    )
+    assert url == f"{run.server.base_url}{BATCHES}/{run.created['id']}/results"
+    # Dialled as a client would: a fresh client, no base URL, exactly that URL.
+    async with httpx.AsyncClient(transport=run.server.transport) as fresh:
+        response = await fresh.get(
+            url,
+            headers={"x-api-key": run.client.headers["x-api-key"], "accept": "application/binary"},
+        )
     assert response.status_code == 200
     assert response.content == run.results.content
 
@@ -276,7 +287,7 @@ def test_results_url_is_absolute_and_dialable(run: Run, sim_server: ServerProces
 # ------------------------------------------------------------------------------ Message
 
 
-def test_succeeded_line_carries_a_full_message(run: Run) -> None:
+async def test_succeeded_line_carries_a_full_message(run: Run) -> None:
     message = run.by_id["ok-plain"]["result"]["message"]
     assert {
         "id",
@@ -300,7 +311,7 @@ def test_succeeded_line_carries_a_full_message(run: Run) -> None:
     assert 0 < usage["output_tokens"] <= 8
 
 
-def test_message_ids_are_unique(run: Run) -> None:
+async def test_message_ids_are_unique(run: Run) -> None:
     message_ids = [
         r["result"]["message"]["id"] for r in run.records if r["result"]["type"] == "succeeded"
     ]
@@ -315,7 +326,7 @@ def parse(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
-def test_created_batch_object_shape(run: Run) -> None:
+async def test_created_batch_object_shape(run: Run) -> None:
     batch = run.created
     assert set(batch) == BATCH_KEYS
     assert re.fullmatch(r"msgbatch_01[1-9A-HJ-NP-Za-km-z]{22}", batch["id"])
@@ -333,7 +344,7 @@ def test_created_batch_object_shape(run: Run) -> None:
     assert parse(batch["expires_at"]) - parse(batch["created_at"]) == timedelta(hours=24)
 
 
-def test_ended_batch_object_shape(run: Run) -> None:
+async def test_ended_batch_object_shape(run: Run) -> None:
     batch = run.ended
     assert set(batch) == BATCH_KEYS
     assert set(batch["request_counts"]) == COUNT_KEYS
@@ -348,9 +359,9 @@ def test_ended_batch_object_shape(run: Run) -> None:
     assert batch["results_url"].startswith("http://")
 
 
-def test_list_shows_the_same_batch_object(run: Run) -> None:
-    listed = run.client.get(BATCHES).json()
-    assert listed["data"] == [run.client.get(f"{BATCHES}/{run.created['id']}").json()]
+async def test_list_shows_the_same_batch_object(run: Run) -> None:
+    listed = (await run.client.get(BATCHES)).json()
+    assert listed["data"] == [(await run.client.get(f"{BATCHES}/{run.created['id']}")).json()]
     assert (listed["first_id"], listed["last_id"], listed["has_more"]) == (
         run.created["id"],
         run.created["id"],

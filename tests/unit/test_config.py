@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from batchyard.errors import ConfigError
 from batchyard.config import load_settings
+from batchyard.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -14,7 +14,13 @@ import msgspec
 import pytest
 
 from batchyard.errors import ParamsError
-from batchyard.protocol.messages import MessageCreateParams, TextBlockParam, decode_params, describe_validation_error, json_path
+from batchyard.protocol.messages import (
+    MessageCreateParams,
+    TextBlockParam,
+    decode_params,
+    describe_validation_error,
+    json_path,
+)
 
 USER = [{"role": "user", "content": "hello"}]
 

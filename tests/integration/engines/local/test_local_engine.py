@@ -19,9 +19,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from batchyard.errors import ParamsError
 from batchyard.config import ModelConfig
 from batchyard.engines.local import LocalEngine
+from batchyard.errors import ParamsError
 from batchyard.protocol.messages import Message, MessageCreateParams, TextBlock
 
 pytestmark = pytest.mark.local_model

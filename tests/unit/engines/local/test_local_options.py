@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from batchyard.errors import ConfigError
 from batchyard.config import ModelConfig
 from batchyard.engines.local.options import LocalOptions, parse_options
+from batchyard.errors import ConfigError
 
 
 def model(**options: object) -> ModelConfig:

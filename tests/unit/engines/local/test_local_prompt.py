@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from batchyard.errors import ParamsError
 from batchyard.engines.local.prompt import chat_turns
+from batchyard.errors import ParamsError
 from batchyard.protocol.messages import MessageCreateParams
 
 

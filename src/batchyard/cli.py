@@ -126,6 +126,11 @@ def serve(
     check_runnable(settings)
     initial_key = None
     if settings.resolved_database_url() == MEMORY_URL:
+        if not worker:
+            fail(
+                f"--no-worker cannot use the in-memory store ({MEMORY_URL}): no other process "
+                "could run its batches"
+            )
         initial_key = ids.api_key()
         typer.echo(
             "In-memory store: nothing is kept after this process ends. "

@@ -20,6 +20,8 @@ retry, :class:`BatchyardError` for "anything we meant to raise".
 
 from __future__ import annotations
 
+import math
+
 from batchyard.protocol.errors import RETRYABLE_ERROR_TYPES, STATUS_FOR_ERROR_TYPE, ErrorType
 
 
@@ -48,10 +50,13 @@ class ApiError(BatchyardError):
         self.error_type: ErrorType = error_type
         self.message = message
         self.status = status if status is not None else STATUS_FOR_ERROR_TYPE[error_type]
-        self.retry_after = retry_after
+        #: Only a finite, positive hint is kept: an upstream may send anything.
+        self.retry_after = (
+            retry_after if retry_after is not None and 0 < retry_after < math.inf else None
+        )
         self.headers = dict(headers or {})
-        if retry_after:
-            self.headers.setdefault("retry-after", str(max(1, int(retry_after))))
+        if self.retry_after is not None:
+            self.headers.setdefault("retry-after", str(max(1, math.ceil(self.retry_after))))
 
 
 class ParamsError(ApiError):
@@ -89,7 +94,7 @@ class StoreError(BatchyardError):
 
 
 class SchemaMismatch(StoreError):
-    """The database's tables do not have the columns this version needs."""
+    """The database lacks tables or columns this version needs (made by an older one)."""
 
 
 class IdempotencyKeyTaken(StoreError):

@@ -2,8 +2,8 @@
 
 ``batchyard serve`` is the HTTP API with, by default, a worker in the same process
 (:func:`create_server_app`); ``batchyard worker`` is a worker alone (:func:`run_worker`).
-This is the one module that picks the store implementation (through
-:func:`~batchyard.store.open_store`) and hands each part only the protocol it needs.
+It opens the store (:func:`~batchyard.store.open_store` is the one place that picks an
+implementation, by URL) and hands each part only the protocol it needs.
 """
 
 from __future__ import annotations

@@ -61,8 +61,11 @@ STOP_TIMEOUT_SECONDS = 15
 
 
 @asynccontextmanager
-async def running_app(workdir: Path, config: str) -> AsyncIterator[InProcessServer]:
-    """The app of ``config`` (TOML) on ``workdir/batchyard.db``, its lifespan entered.
+async def running_app(
+    workdir: Path, config: str, database_url: str | None = None
+) -> AsyncIterator[InProcessServer]:
+    """The app of ``config`` (TOML) on ``workdir/batchyard.db`` (or ``database_url``), its
+    lifespan entered.
 
     A background loop that dies makes the server send itself SIGTERM (its supervisor would
     restart it); here that fails the test instead of ending the test run. A stop that does
@@ -72,7 +75,8 @@ async def running_app(workdir: Path, config: str) -> AsyncIterator[InProcessServ
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "batchyard.toml"
     config_path.write_text(config)
-    settings = load_settings(config_path, database_url=f"sqlite:///{workdir / 'batchyard.db'}")
+    database_url = database_url or f"sqlite:///{workdir / 'batchyard.db'}"
+    settings = load_settings(config_path, database_url=database_url)
     app = create_server_app(settings)
     stop_requests: list[int] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop_requests.append(signum))

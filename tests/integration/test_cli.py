@@ -80,3 +80,27 @@ def test_keys_create_prints_the_key_last(tmp_path: Path) -> None:
     result = run_cli("keys", "create", "--workspace", "acme", "--db", str(tmp_path / "k.db"))
     assert result.returncode == 0
     assert result.stdout.strip().splitlines()[-1].startswith("sk-by-")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("worker",),
+        ("keys", "create", "--workspace", "w"),
+        ("webhooks", "add", "--workspace", "w", "--url", "http://127.0.0.1:9/"),
+        ("webhooks", "list", "--workspace", "w"),
+    ],
+    ids=lambda command: " ".join(command[:2]),
+)
+def test_only_serve_may_use_the_in_memory_store(command: tuple[str, ...]) -> None:
+    """Another process can never reach a ``serve``'s in-memory store: say so, change nothing."""
+    result = run_cli(*command, "--db", "memory://")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "cannot use the in-memory store (memory://): only 'serve' can" in result.stderr
+
+
+def test_an_api_only_server_cannot_use_the_in_memory_store() -> None:
+    result = run_cli("serve", "--no-worker", "--db", "memory://")
+    assert result.returncode == 2
+    assert "--no-worker cannot use the in-memory store" in result.stderr

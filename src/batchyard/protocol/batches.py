@@ -107,7 +107,8 @@ def result_line(custom_id: str, state: str, outcome: bytes | None) -> bytes:
     elif state == "expired":
         result = ExpiredResult()
     else:
-        assert outcome is not None, f"a {state} request has a stored outcome"
+        if outcome is None:
+            raise ValueError(f"a {state} request has no stored outcome")
         stored = _stored_decoder.decode(outcome)
         if isinstance(stored, _StoredSucceeded):
             result = SucceededResult(message=stored.message)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from batchyard import ids
 from batchyard.config import Settings
-from batchyard.errors import IdempotencyKeyTaken, invalid_request, not_found
+from batchyard.errors import IdempotencyKeyTaken, StoreError, invalid_request, not_found
 from batchyard.protocol.batches import (
     DeletedMessageBatch,
     MessageBatch,
@@ -22,6 +22,7 @@ from batchyard.store.records import BatchRecord, NewBatch, NewRequest
 from batchyard.timeutil import MICROS_PER_SECOND, now_us, optional_rfc3339, rfc3339
 
 _UNFINISHED = frozenset({"queued", "running"})
+_WITH_OUTCOME = frozenset({"succeeded", "errored"})
 
 
 @dataclass(frozen=True)
@@ -149,13 +150,20 @@ class BatchService:
         return self._jsonl(record.seq)
 
     async def _jsonl(self, batch_seq: int) -> AsyncIterator[bytes]:
-        """Anthropic's JSONL, rendered page by page from the stored outcomes."""
+        """Anthropic's JSONL, rendered page by page from the stored outcomes.
+
+        If the outcomes go away mid-download (the retention purge ran), the stream is broken
+        off with an error rather than ended cleanly, so the client cannot take a cut file
+        for a complete one.
+        """
         async for page in self._store.iter_outcomes(batch_seq):
-            lines = [
-                result_line(stored.custom_id, stored.state, stored.outcome)
-                for stored in page
-                if stored.state not in _UNFINISHED
-            ]
+            lines = []
+            for stored in page:
+                if stored.state in _UNFINISHED:
+                    continue
+                if stored.outcome is None and stored.state in _WITH_OUTCOME:
+                    raise StoreError("the batch's results were purged during the download")
+                lines.append(result_line(stored.custom_id, stored.state, stored.outcome))
             if lines:  # an empty chunk would put a blank line in the JSONL, which SDKs reject
                 yield b"\n".join(lines) + b"\n"
 

@@ -34,10 +34,6 @@ class Database:
     writer: AsyncEngine
     reader: AsyncEngine
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.writer.dialect.name == "sqlite"
-
     async def dispose(self) -> None:
         await self.writer.dispose()
         if self.reader is not self.writer:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from batchyard.store.records import FINAL_STATES, UnstartedState
+from batchyard.store.records import BATCH_ENDED_EVENT, FINAL_STATES, UnstartedState
 from batchyard.store.tables import batches, requests, webhook_deliveries, webhooks
 
 #: Request counts per batch ``seq`` and final state.
@@ -43,7 +43,7 @@ async def apply_tally(conn: AsyncConnection, tally: Tally, now: int) -> None:
             .values(status="ended", ended_at=now)
         )
         if ended.rowcount:
-            await _enqueue_event(conn, seq, "message_batch.ended", now)
+            await _enqueue_event(conn, seq, BATCH_ENDED_EVENT, now)
 
 
 async def settle_queued(conn: AsyncConnection, seq: int, state: UnstartedState, now: int) -> int:

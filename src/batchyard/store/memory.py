@@ -40,6 +40,7 @@ from batchyard.store.protocols import (
     SweepStore,
 )
 from batchyard.store.records import (
+    BATCH_ENDED_EVENT,
     BatchPage,
     BatchRecord,
     BatchStatus,
@@ -57,8 +58,6 @@ from batchyard.store.records import (
     closing_as,
 )
 
-#: The event queued for every webhook of a workspace when one of its batches ends.
-BATCH_ENDED = "message_batch.ended"
 #: Like the SQL column: a delivery keeps at most this much of its last error.
 _ERROR_LIMIT = 500
 
@@ -234,7 +233,7 @@ class _State:
         if batch.processing == 0 and batch.status != "ended":
             batch.status = "ended"
             batch.ended_at = now
-            self.enqueue_event(batch, BATCH_ENDED, now)
+            self.enqueue_event(batch, BATCH_ENDED_EVENT, now)
 
     def enqueue_event(self, batch: _Batch, event: str, now: int) -> None:
         """One outbox delivery per webhook of the batch's workspace, due now."""
@@ -683,4 +682,4 @@ class MemoryStore:
 #: mypy checks here that the memory store satisfies the protocol, structurally.
 _CHECK: type[Store] = MemoryStore
 
-__all__ = ["BATCH_ENDED", "MemoryStore"]
+__all__ = ["MemoryStore"]

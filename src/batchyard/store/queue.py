@@ -8,8 +8,8 @@ Invariants enforced here:
   writers, so the same statement is safe there without the lock clause.
 * **Exactly one outcome per request**: every claim bumps ``attempt``, the fencing token. An
   outcome or a retry is applied only while the row is still ``running`` under the attempt
-  that produced it; the outcome row's primary key is the request's row, so a second write
-  could not succeed anyway.
+  that produced it, and only that attempt's outcome is stored (one flush may carry a stale
+  attempt's outcome beside the current one).
 * Counters and batch ends move through :mod:`batchyard.store.ledger`, in the same
   transaction as the request states.
 """
@@ -146,12 +146,14 @@ class SqlQueue:
                                 requests.c.state == "running",
                             )
                             .values(state=state, lease_expires_at=None)
-                            .returning(requests.c.id, requests.c.batch_seq)
+                            .returning(requests.c.id, requests.c.attempt, requests.c.batch_seq)
                         )
                     ).all()
                     if not rows:
                         continue
-                    won = {row.id for row in rows}
+                    # By (row, attempt): one flush may carry a stale attempt's outcome beside
+                    # the current one of the same request; only the current one is written.
+                    won = {(row.id, row.attempt) for row in rows}
                     stored = [
                         {
                             "row_id": f.row_id,
@@ -160,7 +162,7 @@ class SqlQueue:
                             "output_tokens": f.output_tokens,
                         }
                         for f in chunk
-                        if f.row_id in won and f.outcome is not None
+                        if (f.row_id, f.attempt) in won and f.outcome is not None
                     ]
                     if stored:
                         await conn.execute(insert(outcomes), stored)

@@ -18,6 +18,8 @@ FinalState = Literal["succeeded", "errored", "canceled", "expired"]
 UnstartedState = Literal["canceled", "expired"]
 
 FINAL_STATES: tuple[FinalState, ...] = ("succeeded", "errored", "canceled", "expired")
+#: The webhook event queued for every webhook of a workspace when one of its batches ends.
+BATCH_ENDED_EVENT = "message_batch.ended"
 
 
 def closing_as(status: BatchStatus, expires_at: int, now: int) -> UnstartedState | None:
@@ -129,7 +131,8 @@ class StoredOutcome(NamedTuple):
 
     custom_id: str
     state: RequestState
-    #: The encoded neutral outcome; ``None`` while unfinished and for canceled / expired.
+    #: The encoded neutral outcome; ``None`` while unfinished, for canceled / expired, and
+    #: once the batch's results were purged (retention).
     outcome: bytes | None
 
 

@@ -77,8 +77,10 @@ batches = Table(
 )
 
 #: Request ``state``: queued → running → succeeded | errored, or back to queued on a retry or
-#: an expired lease; queued → canceled | expired. ``attempt`` is bumped by every claim and is
-#: the fencing token: a completion counts only if it names the attempt that holds the row.
+#: an expired lease; queued → canceled | expired (its batch closed before it ran), and
+#: running → canceled | expired too when a worker saw the close before starting it; running
+#: → errored when its leases ran out on every attempt. ``attempt`` is bumped by every claim
+#: and is the fencing token: a completion counts only if it names the attempt holding the row.
 requests = Table(
     "requests",
     metadata,

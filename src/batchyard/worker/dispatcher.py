@@ -68,8 +68,9 @@ class Dispatcher:
         self._lanes: dict[str, asyncio.Queue[_Work]] = {
             served.config.name: asyncio.Queue() for served in models.models
         }
-        #: Requests handed to an engine (the other held ones only wait in a lane's queue).
-        self._started: set[int] = set()
+        #: ``(row_id, attempt)`` of requests handed to an engine (the other held ones only
+        #: wait in a lane's queue).
+        self._started: set[tuple[int, int]] = set()
         #: Batches being canceled or past expiry (seq → how their requests end), refreshed
         #: every claim round: a claimed request of such a batch is not sent to its engine.
         self._closing: dict[int, UnstartedState] = {}
@@ -104,13 +105,14 @@ class Dispatcher:
         waiting = self._outcomes.waiting()
         now = now_us()
         for request in self._leases.held():
-            if request.row_id not in waiting:
+            lease = (request.row_id, request.attempt)
+            if lease not in waiting:
                 self._outcomes.add(
                     Retry(
                         row_id=request.row_id,
                         attempt=request.attempt,
                         not_before=now,
-                        unstarted=request.row_id not in self._started,
+                        unstarted=lease not in self._started,
                     )
                 )
         try:
@@ -122,9 +124,11 @@ class Dispatcher:
             logger.error("could not hand back what this worker held; its leases will expire")
 
     def _flushed(self, finished: Sequence[Finished], retries: Sequence[Retry]) -> None:
-        row_ids = [f.row_id for f in finished] + [r.row_id for r in retries]
-        self._leases.release(row_ids)
-        self._started.difference_update(row_ids)
+        leases = [(f.row_id, f.attempt) for f in finished] + [
+            (r.row_id, r.attempt) for r in retries
+        ]
+        self._leases.release(leases)
+        self._started.difference_update(leases)
         if retries:
             self.wake()
 
@@ -242,7 +246,7 @@ class Dispatcher:
     ) -> Finished | Retry:
         if closed_as := self._closing.get(request.batch_seq):
             return Finished(row_id=request.row_id, attempt=request.attempt, state=closed_as)
-        self._started.add(request.row_id)
+        self._started.add((request.row_id, request.attempt))
         try:
             message = await served.create_message(params)
         except ApiError as exc:

@@ -25,7 +25,9 @@ class LeaseKeeper:
         self._queue = queue
         self._lease_micros = int(lease_seconds * MICROS_PER_SECOND)
         self._interval = lease_seconds / 3
-        self._held: dict[int, ClaimedRequest] = {}
+        #: Keyed by ``(row_id, attempt)``: after a lost lease the same row may be held again
+        #: under a newer attempt, and letting go of the old one must not drop the new one.
+        self._held: dict[tuple[int, int], ClaimedRequest] = {}
 
     def lease_until(self, now: int) -> int:
         """When a lease taken (or extended) at ``now`` runs out."""
@@ -33,11 +35,12 @@ class LeaseKeeper:
 
     def hold(self, requests: Iterable[ClaimedRequest]) -> None:
         for request in requests:
-            self._held[request.row_id] = request
+            self._held[request.row_id, request.attempt] = request
 
-    def release(self, row_ids: Iterable[int]) -> None:
-        for row_id in row_ids:
-            self._held.pop(row_id, None)
+    def release(self, leases: Iterable[tuple[int, int]]) -> None:
+        """Stop extending these ``(row_id, attempt)`` leases (their outcomes are written)."""
+        for lease in leases:
+            self._held.pop(lease, None)
 
     def held(self) -> list[ClaimedRequest]:
         return list(self._held.values())
@@ -49,7 +52,7 @@ class LeaseKeeper:
             await self.extend()
 
     async def extend(self) -> None:
-        pairs = [(request.row_id, request.attempt) for request in self._held.values()]
+        pairs = list(self._held)
         if not pairs:
             return
         try:

@@ -49,9 +49,11 @@ class OutcomeBuffer:
             self._finished.append(outcome)
         self._ready.set()
 
-    def waiting(self) -> set[int]:
-        """Rows whose outcome is waiting to be written."""
-        return {f.row_id for f in self._finished} | {r.row_id for r in self._retries}
+    def waiting(self) -> set[tuple[int, int]]:
+        """``(row_id, attempt)`` of every outcome waiting to be written."""
+        return {(f.row_id, f.attempt) for f in self._finished} | {
+            (r.row_id, r.attempt) for r in self._retries
+        }
 
     async def run(self) -> None:
         """Flush on size or on the timer, until cancelled."""
@@ -70,7 +72,7 @@ class OutcomeBuffer:
         if not (finished or retries):
             return True
         try:
-            await self._queue.finish(finished, retries, now_us())
+            applied = await self._queue.finish(finished, retries, now_us())
         except asyncio.CancelledError:  # shutting down: keep them for the final flush
             self._put_back(finished, retries)
             raise
@@ -80,6 +82,12 @@ class OutcomeBuffer:
             )
             self._put_back(finished, retries)
             return False
+        if applied < len(finished):
+            # Their leases ran out and another attempt holds (or finished) those requests.
+            logger.warning(
+                "%d outcomes were discarded: their attempt no longer held the request",
+                len(finished) - applied,
+            )
         self._on_flushed(finished, retries)
         return True
 

@@ -446,6 +446,22 @@ async def test_stale_completion_after_requeue_and_reclaim_is_discarded(store: St
     assert found[other.custom_id] == ("running", None)
 
 
+async def test_a_stale_and_a_current_outcome_of_one_request_in_one_finish(store: Store) -> None:
+    """A worker that lost a lease and re-claimed the same request may flush both attempts'
+    outcomes together: only the current attempt's is written, and nothing else fails."""
+    record = await new_batch(store, await workspace(store, "a"), 2)
+    first, other = await claim_all(store, lease=5 * SECOND)
+    await store.queue.extend_leases([(other.row_id, other.attempt)], T0 + HOUR)
+    assert await requeue(store, T0 + 6 * SECOND) == 1
+    [second] = await claim_all(store, now=T0 + 7 * SECOND)
+    both = [done(first), done(second), done(other)]  # the same state: one statement
+    assert await store.queue.finish(both, [], T0 + 8 * SECOND) == 2
+    batch = await assert_counts(store, record)
+    assert (batch.status, batch.succeeded, batch.errored) == ("ended", 2, 0)
+    found = await outcomes(store, record)
+    assert found[first.custom_id] == ("succeeded", outcome(second, "succeeded"))
+
+
 async def test_extend_leases_keeps_a_live_request_from_being_requeued(store: Store) -> None:
     record = await new_batch(store, await workspace(store, "a"), 1)
     [claimed] = await claim_all(store, lease=5 * SECOND)

@@ -25,6 +25,7 @@ from batchyard.store.protocols import QueueStore
 from batchyard.store.records import BatchRecord, ClaimedRequest, NewBatch, NewRequest
 from batchyard.timeutil import now_us
 from batchyard.worker.dispatcher import Dispatcher
+from batchyard.worker.maintenance import run_maintenance
 
 HOUR = 3600 * 1_000_000
 
@@ -259,3 +260,45 @@ async def _ended(store: Store, batch: BatchRecord) -> bool:
 
 async def _count(store: Store, batch: BatchRecord, state: str, n: int) -> bool:
     return (await store.batches.count_states(batch.seq)).get(state, 0) >= n
+
+
+class HiccupQueue(RecordingQueue):
+    """The real queue whose lease extensions fail for the first ``seconds`` (an injected
+    fault: a short database outage), recording the attempt of every claim."""
+
+    def __init__(self, queue: QueueStore, seconds: float) -> None:
+        super().__init__(queue)
+        self._until = time.monotonic() + seconds
+        self.attempts: list[int] = []
+
+    async def claim(self, **kwargs: Any) -> list[ClaimedRequest]:
+        claimed = await super().claim(**kwargs)
+        self.attempts += [request.attempt for request in claimed]
+        return claimed
+
+    async def extend_leases(self, leases: Any, until: int) -> None:
+        if time.monotonic() < self._until:
+            raise ConnectionError("database unreachable")
+        await self._queue.extend_leases(leases, until)
+
+
+async def test_a_lease_lost_in_a_short_outage_costs_one_attempt_not_all(store: Store) -> None:
+    """The lease runs out during the outage and the request is re-claimed by this same
+    worker under a new attempt; the stale attempt's outcome must not make the worker let go
+    of the new attempt's lease (which would lose it again, attempt after attempt)."""
+    batch = await create(store, 1)
+    queue = HiccupQueue(store.queue, seconds=1.2)
+    config = settings(lease_seconds=0.9, max_attempts=4)
+    registry = ModelRegistry([sim(latency_ms=1500, concurrency=2)])
+    dispatcher = asyncio.create_task(Dispatcher(queue, registry, config).run())
+    sweeps = asyncio.create_task(run_maintenance(store.sweeps, config))
+    try:
+        await wait_for(lambda: _ended(store, batch), timeout=20)
+    finally:
+        for task in (dispatcher, sweeps):
+            task.cancel()
+        await asyncio.gather(dispatcher, sweeps, return_exceptions=True)
+        await registry.aclose()
+    [row] = (await results(store, batch)).values()
+    assert row["state"] == "succeeded"
+    assert queue.attempts[:2] == [1, 2] and len(queue.attempts) < 4

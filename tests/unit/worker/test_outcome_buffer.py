@@ -73,7 +73,7 @@ async def test_flushes_at_once_when_full_and_on_the_timer_otherwise() -> None:
     assert queue.flushes == [3], "one outcome waits for the timer"
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    assert buffer.waiting() == {requests[3].row_id}
+    assert buffer.waiting() == {(requests[3].row_id, requests[3].attempt)}
     assert await buffer.flush()
     assert flushed == [r.row_id for r in requests[:4]]
 
@@ -116,4 +116,4 @@ async def test_a_flush_cancelled_midway_keeps_its_outcomes_for_the_final_flush()
     flush.cancel()
     with pytest.raises(asyncio.CancelledError):
         await flush
-    assert buffer.waiting() == {requests[0].row_id, requests[1].row_id}
+    assert buffer.waiting() == {(r.row_id, r.attempt) for r in requests}

@@ -1,6 +1,6 @@
 """The Message Batches HTTP contract at its edges, against the real app in-process.
 
-Every envelope rule of ``POST /v1/messages/batches`` (spec sections 2.1, 5.1 and 5.4) gives
+Every envelope rule of ``POST /v1/messages/batches`` (docs/protocol.md §2.1, §5.1 and §5.4) gives
 a 400 whose message starts with the JSON path of the problem, in the error envelope of
 section 6.1, with the ``request-id`` header echoing the body, and creates nothing. Also
 covered: auth (1.2), ``?beta=true`` (1.3), empty cancel/delete bodies (1.4), list paging

@@ -1,8 +1,8 @@
 """``decode_params``, ``describe_validation_error`` and ``json_path``: Messages params checks.
 
 Each problem surfaces as a :class:`ParamsError` whose message is ``<dotted.path>: <reason>``
-(spec sections 6.4 and 7); in a batch it becomes an ``errored`` result, so the path and the
-batch-only rules (spec 5.2) are what users see.
+(docs/protocol.md §6.4 and §7); in a batch it becomes an ``errored`` result, so the path and the
+batch-only rules (§5.2) are what users see.
 """
 
 from __future__ import annotations

@@ -29,9 +29,8 @@ from batchyard.store.records import (
     Finished,
     Retry,
     UnstartedState,
-    closing_as,
 )
-from batchyard.store.rows import CHUNK
+from batchyard.store.rows import CHUNK, closing_batches
 from batchyard.store.tables import batches, outcomes, requests
 
 
@@ -102,18 +101,7 @@ class SqlQueue:
 
     async def closing_batches(self, now: int) -> dict[int, UnstartedState]:
         async with self._db.reader.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(batches.c.seq, batches.c.status, batches.c.expires_at).where(
-                        batches.c.status != "ended"
-                    )
-                )
-            ).all()
-        closing: dict[int, UnstartedState] = {}
-        for row in rows:
-            if state := closing_as(row.status, row.expires_at, now):
-                closing[row.seq] = state
-        return closing
+            return await closing_batches(conn, now)
 
     async def extend_leases(self, leases: Iterable[tuple[int, int]], until: int) -> None:
         pairs = list(leases)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Row, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from batchyard.store.records import BatchRecord
+from batchyard.store.records import BatchRecord, UnstartedState, closing_as
 from batchyard.store.tables import batches, workspaces
 
 #: Rows per statement for bulk work; keeps every statement under SQLite's parameter limit.
@@ -62,3 +62,19 @@ async def workspace_named(conn: AsyncConnection, name: str, now: int) -> int:
         )
     assert workspace_id is not None
     return workspace_id
+
+
+async def closing_batches(conn: AsyncConnection, now: int) -> dict[int, UnstartedState]:
+    """Open batches whose unstarted requests must not run: seq → how they end."""
+    rows = (
+        await conn.execute(
+            select(batches.c.seq, batches.c.status, batches.c.expires_at).where(
+                batches.c.status != "ended"
+            )
+        )
+    ).all()
+    closing: dict[int, UnstartedState] = {}
+    for row in rows:
+        if state := closing_as(row.status, row.expires_at, now):
+            closing[row.seq] = state
+    return closing

@@ -13,8 +13,7 @@ from sqlalchemy import and_, delete, insert, select, update
 
 from batchyard.store.database import Database
 from batchyard.store.ledger import apply_tally, settle_queued
-from batchyard.store.records import closing_as
-from batchyard.store.rows import CHUNK
+from batchyard.store.rows import CHUNK, closing_batches
 from batchyard.store.tables import batches, outcomes, requests
 
 
@@ -63,16 +62,8 @@ class SqlSweeps:
     async def settle_closing_batches(self, now: int) -> int:
         settled = 0
         async with self._db.writer.begin() as conn:
-            rows = (
-                await conn.execute(
-                    select(batches.c.seq, batches.c.status, batches.c.expires_at).where(
-                        batches.c.status != "ended"
-                    )
-                )
-            ).all()
-            for row in rows:
-                if state := closing_as(row.status, row.expires_at, now):
-                    settled += await settle_queued(conn, row.seq, state, now)
+            for seq, state in (await closing_batches(conn, now)).items():
+                settled += await settle_queued(conn, seq, state, now)
         return settled
 
     async def purge_archived(self, now: int) -> int:

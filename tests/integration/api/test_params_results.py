@@ -4,7 +4,8 @@ Spec 5.4: the envelope is checked at create, but each request's ``params`` is va
 asynchronously; a bad request ends as an ``errored`` line carrying the full error envelope
 with Anthropic's ``<path>: <reason>`` message, while its neighbours succeed. One mixed batch
 is run once per module on the app in-process; the tests then check every line of its results
-(docs/protocol.md §2.6, §4.1, §4.2) and the ``MessageBatch`` object before and after the end (§3)."""
+(docs/protocol.md §2.6, §4.1, §4.2) and the ``MessageBatch`` object before and after the
+end (§3)."""
 
 from __future__ import annotations
 

@@ -49,7 +49,8 @@ def test_valid_body_returns_custom_ids_and_params_bytes_verbatim_in_order() -> N
 
 
 def test_params_content_is_not_validated_at_create() -> None:
-    """Bad params become ``errored`` results later (docs/protocol.md §5.4), never a 400 at create."""
+    """Bad params become ``errored`` results later (docs/protocol.md §5.4), never a 400 at
+    create."""
     raw = body({"requests": [item("x", {"stream": True, "max_tokens": 0, "bogus": 1})]})
     assert parse_create_body(raw, max_requests=1) == [
         ("x", "", b'{"stream": true, "max_tokens": 0, "bogus": 1}')

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from queued import HOUR, store_with_batch
 
-from batchyard.store import MEMORY_URL, Store, open_store
+from batchyard.store import Store
 from batchyard.store.protocols import QueueStore
-from batchyard.store.records import ClaimedRequest, Finished, NewBatch, NewRequest, Retry
+from batchyard.store.records import ClaimedRequest, Finished, Retry
 from batchyard.worker.outcome_buffer import OutcomeBuffer
 
 NOW = 1_800_000_000_000_000
-HOUR = 3600 * 1_000_000
 
 
 class FlakyQueue:
@@ -38,12 +38,7 @@ class FlakyQueue:
 
 
 async def claimed(n: int) -> tuple[Store, list[ClaimedRequest]]:
-    store = await open_store(MEMORY_URL)
-    await store.keys.create_api_key("ws", "h", "hint", NOW)
-    workspace_id = await store.keys.workspace_for_key("h")
-    assert workspace_id is not None
-    batch = NewBatch("msgbatch_1", workspace_id, NOW, NOW + HOUR, NOW + 2 * HOUR)
-    await store.batches.create_batch(batch, [NewRequest(f"r{i}", "m", b"{}") for i in range(n)])
+    store, _ = await store_with_batch(n, NOW)
     return store, await store.queue.claim(limit=n, now=NOW, lease_until=NOW + HOUR)
 
 

@@ -21,6 +21,8 @@ async def list_models(request: Request) -> Response:
     query = request.query_params
     limit = parse_limit(query.get("limit"))
     after, before = query.get("after_id"), query.get("before_id")
+    if after and before:
+        raise invalid_request("after_id and before_id cannot be used together")
     for cursor in (after, before):
         if cursor and cursor not in names:
             raise invalid_request(f"no model with id {cursor!r}")

@@ -25,3 +25,15 @@ async def test_models_list_strict_and_paged(server: InProcessServer, api_key: st
         assert info.lifecycle == "active" and info.max_tokens == 8192
         with pytest.raises(anthropic.NotFoundError):
             await client.models.retrieve("nope")
+
+
+async def test_models_list_refuses_both_cursors_like_the_batch_list(
+    server: InProcessServer, api_key: str
+) -> None:
+    async with server.client(api_key) as http:
+        response = await http.get("/v1/models", params={"after_id": "sim", "before_id": "sim"})
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "type": "invalid_request_error",
+        "message": "after_id and before_id cannot be used together",
+    }

@@ -89,11 +89,11 @@ def setup_logging(level: str) -> None:
 
 
 def check_runnable(settings: Settings) -> None:
-    """Fail fast, with one line, on what would otherwise surface as a startup traceback."""
-    try:
-        model_registry(settings)
-    except ConfigError as exc:
-        fail(str(exc))
+    """Fail fast, with one line, on what would otherwise surface as a startup traceback.
+
+    The database first: building the models may import an engine's libraries (seconds for
+    torch), and a wrong ``--db`` should not wait for that.
+    """
 
     async def open_database() -> None:
         store = await open_store(settings.resolved_database_url())
@@ -103,6 +103,10 @@ def check_runnable(settings: Settings) -> None:
         asyncio.run(open_database())
     except Exception as exc:
         fail(f"cannot open the database {settings.resolved_database_url()!r}: {exc}", 1)
+    try:
+        model_registry(settings)
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 @app.command()
@@ -123,15 +127,15 @@ def serve(
     """Serve the HTTP API (and, by default, a worker) until interrupted."""
     settings = settings_from(config, db, public_url=public_url)
     setup_logging(log_level)
+    in_memory = settings.resolved_database_url() == MEMORY_URL
+    if in_memory and not worker:
+        fail(
+            f"--no-worker cannot use the in-memory store ({MEMORY_URL}): no other process "
+            "could run its batches"
+        )
     check_runnable(settings)
-    initial_key = None
-    if settings.resolved_database_url() == MEMORY_URL:
-        if not worker:
-            fail(
-                f"--no-worker cannot use the in-memory store ({MEMORY_URL}): no other process "
-                "could run its batches"
-            )
-        initial_key = ids.api_key()
+    initial_key = ids.api_key() if in_memory else None
+    if initial_key is not None:
         typer.echo(
             "In-memory store: nothing is kept after this process ends. "
             f"API key for this run (workspace 'default'):\n{initial_key}"

@@ -31,8 +31,10 @@ demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo.py
 
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
+# Two workers (pytest-xdist), one test module at a time each: module-scoped servers stay
+# per worker, and much of the suite waits on real processes and sockets rather than the CPU.
 test: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest; rc=$$?; \
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 --dist loadfile; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: install

@@ -147,16 +147,16 @@ class BatchService:
                 f"The results of Message Batch {batch_id} were archived and are no longer "
                 "available for download"
             )
-        return self._jsonl(record.seq)
+        return self._jsonl(record)
 
-    async def _jsonl(self, batch_seq: int) -> AsyncIterator[bytes]:
+    async def _jsonl(self, record: BatchRecord) -> AsyncIterator[bytes]:
         """Anthropic's JSONL, rendered page by page from the stored outcomes.
 
-        If the outcomes go away mid-download (the retention purge ran), the stream is broken
-        off with an error rather than ended cleanly, so the client cannot take a cut file
-        for a complete one.
+        If the outcomes go away mid-download (the batch was deleted, or the retention purge
+        ran), the stream is broken off with an error rather than ended cleanly, so the
+        client cannot take a cut file for a complete one.
         """
-        async for page in self._store.iter_outcomes(batch_seq):
+        async for page in self._store.iter_outcomes(record.seq):
             lines = []
             for stored in page:
                 if stored.state in _UNFINISHED:
@@ -166,6 +166,8 @@ class BatchService:
                 lines.append(result_line(stored.custom_id, stored.state, stored.outcome))
             if lines:  # an empty chunk would put a blank line in the JSONL, which SDKs reject
                 yield b"\n".join(lines) + b"\n"
+        if await self._store.get_batch(record.workspace_id, record.id) is None:
+            raise StoreError("the batch was deleted during the download")
 
     async def _find(self, caller: Caller, batch_id: str) -> BatchRecord:
         record = await self._store.get_batch(caller.workspace_id, batch_id)

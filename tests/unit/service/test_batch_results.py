@@ -57,3 +57,25 @@ async def test_a_download_cut_by_the_retention_purge_breaks_off_instead_of_endin
     assert await store.sweeps.purge_archived(now_us()) == 1
     with pytest.raises(StoreError, match="purged during the download"):
         await anext(aiter(chunks))
+
+
+async def test_a_download_cut_by_a_delete_breaks_off_instead_of_ending() -> None:
+    store = await open_store(MEMORY_URL)
+    await store.keys.create_api_key("ws", "h", "hint", now_us())
+    workspace_id = await store.keys.workspace_for_key("h")
+    assert workspace_id is not None
+    service = BatchService(store.batches, msgspec.convert({}, Settings))
+    caller = Caller(workspace_id=workspace_id, public_url="http://x")
+    batch = await service.create(caller, body(2500))
+    claimed = await store.queue.claim(limit=2500, now=now_us(), lease_until=now_us() + 10**9)
+    finished = [Finished(c.row_id, c.attempt, "succeeded", answer()) for c in claimed]
+    await store.queue.finish(finished, [], now_us())
+
+    complete = [chunk async for chunk in await service.results(caller, batch.id)]
+    assert sum(chunk.count(b"\n") for chunk in complete) == 2500
+
+    chunks = await service.results(caller, batch.id)
+    assert (await anext(aiter(chunks))).count(b"\n") == 1000
+    await service.delete(caller, batch.id)
+    with pytest.raises(StoreError, match="deleted during the download"):
+        await anext(aiter(chunks))

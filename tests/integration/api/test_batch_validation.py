@@ -389,18 +389,22 @@ async def test_no_key_is_401_on_every_route(
 
 
 @pytest.mark.parametrize(
-    "headers",
+    ("headers", "message"),
     [
-        {"x-api-key": "sk-by-wrong"},
-        {"authorization": "Bearer sk-by-wrong"},
-        {"x-api-key": ""},
-        {"authorization": "Bearer"},
-        {"authorization": "Basic dXNlcjpwYXNz"},
+        ({"x-api-key": "sk-by-wrong"}, "invalid x-api-key"),
+        ({"authorization": "Bearer sk-by-wrong"}, "Invalid authentication credentials"),
+        ({"x-api-key": ""}, "x-api-key header or Authorization: Bearer token is required"),
+        ({"authorization": "Bearer"}, "x-api-key header or Authorization: Bearer token is"),
+        ({"authorization": "Basic dXNlcjpwYXNz"}, "x-api-key header or Authorization: Bearer"),
     ],
     ids=["x-api-key", "bearer", "empty-x-api-key", "empty-bearer", "basic"],
 )
-async def test_wrong_key_is_401(anonymous: httpx.AsyncClient, headers: dict[str, str]) -> None:
-    assert_error(await anonymous.get(BATCHES, headers=headers), 401, "authentication_error")
+async def test_wrong_key_is_401(
+    anonymous: httpx.AsyncClient, headers: dict[str, str], message: str
+) -> None:
+    """Worded as the API words it for the header that carried the key (protocol.md §6.4)."""
+    response = await anonymous.get(BATCHES, headers=headers)
+    assert_error(response, 401, "authentication_error", message)
 
 
 async def test_auth_is_checked_before_the_body(anonymous: httpx.AsyncClient) -> None:

@@ -20,7 +20,13 @@ from batchyard.api.responses import REQUEST_ID_HEADER, json_response, request_id
 from batchyard.engines.registry import ServedModel
 from batchyard.errors import ApiError
 from batchyard.ids import message_id
-from batchyard.protocol.messages import Message, MessageCreateParams, TextBlock, decode_params
+from batchyard.protocol.messages import (
+    Message,
+    MessageCreateParams,
+    TextBlock,
+    Usage,
+    decode_params,
+)
 from batchyard.protocol.streaming import (
     block_events,
     block_stop,
@@ -85,7 +91,7 @@ async def _live(
     """Text deltas as the engine makes them; the rest of the answer when it is done."""
     waiter: asyncio.Future[str] | None = None
     try:
-        yield message_start(message_id(), model, input_tokens=0)
+        yield message_start(message_id(), model, Usage(input_tokens=0, output_tokens=0))
         yield text_block_start(0)
         sent = first
         yield text_delta(0, first)

@@ -17,6 +17,7 @@ from batchyard.protocol.messages import (
     TextBlock,
     ThinkingBlock,
     ToolUseBlock,
+    Usage,
 )
 
 _encoder = msgspec.json.Encoder()
@@ -30,14 +31,20 @@ def _event(name: str, payload: dict[str, Any]) -> bytes:
 
 def message_events(message: Message) -> Iterator[bytes]:
     """The whole event sequence for an answer that is already complete."""
-    yield message_start(message.id, message.model, message.usage.input_tokens)
+    start_usage = msgspec.structs.replace(message.usage, output_tokens=0)
+    yield message_start(message.id, message.model, start_usage)
     for index, block in enumerate(message.content):
         yield from block_events(index, block)
     yield from message_end(message)
 
 
-def message_start(message_id: str, model: str, input_tokens: int) -> bytes:
-    """``message_start`` then ``ping``: an empty assistant message, usage still to come."""
+def message_start(message_id: str, model: str, usage: Usage) -> bytes:
+    """``message_start`` then ``ping``: an empty assistant message, usage still to come.
+
+    ``usage`` has every key of the non-streamed message's (cache counts, ``service_tier``):
+    the SDKs build the final streamed message from this one, so a missing key would be
+    ``None`` there where the non-streamed answer has ``0`` / ``"standard"``.
+    """
     start: dict[str, Any] = {
         "id": message_id,
         "type": "message",
@@ -46,7 +53,7 @@ def message_start(message_id: str, model: str, input_tokens: int) -> bytes:
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": {"input_tokens": input_tokens, "output_tokens": 0},
+        "usage": msgspec.to_builtins(usage),
     }
     return _event("message_start", {"type": "message_start", "message": start}) + _event(
         "ping", {"type": "ping"}

@@ -1,0 +1,32 @@
+"""A streamed answer ends as the same message as a plain one: every usage key filled in."""
+
+from __future__ import annotations
+
+import anthropic
+import httpx2
+from inprocess import InProcessServer
+
+
+async def test_the_sdk_final_streamed_message_has_the_plain_messages_usage(
+    server: InProcessServer, api_key: str
+) -> None:
+    async with anthropic.AsyncAnthropic(
+        api_key=api_key,
+        base_url=server.base_url,
+        http_client=anthropic.DefaultAsyncHttpxClient(
+            transport=httpx2.ASGITransport(app=server.app)
+        ),
+    ) as client:
+        request = {
+            "model": "sim",
+            "max_tokens": 16,
+            "messages": [{"role": "user", "content": "count to three"}],
+        }
+        plain = await client.messages.create(**request)  # type: ignore[call-overload]
+        async with client.messages.stream(**request) as stream:  # type: ignore[arg-type]
+            streamed = await stream.get_final_message()
+    assert streamed.usage.model_dump() == plain.usage.model_dump()
+    assert streamed.usage.service_tier == "standard"
+    assert streamed.usage.cache_read_input_tokens == 0
+    assert streamed.usage.cache_creation is not None
+    assert streamed.stop_reason == plain.stop_reason

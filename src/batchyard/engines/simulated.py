@@ -201,7 +201,9 @@ class SimulatedEngine:
         return Message(
             id=ids.message_id(),
             model=params.model,
-            content=[TextBlock(text=text)],
+            # Nothing generated (``max_tokens: 0``, or a stop sequence at the very start): no
+            # block, as the API answers, rather than an empty text block it would refuse.
+            content=[TextBlock(text=text)] if text else [],
             stop_reason=stop_reason,
             stop_sequence=stop_sequence,
             usage=Usage(input_tokens=len(prompt), output_tokens=len(words)),

@@ -79,6 +79,15 @@ class LocalEngine:
         if batcher is None:
             raise EngineError("api_error", "the local engine is not started")
         job = self._job(params)
+        if job.max_new_tokens == 0:  # ``max_tokens: 0``: nothing to generate, only to count
+            return Message(
+                id=message_id(),
+                model=params.model,
+                content=[],
+                stop_reason="max_tokens",
+                stop_sequence=None,
+                usage=Usage(input_tokens=len(job.prompt), output_tokens=0),
+            )
         if on_text is not None:
             loop = asyncio.get_running_loop()
             # Called on the generation thread; the sink runs on the event loop.

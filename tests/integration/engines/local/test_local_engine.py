@@ -238,3 +238,12 @@ def test_a_second_start_in_a_fresh_process_hits_the_cache(engine: LocalEngine) -
     assert cache_hit == "True"
     assert float(elapsed) < 10, f"engine start took {elapsed} s"
     assert time.perf_counter() - began < 30  # imports included
+
+
+def test_max_tokens_zero_generates_nothing(runner: asyncio.Runner, engine: LocalEngine) -> None:
+    """As the API does: no output token, an empty answer, the prompt still counted."""
+    params = request(QUESTIONS[0], max_tokens=0)
+    [message] = run_all(runner, engine, [params])
+    assert message.content == [] and message.stop_reason == "max_tokens"
+    assert message.usage.output_tokens == 0
+    assert message.usage.input_tokens == prompt_tokens(engine, params)

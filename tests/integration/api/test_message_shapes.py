@@ -1,4 +1,4 @@
-"""A streamed answer ends as the same message as a plain one: every usage key filled in."""
+"""The shape of `POST /v1/messages` answers: streamed and plain alike, nothing generated."""
 
 from __future__ import annotations
 
@@ -30,3 +30,21 @@ async def test_the_sdk_final_streamed_message_has_the_plain_messages_usage(
     assert streamed.usage.cache_read_input_tokens == 0
     assert streamed.usage.cache_creation is not None
     assert streamed.stop_reason == plain.stop_reason
+
+
+async def test_max_tokens_zero_answers_with_no_content(
+    server: InProcessServer, api_key: str
+) -> None:
+    async with server.client(api_key) as http:
+        response = await http.post(
+            "/v1/messages",
+            json={
+                "model": "sim",
+                "max_tokens": 0,
+                "messages": [{"role": "user", "content": "hello"}],
+            },
+        )
+    assert response.status_code == 200, response.text
+    message = response.json()
+    assert message["content"] == [] and message["stop_reason"] == "max_tokens"
+    assert message["usage"]["output_tokens"] == 0

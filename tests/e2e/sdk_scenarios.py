@@ -123,7 +123,36 @@ def delete(client: anthropic.Anthropic) -> dict[str, object]:
     return {"deleted": batch.id, "refused_while_running": not deleted_early}
 
 
-SCENARIOS = {"classify": classify, "paginate": paginate, "cancel": cancel, "delete": delete}
+def count_tokens(client: anthropic.Anthropic) -> dict[str, object]:
+    """GA and beta resources (SDKs up to 2.2 add ``?beta=true`` to the beta one) count what
+    create then reports as input."""
+    prompt = classify_request("count", TICKETS["ticket-1"])["params"]
+    assert isinstance(prompt, dict)
+    system, messages = prompt["system"], prompt["messages"]
+    counted = client.messages.count_tokens(model="sim", system=system, messages=messages)
+    beta = client.beta.messages.count_tokens(model="sim", system=system, messages=messages)
+    message = client.messages.create(model="sim", max_tokens=8, system=system, messages=messages)
+    assert counted.input_tokens == beta.input_tokens == message.usage.input_tokens, (
+        counted,
+        beta,
+        message.usage,
+    )
+    try:
+        client.messages.count_tokens(model="no-such-model", messages=messages)
+    except anthropic.NotFoundError:
+        pass
+    else:
+        raise AssertionError("an unknown model must be 404")
+    return {"input_tokens": counted.input_tokens}
+
+
+SCENARIOS = {
+    "classify": classify,
+    "paginate": paginate,
+    "cancel": cancel,
+    "delete": delete,
+    "count_tokens": count_tokens,
+}
 
 if __name__ == "__main__":
     name, base_url, api_key = sys.argv[1:4]

@@ -84,3 +84,24 @@ def test_sync_messages_through_an_upstream(relay: ServerProcess) -> None:
         client.messages.create(
             model="relayed-missing", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
         )
+
+
+def test_count_tokens_through_an_upstream(relay: ServerProcess) -> None:
+    """The upstream counts, for its own model name, what its answers report as input."""
+    client = anthropic.Anthropic(
+        api_key=add_key(relay.db_url, "count"), base_url=relay.base_url, max_retries=0
+    )
+    system = "Sort the ticket."
+    messages: list[anthropic.types.MessageParam] = [
+        {"role": "user", "content": "double charge in November"}
+    ]
+    counted = client.messages.count_tokens(model="relayed", system=system, messages=messages)
+    message = client.messages.create(
+        model="relayed", max_tokens=8, system=system, messages=messages
+    )
+    assert counted.input_tokens == message.usage.input_tokens == 7
+    # The upstream's 404 keeps its type and message.
+    with pytest.raises(anthropic.NotFoundError, match="model: no-such-model"):
+        client.messages.count_tokens(model="relayed-missing", messages=messages)
+    # Counting is not generation: a model whose every answer fails still counts.
+    assert client.messages.count_tokens(model="relayed-down", messages=messages).input_tokens == 4

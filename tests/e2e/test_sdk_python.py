@@ -32,7 +32,7 @@ def run_scenario(sdk: str, scenario: str, server: ServerProcess, key: str) -> di
 
 
 @pytest.mark.parametrize("sdk", sorted(SDKS))
-@pytest.mark.parametrize("scenario", ["classify", "paginate", "cancel", "delete"])
+@pytest.mark.parametrize("scenario", ["classify", "paginate", "cancel", "delete", "count_tokens"])
 def test_sdk_scenario(sdk: str, scenario: str, sim_server: ServerProcess, api_key: str) -> None:
     summary = run_scenario(sdk, scenario, sim_server, api_key)
     if sdk == "0.75":

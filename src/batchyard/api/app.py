@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from batchyard.api import batches, health, messages, models
+from batchyard.api import batches, health, messages, models, token_counts
 from batchyard.api.responses import REQUEST_ID_HEADER, error_response, request_id_of
 from batchyard.errors import ApiError
 from batchyard.protocol.errors import ERROR_TYPE_FOR_STATUS
@@ -85,7 +85,13 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 def create_app(lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]]) -> Starlette:
     """The ASGI app; ``lifespan`` must set ``app.state.context`` (an :class:`ApiContext`)."""
     app = Starlette(
-        routes=[*batches.routes, *messages.routes, *models.routes, *health.routes],
+        routes=[
+            *batches.routes,
+            *messages.routes,
+            *token_counts.routes,
+            *models.routes,
+            *health.routes,
+        ],
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,

@@ -4,7 +4,8 @@ That is Anthropic itself, and servers with an Anthropic-compatible route (vLLM, 
 another batchyard). Each batch request becomes one upstream call; batching, retries and
 results stay here. Upstream errors keep their Anthropic type, so overloaded / rate-limit /
 5xx / timeouts are retried by the worker (honouring ``retry-after``) and the rest become
-``errored`` results with the upstream's own message.
+``errored`` results with the upstream's own message. ``count_tokens`` is the upstream's own
+``POST /v1/messages/count_tokens``: only the upstream knows its tokenizer.
 
 Options::
 
@@ -18,6 +19,7 @@ Options::
 from __future__ import annotations
 
 import os
+from typing import TypeVar
 
 import httpx
 import msgspec
@@ -26,7 +28,12 @@ from batchyard.config import ModelConfig, engine_options
 from batchyard.engines.base import TextSink
 from batchyard.errors import EngineError
 from batchyard.protocol.errors import ERROR_TYPE_FOR_STATUS, ErrorType
-from batchyard.protocol.messages import Message, MessageCreateParams
+from batchyard.protocol.messages import (
+    Message,
+    MessageCountTokensParams,
+    MessageCreateParams,
+    MessageTokensCount,
+)
 
 
 class AnthropicOptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -48,13 +55,15 @@ class _UpstreamErrorBody(msgspec.Struct):
 
 
 _message_decoder = msgspec.json.Decoder(Message)
+_count_decoder = msgspec.json.Decoder(MessageTokensCount)
 _error_decoder = msgspec.json.Decoder(_UpstreamErrorBody)
 _encoder = msgspec.json.Encoder()
 _KNOWN_ERROR_TYPES: dict[str, ErrorType] = {name: name for name in ERROR_TYPE_FOR_STATUS.values()}
+_Answer = TypeVar("_Answer", Message, MessageTokensCount)
 
 
 class AnthropicEngine:
-    """Forwards each request to ``{base_url}/v1/messages``."""
+    """Forwards each request to ``{base_url}/v1/messages`` (counts to its ``/count_tokens``)."""
 
     def __init__(self, model: ModelConfig, options: AnthropicOptions) -> None:
         self._model = model
@@ -86,14 +95,28 @@ class AnthropicEngine:
         self, params: MessageCreateParams, on_text: TextSink | None = None
     ) -> Message:
         """The whole answer at once; ``on_text`` is not called (the caller sends it all)."""
+        body = msgspec.structs.replace(params, model=self._upstream_model, stream=None)
+        return await self._post("/v1/messages", body, _message_decoder)
+
+    async def count_tokens(self, params: MessageCountTokensParams) -> int:
+        """The upstream's count for ``upstream_model``, errors typed as for create."""
+        body = msgspec.structs.replace(params, model=self._upstream_model)
+        count = await self._post("/v1/messages/count_tokens", body, _count_decoder)
+        return count.input_tokens
+
+    async def _post(
+        self,
+        path: str,
+        body: MessageCountTokensParams,
+        decoder: msgspec.json.Decoder[_Answer],
+    ) -> _Answer:
+        """``body`` to the upstream's ``path``, its answer decoded; failures typed as
+        :class:`EngineError` with the upstream's own error type and message."""
         if self._client is None:
             raise EngineError("api_error", "the anthropic engine is not started")
-        body = msgspec.structs.replace(params, model=self._upstream_model, stream=None)
         try:
             response = await self._client.post(
-                "/v1/messages",
-                content=_encoder.encode(body),
-                headers={"content-type": "application/json"},
+                path, content=_encoder.encode(body), headers={"content-type": "application/json"}
             )
         except httpx.TimeoutException as exc:
             raise EngineError("timeout_error", f"upstream timed out: {exc}") from None
@@ -101,7 +124,7 @@ class AnthropicEngine:
             raise EngineError("api_error", f"upstream unreachable: {exc}") from None
         if response.is_success:
             try:
-                return _message_decoder.decode(response.content)
+                return decoder.decode(response.content)
             except msgspec.DecodeError as exc:
                 # The upstream answered (and billed): asking again would only repeat this.
                 raise EngineError(

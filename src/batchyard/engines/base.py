@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from batchyard.protocol.messages import Message, MessageCreateParams
+from batchyard.protocol.messages import Message, MessageCountTokensParams, MessageCreateParams
 
 #: Receives pieces of an answer's text as they are generated (see ``Engine.create_message``).
 TextSink = Callable[[str], None]
@@ -31,6 +31,15 @@ class Engine(Protocol):
         Raise :class:`~batchyard.errors.EngineError` for anything the caller should report
         or retry, and :class:`~batchyard.errors.ParamsError` for content this engine cannot
         take.
+        """
+        ...
+
+    async def count_tokens(self, params: MessageCountTokensParams) -> int:
+        """The ``input_tokens`` that :meth:`create_message` would report for these params.
+
+        Exact where the engine can know it (its own tokenizer, or the upstream's own count),
+        so a client can size a request before sending it. Errors as for ``create_message``,
+        including a :class:`~batchyard.errors.ParamsError` for content this engine cannot take.
         """
         ...
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from batchyard.config import DEFAULT_LOCAL_MODEL, ModelConfig
 from batchyard.engines.base import Engine, TextSink
 from batchyard.errors import ConfigError, EngineError
-from batchyard.protocol.messages import Message, MessageCreateParams
+from batchyard.protocol.messages import Message, MessageCountTokensParams, MessageCreateParams
 
 logger = logging.getLogger("batchyard.engines")
+
+_T = TypeVar("_T")
 
 
 def _simulated(model: ModelConfig) -> Engine:
@@ -107,11 +110,20 @@ class ServedModel:
         A call that outlives ``timeout_seconds`` is cancelled and reported as a retryable
         ``timeout_error``, so a hung engine cannot hold a request (and its lease) forever.
         """
+        return await self._call(lambda engine: engine.create_message(params, on_text))
+
+    async def count_tokens(self, params: MessageCountTokensParams) -> int:
+        """The prompt's ``input_tokens`` on this model's engine, loaded and bounded as in
+        :meth:`create_message` (a relayed count is an upstream call that can hang too)."""
+        return await self._call(lambda engine: engine.count_tokens(params))
+
+    async def _call(self, call: Callable[[Engine], Awaitable[_T]]) -> _T:
+        """``call`` on the started engine, cancelled after ``timeout_seconds``."""
         engine = await self.ready()
         timeout = self.config.timeout_seconds
         try:
             async with asyncio.timeout(timeout):  # no extra task per call, unlike wait_for
-                return await engine.create_message(params, on_text)
+                return await call(engine)
         except TimeoutError:
             raise EngineError(
                 "timeout_error", f"model {self.config.name} did not answer within {timeout:g} s"

@@ -36,6 +36,7 @@ from batchyard.errors import EngineError, ParamsError
 from batchyard.protocol.errors import ErrorType
 from batchyard.protocol.messages import (
     Message,
+    MessageCountTokensParams,
     MessageCreateParams,
     TextBlock,
     Usage,
@@ -156,7 +157,15 @@ class SimulatedEngine:
         self._maybe_fail(rng, call_number)
         return self._answer(params, prompt, rng)
 
-    def _prompt_words(self, params: MessageCreateParams) -> list[str]:
+    async def count_tokens(self, params: MessageCountTokensParams) -> int:
+        """The ``input_tokens`` :meth:`create_message` reports: one token per prompt word.
+
+        No latency and no injected failures: those options simulate generation, and a count
+        must not use up a request's ``fail_first_calls``.
+        """
+        return len(self._prompt_words(params))
+
+    def _prompt_words(self, params: MessageCountTokensParams) -> list[str]:
         texts = [system_text(params) or ""]
         texts.extend(message_text(message, index) for index, message in enumerate(params.messages))
         return " ".join(texts).split()

@@ -9,7 +9,7 @@ and the sync path into a 400.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta, Struct
@@ -106,36 +106,56 @@ class Metadata(Struct, omit_defaults=True):
     user_id: Annotated[str, Meta(max_length=512)] | None = None
 
 
-class MessageCreateParams(Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """A ``POST /v1/messages`` body. Unknown keys are rejected, as the real API does.
+class MessageCountTokensParams(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A ``POST /v1/messages/count_tokens`` body: the part of a Messages body the model reads.
 
-    Encoding omits unset fields (``omit_defaults``), so a body forwarded upstream carries
-    only what the client sent.
+    :class:`MessageCreateParams` extends it with the generation settings, so both bodies are
+    declared and validated by one set of fields and checks, and whatever renders a prompt (an
+    engine's tokenizer, :func:`system_text`) takes either. Decoded on its own it refuses
+    ``max_tokens``, ``stream``, ``temperature`` … as ``Extra inputs are not permitted`` (the
+    SDK's count_tokens type has none of them). ``context_management`` and ``mcp_servers`` are
+    beta-only there, but accepted here as on create: no route reads ``?beta=true`` (§1.3).
     """
 
     model: str
-    max_tokens: int
     messages: list[MessageParam]
     system: str | list[TextBlockParam] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+    cache_control: dict[str, Any] | None = None
+    output_config: dict[str, Any] | None = None
+    speed: str | None = None
+    user_profile_id: str | None = None
+    context_management: Any = None
+    mcp_servers: Any = None
+
+
+class MessageCreateParams(MessageCountTokensParams, kw_only=True):
+    """A ``POST /v1/messages`` body. Unknown keys are rejected, as the real API does.
+
+    Encoding omits unset fields (``omit_defaults``), so a body forwarded upstream carries
+    only what the client sent. ``kw_only`` lets the required ``max_tokens`` follow the
+    inherited optional fields.
+    """
+
+    max_tokens: int
     temperature: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
     top_p: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
     top_k: Annotated[int, Meta(ge=0)] | None = None
     stop_sequences: list[str] | None = None
     stream: bool | None = None
     metadata: Metadata | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: dict[str, Any] | None = None
-    thinking: dict[str, Any] | None = None
-    cache_control: dict[str, Any] | None = None
-    output_config: dict[str, Any] | None = None
     service_tier: Literal["auto", "standard_only"] | None = None
     container: Any = None
     inference_geo: str | None = None
     diagnostics: Any = None
-    user_profile_id: str | None = None
-    context_management: Any = None
-    mcp_servers: Any = None
-    speed: str | None = None
+
+
+class MessageTokensCount(Struct):
+    """The count_tokens answer."""
+
+    input_tokens: int
 
 
 # --------------------------------------------------------------------------- output
@@ -193,6 +213,8 @@ class Message(Struct, tag_field="type", tag="message"):
 # --------------------------------------------------------------------------- validation
 
 _params_decoder = msgspec.json.Decoder(MessageCreateParams)
+_count_tokens_decoder = msgspec.json.Decoder(MessageCountTokensParams)
+_Params = TypeVar("_Params", MessageCreateParams, MessageCountTokensParams)
 
 
 def json_path(msgspec_path: str) -> str:
@@ -221,19 +243,39 @@ def _join(path: str, field: str) -> str:
 
 def decode_params(raw: bytes | msgspec.Raw, *, in_batch: bool) -> MessageCreateParams:
     """Decode and validate one Messages body; raise :class:`ParamsError` with the field path."""
+    params = _decode(_params_decoder, raw)
+    _check_generation(params, in_batch=in_batch)
+    _check_prompt(params)
+    _check_thinking(params, params.max_tokens)
+    return params
+
+
+def decode_count_tokens_params(raw: bytes) -> MessageCountTokensParams:
+    """Decode and validate a count_tokens body with the same decoder errors and prompt checks
+    as :func:`decode_params`; only the ``max_tokens`` rules are left out, having no field.
+
+    Its own struct rather than a create body with a placeholder ``max_tokens``: a placeholder
+    would let ``max_tokens`` and ``temperature`` through unrefused, trip the thinking-budget
+    rule, and be forwarded by the relay to an upstream count_tokens that refuses it.
+    """
+    params = _decode(_count_tokens_decoder, raw)
+    _check_prompt(params)
+    _check_thinking(params, max_tokens=None)
+    return params
+
+
+def _decode(decoder: msgspec.json.Decoder[_Params], raw: bytes | msgspec.Raw) -> _Params:
     try:
-        params = _params_decoder.decode(raw)
+        return decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ParamsError(describe_validation_error(exc)) from None
     except UnicodeDecodeError as exc:
         raise ParamsError(f"Invalid JSON: not valid UTF-8 at byte {exc.start}") from None
     except RecursionError:
         raise ParamsError("Invalid JSON: nested too deeply") from None
-    _check_semantics(params, in_batch=in_batch)
-    return params
 
 
-def _check_semantics(params: MessageCreateParams, *, in_batch: bool) -> None:
+def _check_generation(params: MessageCreateParams, *, in_batch: bool) -> None:
     if in_batch:
         if params.stream:
             raise ParamsError("stream: streaming is not supported for requests in a Message Batch")
@@ -246,6 +288,10 @@ def _check_semantics(params: MessageCreateParams, *, in_batch: bool) -> None:
             )
     elif params.max_tokens < 0:
         raise ParamsError("max_tokens: Input should be greater than or equal to 0")
+
+
+def _check_prompt(params: MessageCountTokensParams) -> None:
+    """The rules on what the model reads, shared by create and count_tokens."""
     if not params.messages:
         raise ParamsError("messages: List should have at least 1 item")
     last = len(params.messages) - 1
@@ -271,10 +317,11 @@ def _check_semantics(params: MessageCreateParams, *, in_batch: bool) -> None:
             raise ParamsError(
                 f"tools.{index}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'"
             )
-    _check_thinking(params)
 
 
-def _check_thinking(params: MessageCreateParams) -> None:
+def _check_thinking(params: MessageCountTokensParams, max_tokens: int | None) -> None:
+    """``thinking: enabled`` needs a budget of at least 1024, below ``max_tokens`` when there
+    is one (count_tokens has none)."""
     thinking = params.thinking
     if not thinking or thinking.get("type") != "enabled":
         return
@@ -283,11 +330,11 @@ def _check_thinking(params: MessageCreateParams) -> None:
         raise ParamsError(
             "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
         )
-    if params.max_tokens <= budget:
+    if max_tokens is not None and max_tokens <= budget:
         raise ParamsError("`max_tokens` must be greater than `thinking.budget_tokens`.")
 
 
-def system_text(params: MessageCreateParams) -> str | None:
+def system_text(params: MessageCountTokensParams) -> str | None:
     """The system prompt as one string (text blocks joined), or ``None``."""
     if params.system is None:
         return None

@@ -17,7 +17,14 @@ from batchyard.engines.local.sampling import DEFAULT_TEMPERATURE, SamplingParams
 from batchyard.engines.local.weights import LoadedModel, embedded_gguf_path, load_model
 from batchyard.errors import EngineError, ParamsError
 from batchyard.ids import message_id
-from batchyard.protocol.messages import Message, MessageCreateParams, StopReason, TextBlock, Usage
+from batchyard.protocol.messages import (
+    Message,
+    MessageCountTokensParams,
+    MessageCreateParams,
+    StopReason,
+    TextBlock,
+    Usage,
+)
 
 
 class LocalEngine:
@@ -107,6 +114,12 @@ class LocalEngine:
             stop_sequence=completion.stop_sequence,
             usage=Usage(input_tokens=len(job.prompt), output_tokens=completion.output_tokens),
         )
+
+    async def count_tokens(self, params: MessageCountTokensParams) -> int:
+        """Exactly the prompt :meth:`create_message` would run: the same chat-template ids,
+        refusing the same content. A prompt longer than the context window is still counted
+        (finding that out is what counting is for); create refuses it."""
+        return len(prompt_ids(self.tokenizer, params))
 
     def _job(self, params: MessageCreateParams) -> Job:
         limit = self.model_config.max_output_tokens

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from batchyard.errors import ParamsError
-from batchyard.protocol.messages import MessageCreateParams, message_text, system_text
+from batchyard.protocol.messages import MessageCountTokensParams, message_text, system_text
 
 Chat = list[dict[str, str]]
 
 
-def chat_turns(params: MessageCreateParams) -> tuple[Chat, str]:
+def chat_turns(params: MessageCountTokensParams) -> tuple[Chat, str]:
     """The chat to render, plus the text of a final assistant turn to continue (or ``""``).
 
     Consecutive turns of the same role are joined with a blank line, as Anthropic does. A final
@@ -40,7 +40,7 @@ def chat_turns(params: MessageCreateParams) -> tuple[Chat, str]:
     return chat, prefill
 
 
-def prompt_ids(tokenizer: Any, params: MessageCreateParams) -> list[int]:
+def prompt_ids(tokenizer: Any, params: MessageCountTokensParams) -> list[int]:
     """Token ids of the rendered prompt, ending where the assistant's answer starts."""
     chat, prefill = chat_turns(params)
     text: str = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
@@ -48,7 +48,7 @@ def prompt_ids(tokenizer: Any, params: MessageCreateParams) -> list[int]:
     return ids
 
 
-def _refuse_unsupported(params: MessageCreateParams) -> None:
+def _refuse_unsupported(params: MessageCountTokensParams) -> None:
     if params.tools:
         raise ParamsError("tools: tool use is not supported by this model (text only)")
     if params.tool_choice is not None:

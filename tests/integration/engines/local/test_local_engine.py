@@ -22,7 +22,12 @@ import pytest
 from batchyard.config import ModelConfig
 from batchyard.engines.local import LocalEngine
 from batchyard.errors import ParamsError
-from batchyard.protocol.messages import Message, MessageCreateParams, TextBlock
+from batchyard.protocol.messages import (
+    Message,
+    MessageCountTokensParams,
+    MessageCreateParams,
+    TextBlock,
+)
 
 pytestmark = pytest.mark.local_model
 
@@ -173,6 +178,38 @@ def test_end_turn_counts_the_end_of_turn_token(runner: asyncio.Runner, engine: L
     assert message.stop_reason == "end_turn"
     assert message.stop_sequence is None
     check_usage(engine, params, message)
+
+
+def test_count_tokens_is_the_input_tokens_of_the_answer(
+    runner: asyncio.Runner, engine: LocalEngine
+) -> None:
+    """Exact, from the same chat template: same-role turns merged, a prefill continued, and a
+    prompt over the context window counted where create refuses it with the same number."""
+    prompts: list[dict[str, Any]] = [
+        {"messages": [{"role": "user", "content": QUESTIONS[0]}]},
+        {
+            "system": [{"type": "text", "text": "Be terse."}, {"type": "text", "text": "Be kind."}],
+            "messages": [
+                {"role": "user", "content": QUESTIONS[1]},
+                {"role": "user", "content": [{"type": "text", "text": QUESTIONS[2]}]},
+                {"role": "assistant", "content": "Sure. First,"},
+            ],
+        },
+    ]
+    for prompt in prompts:
+        counted = runner.run(engine.count_tokens(counting(prompt)))
+        message = runner.run(engine.create_message(request("", max_tokens=2, **prompt)))
+        assert counted == message.usage.input_tokens > 0
+    too_long = {"messages": [{"role": "user", "content": "word " * 9000}]}
+    counted = runner.run(engine.count_tokens(counting(too_long)))
+    with pytest.raises(ParamsError, match=rf"^prompt is too long: {counted} tokens > 8191 "):
+        runner.run(engine.create_message(request("", **too_long)))
+    with pytest.raises(ParamsError, match=r"^tools: tool use is not supported"):
+        runner.run(engine.count_tokens(counting({**prompts[0], "tools": [{"name": "t"}]})))
+
+
+def counting(prompt: dict[str, Any]) -> MessageCountTokensParams:
+    return msgspec.convert({"model": "smollm2-135m", **prompt}, MessageCountTokensParams)
 
 
 @pytest.mark.parametrize(

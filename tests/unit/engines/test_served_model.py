@@ -1,0 +1,38 @@
+"""``ServedModel``: engines start on first use, and every call is bounded by the model's
+``timeout_seconds``; ``count_tokens`` goes through the same path as ``create_message``."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from batchyard.config import ModelConfig
+from batchyard.engines.registry import ModelRegistry
+from batchyard.errors import EngineError
+from batchyard.protocol.messages import MessageCountTokensParams, MessageCreateParams
+
+PROMPT = {"model": "sim", "messages": [{"role": "user", "content": "count these four words"}]}
+
+
+def registry(**options: object) -> ModelRegistry:
+    return ModelRegistry(
+        [ModelConfig(name="sim", engine="simulated", timeout_seconds=0.05, options=options)]
+    )
+
+
+async def test_count_tokens_starts_the_engine_like_create() -> None:
+    served = registry().get("sim")
+    assert served is not None and served.state == "idle"
+    assert await served.count_tokens(msgspec.convert(PROMPT, MessageCountTokensParams)) == 4
+    assert served.state == "ready"
+
+
+async def test_a_call_past_timeout_seconds_is_a_timeout_error() -> None:
+    served = registry(latency_ms=5000).get("sim")
+    assert served is not None
+    with pytest.raises(EngineError) as caught:
+        await served.create_message(
+            msgspec.convert({**PROMPT, "max_tokens": 4}, MessageCreateParams)
+        )
+    assert caught.value.error_type == "timeout_error" and caught.value.retryable
+    assert caught.value.message == "model sim did not answer within 0.05 s"

@@ -63,6 +63,7 @@ def _model_info(context: ApiContext, name: str) -> ModelInfo:
         display_name=name,
         created_at="1970-01-01T00:00:00Z",
         max_tokens=served.config.max_output_tokens,
+        capabilities=capabilities.wire() if (capabilities := served.engine.capabilities) else None,
     )
 
 

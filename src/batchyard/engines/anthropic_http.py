@@ -75,6 +75,11 @@ class AnthropicEngine:
     def from_config(cls, model: ModelConfig) -> AnthropicEngine:
         return cls(model, engine_options(model, AnthropicOptions))
 
+    @property
+    def capabilities(self) -> None:
+        """Not known here: the upstream honours or refuses each feature itself."""
+        return None
+
     async def start(self) -> None:
         key = self._options.api_key or os.environ.get(self._options.api_key_env, "")
         limits = httpx.Limits(max_connections=self._options.max_connections)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from batchyard.engines.capabilities import Capabilities
 from batchyard.protocol.messages import Message, MessageCountTokensParams, MessageCreateParams
 
 #: Receives pieces of an answer's text as they are generated (see ``Engine.create_message``).
@@ -18,6 +19,11 @@ TextSink = Callable[[str], None]
 
 class Engine(Protocol):
     """Runs Messages requests for the models it was configured with."""
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What this engine honours; ``None`` when another server decides (a relay)."""
+        ...
 
     async def create_message(
         self, params: MessageCreateParams, on_text: TextSink | None = None

@@ -32,6 +32,7 @@ import msgspec
 from batchyard import ids
 from batchyard.config import ModelConfig, engine_options
 from batchyard.engines.base import TextSink
+from batchyard.engines.capabilities import TEXT_ONLY, Capabilities, refuse_unsupported
 from batchyard.errors import EngineError, ParamsError
 from batchyard.protocol.errors import ErrorType
 from batchyard.protocol.messages import (
@@ -133,6 +134,11 @@ class SimulatedEngine:
     def from_config(cls, model: ModelConfig) -> SimulatedEngine:
         return cls(model, engine_options(model, SimulatedOptions))
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """Text only: it makes up words, so it honours no tool, format or thinking."""
+        return TEXT_ONLY
+
     async def start(self) -> None:
         return None
 
@@ -166,6 +172,7 @@ class SimulatedEngine:
         return len(self._prompt_words(params))
 
     def _prompt_words(self, params: MessageCountTokensParams) -> list[str]:
+        refuse_unsupported(params, TEXT_ONLY, params.model)
         texts = [system_text(params) or ""]
         texts.extend(message_text(message, index) for index, message in enumerate(params.messages))
         return " ".join(texts).split()

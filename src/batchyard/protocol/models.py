@@ -7,6 +7,55 @@ from typing import Literal
 import msgspec
 
 
+class CapabilitySupport(msgspec.Struct):
+    supported: bool
+
+
+class ThinkingTypes(msgspec.Struct):
+    adaptive: CapabilitySupport
+    between_tools: CapabilitySupport
+    disabled: CapabilitySupport
+    enabled: CapabilitySupport
+
+
+class ThinkingCapability(msgspec.Struct):
+    supported: bool
+    types: ThinkingTypes
+
+
+class EffortCapability(msgspec.Struct):
+    supported: bool
+    low: CapabilitySupport
+    medium: CapabilitySupport
+    high: CapabilitySupport
+    max: CapabilitySupport
+
+
+class ContextManagementCapability(msgspec.Struct):
+    supported: bool
+
+
+class ServerToolsCapability(msgspec.Struct):
+    supported: bool
+    code_execution: CapabilitySupport
+    web_search: CapabilitySupport
+
+
+class ModelCapabilities(msgspec.Struct):
+    """Every key the SDK's ``ModelCapabilities`` requires ("keys are always present")."""
+
+    batch: CapabilitySupport
+    citations: CapabilitySupport
+    code_execution: CapabilitySupport
+    context_management: ContextManagementCapability
+    effort: EffortCapability
+    image_input: CapabilitySupport
+    pdf_input: CapabilitySupport
+    server_tools: ServerToolsCapability
+    structured_outputs: CapabilitySupport
+    thinking: ThinkingCapability
+
+
 class ModelInfo(msgspec.Struct, tag_field="type", tag="model"):
     """SDK 2.x validates ``lifecycle`` as required; the optional fields are sent as null."""
 
@@ -16,7 +65,8 @@ class ModelInfo(msgspec.Struct, tag_field="type", tag="model"):
     max_tokens: int | None
     lifecycle: Literal["active", "deprecated", "retired"] = "active"
     max_input_tokens: int | None = None
-    capabilities: dict[str, object] | None = None
+    #: ``None`` where the engine cannot know (a relay: its upstream decides).
+    capabilities: ModelCapabilities | None = None
     deprecated_at: str | None = None
     retires_at: str | None = None
     line: str | None = None

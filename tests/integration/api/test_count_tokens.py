@@ -50,19 +50,33 @@ async def test_count_equals_the_input_tokens_create_reports(
     assert beta.input_tokens == counted.input_tokens
 
 
-async def test_the_sdks_count_options_are_accepted(sdk: anthropic.AsyncAnthropic) -> None:
-    """``tools``, ``thinking`` and ``output_config`` are taken (the simulated engine counts
-    only the text), and a thinking budget needs no ``max_tokens``."""
+async def test_options_the_engine_honours_count_and_the_rest_are_refused_by_name(
+    sdk: anthropic.AsyncAnthropic,
+) -> None:
+    """The simulated engine is text-only: a count with tools, thinking or an output format is
+    refused naming the field, as the create would be (it would not honour them)."""
+    text = [{"role": "user", "content": "one two three"}]
     counted = await sdk.messages.count_tokens(
         model="sim",
-        messages=[{"role": "user", "content": "one two three"}],
-        tools=[{"name": "lookup", "input_schema": {"type": "object"}}],
-        tool_choice={"type": "auto"},
-        thinking={"type": "enabled", "budget_tokens": 4096},
-        output_config={"format": {"type": "json_schema", "schema": {"type": "object"}}},
+        messages=text,  # type: ignore[arg-type]
+        thinking={"type": "disabled"},
         cache_control={"type": "ephemeral"},
     )
     assert counted.input_tokens == 3
+    refused: list[tuple[dict[str, Any], str]] = [
+        ({"tools": [{"name": "lookup", "input_schema": {"type": "object"}}]}, "tools: "),
+        ({"tool_choice": {"type": "auto"}}, "tool_choice: "),
+        ({"thinking": {"type": "enabled", "budget_tokens": 4096}}, "thinking: 'enabled'"),
+        (
+            {"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}},
+            "output_config.format: ",
+        ),
+    ]
+    for options, message in refused:
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            await sdk.messages.count_tokens(model="sim", messages=text, **options)  # type: ignore[arg-type]
+        assert caught.value.body["error"]["message"].startswith(message)  # type: ignore[index]
+        assert "not supported by sim" in caught.value.body["error"]["message"]  # type: ignore[index]
 
 
 async def test_problems_are_the_create_routes_errors(sdk: anthropic.AsyncAnthropic) -> None:

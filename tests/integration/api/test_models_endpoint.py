@@ -23,6 +23,13 @@ async def test_models_list_strict_and_paged(server: InProcessServer, api_key: st
         assert page.has_more and len(page.data) == 1
         info = await client.models.retrieve("sim")
         assert info.lifecycle == "active" and info.max_tokens == 8192
+        # What the engine honours, in the API's shape (validated strictly by the SDK): the
+        # simulated engine reads and writes text, nothing more.
+        capabilities = info.capabilities
+        assert capabilities is not None and capabilities.batch.supported
+        assert not capabilities.thinking.supported and capabilities.thinking.types.disabled
+        assert not capabilities.structured_outputs.supported
+        assert not capabilities.image_input.supported
         with pytest.raises(anthropic.NotFoundError):
             await client.models.retrieve("nope")
 

@@ -158,6 +158,19 @@ CASES: dict[str, tuple[dict[str, Any], str, str | None, str | None]] = {
         "invalid_request_error",
         "tools.0.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
     ),
+    # Valid requests the text-only simulated engine would not honour: refused by name.
+    "output-format-unsupported": (
+        params(output_config={"format": {"type": "json_schema", "schema": {"type": "object"}}}),
+        "errored",
+        "invalid_request_error",
+        "output_config.format: not supported by sim",
+    ),
+    "adaptive-thinking-unsupported": (
+        params(thinking={"type": "adaptive"}),
+        "errored",
+        "invalid_request_error",
+        "thinking: 'adaptive' thinking is not supported by sim",
+    ),
 }
 
 

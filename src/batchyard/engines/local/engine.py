@@ -10,6 +10,7 @@ import torch
 
 from batchyard.config import ModelConfig
 from batchyard.engines.base import TextSink
+from batchyard.engines.capabilities import TEXT_ONLY, Capabilities
 from batchyard.engines.local.batcher import Batcher, Job
 from batchyard.engines.local.options import LocalOptions, parse_options
 from batchyard.engines.local.prompt import prompt_ids
@@ -73,6 +74,11 @@ class LocalEngine:
         )
         batcher.start()
         self.loaded, self._batcher = loaded, batcher
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Text in, text out (checked in :func:`~batchyard.engines.local.prompt.chat_turns`)."""
+        return TEXT_ONLY
 
     async def aclose(self) -> None:
         batcher, self._batcher, self.loaded = self._batcher, None, None

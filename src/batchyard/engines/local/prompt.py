@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from batchyard.engines.capabilities import TEXT_ONLY, refuse_unsupported
 from batchyard.errors import ParamsError
 from batchyard.protocol.messages import MessageCountTokensParams, message_text, system_text
 
@@ -22,7 +23,7 @@ def chat_turns(params: MessageCountTokensParams) -> tuple[Chat, str]:
     assistant turn is a prefill: the answer continues it, so it is appended after the
     generation prompt instead of being closed as a finished turn.
     """
-    _refuse_unsupported(params)
+    refuse_unsupported(params, TEXT_ONLY, params.model)
     chat: Chat = []
     if (system := system_text(params)) is not None:
         chat.append({"role": "system", "content": system})
@@ -46,12 +47,3 @@ def prompt_ids(tokenizer: Any, params: MessageCountTokensParams) -> list[int]:
     text: str = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
     ids: list[int] = tokenizer(text + prefill, add_special_tokens=False)["input_ids"]
     return ids
-
-
-def _refuse_unsupported(params: MessageCountTokensParams) -> None:
-    if params.tools:
-        raise ParamsError("tools: tool use is not supported by this model (text only)")
-    if params.tool_choice is not None:
-        raise ParamsError("tool_choice: tool use is not supported by this model (text only)")
-    if params.thinking and params.thinking.get("type") == "enabled":
-        raise ParamsError("thinking: extended thinking is not supported by this model")

@@ -66,6 +66,7 @@ def test_batch_through_an_upstream(relay: ServerProcess) -> None:
     results = {line["custom_id"]: line["result"] for line in api.results(batch["id"])}
     message = results["ok-0"]["message"]
     assert message["content"][0]["text"] and message["usage"]["service_tier"] == "batch"
+    assert message["model"] == "relayed", "the name the client asked for, not the upstream's"
     # The upstream's 529 is retried, then reported with its type and message.
     overloaded = results["overloaded"]["error"]["error"]
     assert overloaded["type"] == "overloaded_error" and "call 2" in overloaded["message"]
@@ -80,6 +81,16 @@ def test_sync_messages_through_an_upstream(relay: ServerProcess) -> None:
         model="relayed", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
     )
     assert message.stop_reason == "max_tokens" and message.usage.output_tokens == 8
+    assert message.model == "relayed"
+    # The relay judges no feature itself: the upstream (text-only here) refuses tools.
+    with pytest.raises(anthropic.BadRequestError, match="tool use is not supported by sim"):
+        client.messages.create(
+            model="relayed",
+            max_tokens=8,
+            messages=[{"role": "user", "content": "hi"}],
+            tools=[{"name": "lookup", "input_schema": {"type": "object"}}],
+        )
+    assert client.models.retrieve("relayed").capabilities is None
     with pytest.raises(anthropic.NotFoundError, match="no-such-model"):
         client.messages.create(
             model="relayed-missing", max_tokens=8, messages=[{"role": "user", "content": "hi"}]

@@ -101,7 +101,9 @@ class AnthropicEngine:
     ) -> Message:
         """The whole answer at once; ``on_text`` is not called (the caller sends it all)."""
         body = msgspec.structs.replace(params, model=self._upstream_model, stream=None)
-        return await self._post("/v1/messages", body, _message_decoder)
+        message = await self._post("/v1/messages", body, _message_decoder)
+        # The client asked for ``params.model``: the answer names it, not the upstream's model.
+        return msgspec.structs.replace(message, model=params.model)
 
     async def count_tokens(self, params: MessageCountTokensParams) -> int:
         """The upstream's count for ``upstream_model``, errors typed as for create."""

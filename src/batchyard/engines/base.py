@@ -43,9 +43,10 @@ class Engine(Protocol):
     async def count_tokens(self, params: MessageCountTokensParams) -> int:
         """The ``input_tokens`` that :meth:`create_message` would report for these params.
 
-        Exact where the engine can know it (its own tokenizer, or the upstream's own count),
-        so a client can size a request before sending it. Errors as for ``create_message``,
-        including a :class:`~batchyard.errors.ParamsError` for content this engine cannot take.
+        Exact where the engine tokenizes itself; a relay returns its upstream's count (which
+        Anthropic documents as an estimate). A client sizes a request with it before sending.
+        Errors as for ``create_message``, including a :class:`~batchyard.errors.ParamsError` for
+        content this engine cannot take.
         """
         ...
 

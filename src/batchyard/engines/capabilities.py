@@ -70,13 +70,15 @@ def refuse_unsupported(
     why = f"not supported by {model}"
     if params.tools and not capabilities.tools:
         raise ParamsError(f"tools: tool use is {why}")
-    if params.tool_choice is not None and not capabilities.tools:
+    choice = (params.tool_choice or {}).get("type")
+    # "none", and "auto" with no tools, ask for no tool call: any model honours that.
+    if choice in ("any", "tool") and not capabilities.tools:
         raise ParamsError(f"tool_choice: tool use is {why}")
     thinking = (params.thinking or {}).get("type", "disabled")
     if thinking != "disabled" and not (capabilities.thinking and thinking == "enabled"):
         raise ParamsError(f"thinking: {thinking!r} thinking is {why}")
-    for key in params.output_config or {}:
-        if key != "format" or not capabilities.structured_outputs:
+    for key, value in (params.output_config or {}).items():
+        if value is not None and (key != "format" or not capabilities.structured_outputs):
             raise ParamsError(f"output_config.{key}: {why}")
     if params.context_management is not None:
         raise ParamsError(f"context_management: {why}")

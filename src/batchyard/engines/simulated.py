@@ -17,6 +17,12 @@ Options (all optional)::
     timeout_rate = 0.0
     fail_first_calls = 0         # the first N calls for each distinct request fail ...
     fail_first_error = "overloaded_error"  # ... with this error type
+    accept_unsupported = false   # see below
+
+It honours no tool, output format or thinking: a request asking for one is refused naming the
+field, like on any engine that would not honour it. A load test that replays real production
+bodies (tools, thinking, ``output_config``) sets ``accept_unsupported = true``: the operator
+says so in the config, and the engine then answers as if those fields were absent.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ class SimulatedOptions(msgspec.Struct, forbid_unknown_fields=True):
     timeout_rate: float = 0.0
     fail_first_calls: int = 0
     fail_first_error: ErrorType = "overloaded_error"
+    accept_unsupported: bool = False
 
 
 class _Draws:
@@ -172,7 +179,8 @@ class SimulatedEngine:
         return len(self._prompt_words(params))
 
     def _prompt_words(self, params: MessageCountTokensParams) -> list[str]:
-        refuse_unsupported(params, TEXT_ONLY, params.model)
+        if not self._options.accept_unsupported:
+            refuse_unsupported(params, TEXT_ONLY, params.model)
         texts = [system_text(params) or ""]
         texts.extend(message_text(message, index) for index, message in enumerate(params.messages))
         return " ".join(texts).split()

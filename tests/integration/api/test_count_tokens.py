@@ -65,7 +65,7 @@ async def test_options_the_engine_honours_count_and_the_rest_are_refused_by_name
     assert counted.input_tokens == 3
     refused: list[tuple[dict[str, Any], str]] = [
         ({"tools": [{"name": "lookup", "input_schema": {"type": "object"}}]}, "tools: "),
-        ({"tool_choice": {"type": "auto"}}, "tool_choice: "),
+        ({"tool_choice": {"type": "any"}}, "tool_choice: "),
         ({"thinking": {"type": "enabled", "budget_tokens": 4096}}, "thinking: 'enabled'"),
         (
             {"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}},

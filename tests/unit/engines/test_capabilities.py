@@ -19,7 +19,8 @@ def params(**fields: Any) -> MessageCreateParams:
 
 REFUSED = {
     "tools": ({"tools": [{"name": "t", "input_schema": {"type": "object"}}]}, "tools: "),
-    "tool_choice": ({"tool_choice": {"type": "any"}}, "tool_choice: "),
+    "tool_choice any": ({"tool_choice": {"type": "any"}}, "tool_choice: "),
+    "tool_choice tool": ({"tool_choice": {"type": "tool", "name": "t"}}, "tool_choice: "),
     "thinking enabled": ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "thinking: "),
     "thinking adaptive": ({"thinking": {"type": "adaptive"}}, "thinking: 'adaptive'"),
     "output format": (
@@ -50,6 +51,9 @@ def test_a_text_only_engine_refuses_by_name(case: str) -> None:
         {"thinking": {"type": "disabled"}},
         {"cache_control": {"type": "ephemeral"}},
         {"speed": "standard"},
+        {"output_config": {"format": None, "effort": None}},
+        {"tool_choice": {"type": "none"}},
+        {"tool_choice": {"type": "auto"}},
         {"service_tier": "auto", "metadata": {"user_id": "u"}},
     ],
 )

@@ -79,3 +79,16 @@ async def test_content_the_engine_cannot_read_is_refused_as_on_create() -> None:
         await sim.create_message(create)
     assert counted.value.message == created.value.message
     assert counted.value.message.startswith("messages.0.content.0: ")
+
+
+async def test_unsupported_features_are_refused_unless_the_config_accepts_them() -> None:
+    """Refused by name by default; ``accept_unsupported`` (for load tests replaying real
+    bodies) answers as if the fields were absent, and the model still says text-only."""
+    tools = [{"name": "lookup", "input_schema": {"type": "object"}}]
+    create, count = both(messages=[{"role": "user", "content": "hi there"}], tools=tools)
+    with pytest.raises(ParamsError, match=r"^tools: tool use is not supported by sim"):
+        await engine().create_message(create)
+    relaxed = engine(accept_unsupported=True)
+    message = await relaxed.create_message(create)
+    assert message.usage.input_tokens == await relaxed.count_tokens(count) == 2
+    assert relaxed.capabilities is not None and not relaxed.capabilities.tools

@@ -89,7 +89,7 @@ def test_final_assistant_turn_is_a_prefill() -> None:
             "tools: tool use is not supported",
         ),
         (
-            {"messages": [{"role": "user", "content": "hi"}], "tool_choice": {"type": "auto"}},
+            {"messages": [{"role": "user", "content": "hi"}], "tool_choice": {"type": "any"}},
             "tool_choice: tool use is not supported",
         ),
         (

@@ -42,7 +42,9 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True):
     aliases: list[str] = []
     #: Requests of this model that one worker keeps in flight at once.
     concurrency: Annotated[int, Meta(ge=1)] = 16
-    max_output_tokens: Annotated[int, Meta(ge=1)] = 8192
+    #: The largest ``max_tokens`` accepted; unset, whatever the engine can do (the local
+    #: model: its context window; a relay: its upstream's limit).
+    max_output_tokens: Annotated[int, Meta(ge=1)] | None = None
     #: Longest a single call may take before it is cancelled as a retryable timeout_error.
     timeout_seconds: Annotated[float, Meta(gt=0)] = 600.0
     #: Standard price in USD per million tokens; batch results cost ``batch_discount`` of it.

@@ -62,7 +62,7 @@ def _model_info(context: ApiContext, name: str) -> ModelInfo:
         id=name,
         display_name=name,
         created_at="1970-01-01T00:00:00Z",
-        max_tokens=served.config.max_output_tokens,
+        max_tokens=served.config.max_output_tokens or served.engine.max_output_tokens,
         capabilities=capabilities.wire() if (capabilities := served.engine.capabilities) else None,
     )
 

@@ -80,6 +80,11 @@ class AnthropicEngine:
         """Not known here: the upstream honours or refuses each feature itself."""
         return None
 
+    @property
+    def max_output_tokens(self) -> None:
+        """Not known here: the upstream refuses a ``max_tokens`` above its model's limit."""
+        return None
+
     async def start(self) -> None:
         key = self._options.api_key or os.environ.get(self._options.api_key_env, "")
         limits = httpx.Limits(max_connections=self._options.max_connections)

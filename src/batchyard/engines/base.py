@@ -25,6 +25,11 @@ class Engine(Protocol):
         """What this engine honours; ``None`` when another server decides (a relay)."""
         ...
 
+    @property
+    def max_output_tokens(self) -> int | None:
+        """The most output tokens one answer can have here, if this engine knows it."""
+        ...
+
     async def create_message(
         self, params: MessageCreateParams, on_text: TextSink | None = None
     ) -> Message:

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from batchyard.config import DEFAULT_LOCAL_MODEL, ModelConfig
 from batchyard.engines.base import Engine, TextSink
-from batchyard.errors import ConfigError, EngineError
+from batchyard.errors import ConfigError, EngineError, ParamsError
 from batchyard.protocol.messages import Message, MessageCountTokensParams, MessageCreateParams
 
 logger = logging.getLogger("batchyard.engines")
@@ -108,8 +108,15 @@ class ServedModel:
         """Answer on this model's engine, loading it first if needed, within its timeout.
 
         A call that outlives ``timeout_seconds`` is cancelled and reported as a retryable
-        ``timeout_error``, so a hung engine cannot hold a request (and its lease) forever.
+        ``timeout_error``, so a hung engine cannot hold a request (and its lease) forever. A
+        configured ``max_output_tokens`` is enforced here, for every engine alike.
         """
+        limit = self.config.max_output_tokens
+        if limit is not None and params.max_tokens > limit:
+            raise ParamsError(
+                f"max_tokens: {params.max_tokens} > {limit}, which is the maximum allowed number "
+                f"of output tokens for {params.model}"
+            )
         return await self._call(lambda engine: engine.create_message(params, on_text))
 
     async def count_tokens(self, params: MessageCountTokensParams) -> int:

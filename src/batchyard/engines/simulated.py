@@ -39,7 +39,7 @@ from batchyard import ids
 from batchyard.config import ModelConfig, engine_options
 from batchyard.engines.base import TextSink
 from batchyard.engines.capabilities import TEXT_ONLY, Capabilities, refuse_unsupported
-from batchyard.errors import EngineError, ParamsError
+from batchyard.errors import EngineError
 from batchyard.protocol.errors import ErrorType
 from batchyard.protocol.messages import (
     Message,
@@ -126,8 +126,7 @@ class _Draws:
 class SimulatedEngine:
     """Answers with words derived from the prompt; see the module docstring for options."""
 
-    def __init__(self, model: ModelConfig, options: SimulatedOptions) -> None:
-        self._model = model
+    def __init__(self, options: SimulatedOptions) -> None:
         self._options = options
         self._calls: Counter[bytes] = Counter()  # bounded by distinct prompts seen
         self._failure_rates: list[tuple[ErrorType, float]] = [
@@ -139,12 +138,17 @@ class SimulatedEngine:
 
     @classmethod
     def from_config(cls, model: ModelConfig) -> SimulatedEngine:
-        return cls(model, engine_options(model, SimulatedOptions))
+        return cls(engine_options(model, SimulatedOptions))
 
     @property
     def capabilities(self) -> Capabilities:
         """Text only: it makes up words, so it honours no tool, format or thinking."""
         return TEXT_ONLY
+
+    @property
+    def max_output_tokens(self) -> None:
+        """No limit of its own (a config may set one)."""
+        return None
 
     async def start(self) -> None:
         return None
@@ -156,11 +160,6 @@ class SimulatedEngine:
         self, params: MessageCreateParams, on_text: TextSink | None = None
     ) -> Message:
         """The whole answer at once; ``on_text`` is not called (the caller sends it all)."""
-        if params.max_tokens > self._model.max_output_tokens:
-            raise ParamsError(
-                f"max_tokens: {params.max_tokens} > {self._model.max_output_tokens}, which is "
-                f"the maximum allowed number of output tokens for {params.model}"
-            )
         prompt = self._prompt_words(params)
         content = f"{self._options.seed}\0{' '.join(prompt)}".encode()
         self._calls[content] += 1

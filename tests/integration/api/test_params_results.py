@@ -217,7 +217,8 @@ class Run:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
     workdir: Path = tmp_path_factory.mktemp("params-results")
-    async with running_app(workdir, sim_config()) as server:
+    # A configured output cap, enforced for the model whatever its engine can do.
+    async with running_app(workdir, sim_config(sim_max_output_tokens=8192)) as server:
         key = await server.add_key("ws-params-results")
         async with server.client(key, timeout=30) as client:
             yield await Run(server, client).start()

@@ -8,7 +8,7 @@ import pytest
 
 from batchyard.config import ModelConfig
 from batchyard.engines.registry import ModelRegistry
-from batchyard.errors import EngineError
+from batchyard.errors import EngineError, ParamsError
 from batchyard.protocol.messages import MessageCountTokensParams, MessageCreateParams
 
 PROMPT = {"model": "sim", "messages": [{"role": "user", "content": "count these four words"}]}
@@ -36,3 +36,24 @@ async def test_a_call_past_timeout_seconds_is_a_timeout_error() -> None:
         )
     assert caught.value.error_type == "timeout_error" and caught.value.retryable
     assert caught.value.message == "model sim did not answer within 0.05 s"
+
+
+async def test_a_configured_output_cap_is_enforced_and_none_means_the_engines_own() -> None:
+    capped = ModelRegistry(
+        [ModelConfig(name="sim", engine="simulated", aliases=["big"], max_output_tokens=16)]
+    )
+    served = capped.get("big")
+    assert served is not None
+    with pytest.raises(ParamsError) as caught:
+        await served.create_message(
+            msgspec.convert({**PROMPT, "model": "big", "max_tokens": 17}, MessageCreateParams)
+        )
+    assert caught.value.message == (
+        "max_tokens: 17 > 16, which is the maximum allowed number of output tokens for big"
+    )
+    uncapped = registry().get("sim")
+    assert uncapped is not None
+    message = await uncapped.create_message(
+        msgspec.convert({**PROMPT, "max_tokens": 64000}, MessageCreateParams)
+    )
+    assert message.stop_reason == "end_turn"

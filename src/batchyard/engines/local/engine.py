@@ -35,8 +35,7 @@ class LocalEngine:
     converted-weights cache exists) and starts the generation thread.
     """
 
-    def __init__(self, model: ModelConfig, options: LocalOptions) -> None:
-        self.model_config = model
+    def __init__(self, options: LocalOptions) -> None:
         self.options = options
         self.device = resolve_device(options)
         self.dtype = resolve_dtype(options, self.device)
@@ -47,7 +46,7 @@ class LocalEngine:
     @classmethod
     def from_config(cls, model: ModelConfig) -> LocalEngine:
         """Build from a ``[[models]]`` entry; ``ConfigError`` names a bad option."""
-        return cls(model, parse_options(model))
+        return cls(parse_options(model))
 
     @property
     def tokenizer(self) -> Any:
@@ -74,6 +73,11 @@ class LocalEngine:
         )
         batcher.start()
         self.loaded, self._batcher = loaded, batcher
+
+    @property
+    def max_output_tokens(self) -> int | None:
+        """Its context window (less one prompt token), once the weights are loaded."""
+        return self._context_window - 1 if self.loaded is not None else None
 
     @property
     def capabilities(self) -> Capabilities:
@@ -128,12 +132,8 @@ class LocalEngine:
         return len(prompt_ids(self.tokenizer, params))
 
     def _job(self, params: MessageCreateParams) -> Job:
-        limit = self.model_config.max_output_tokens
-        if params.max_tokens > limit:
-            raise ParamsError(
-                f"max_tokens: {params.max_tokens} > {limit}, which is the maximum allowed number "
-                f"of output tokens for {self.model_config.name}"
-            )
+        # No cap but the context window (a configured cap is checked before the engine): a
+        # longer answer stops there, with ``model_context_window_exceeded``, as the API's do.
         prompt = prompt_ids(self.tokenizer, params)
         room = self._context_window - len(prompt)
         if room < 1:

@@ -236,11 +236,6 @@ def counting(prompt: dict[str, Any]) -> MessageCountTokensParams:
             "messages.0.content.0: content blocks of type 'image' are not supported",
         ),
         ({"tools": [{"name": "lookup", "input_schema": {"type": "object"}}]}, "tools: "),
-        (
-            {"max_tokens": 10000},
-            "max_tokens: 10000 > 8192, which is the maximum allowed number of output tokens "
-            "for smollm2-135m",
-        ),
         ({"messages": [{"role": "user", "content": "word " * 9000}]}, "prompt is too long: "),
     ],
 )
@@ -253,6 +248,12 @@ def test_requests_the_model_cannot_take(
     assert caught.value.message.startswith(error)
     if error.startswith("prompt"):
         assert caught.value.message.endswith("tokens > 8191 maximum")
+
+
+def test_its_output_cap_is_its_context_window(engine: LocalEngine) -> None:
+    """Unless a config sets one, ``max_tokens`` is capped by nothing but the context window:
+    a longer answer stops there (``model_context_window_exceeded``), as the API's models do."""
+    assert engine.max_output_tokens == 8191
 
 
 def test_a_second_start_in_a_fresh_process_hits_the_cache(engine: LocalEngine) -> None:

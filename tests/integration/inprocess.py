@@ -17,7 +17,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
+import httpx2
 from harness import new_api_key
 from starlette.applications import Starlette
 
@@ -46,6 +48,18 @@ class InProcessServer:
             headers["x-api-key"] = key
         kwargs.setdefault("base_url", BASE_URL)
         return httpx.AsyncClient(transport=self.transport, headers=headers, **kwargs)
+
+    def sdk(self, **options: Any) -> anthropic.AsyncAnthropic:
+        """The official async SDK on this app (``api_key`` or ``auth_token`` in ``options``);
+        close it after use. Built on httpx2 (an httpx fork), it takes only its own
+        transports, hence httpx2's ASGITransport."""
+        return anthropic.AsyncAnthropic(
+            base_url=BASE_URL,
+            http_client=anthropic.DefaultAsyncHttpxClient(
+                transport=httpx2.ASGITransport(app=self.app)
+            ),
+            **options,
+        )
 
     async def add_key(self, workspace: str) -> str:
         """A key of ``workspace`` (made if new), in the store the app itself uses."""

@@ -4,7 +4,6 @@ header the SDK used (SDK 2.x sends ``api_key`` as a bearer token too)."""
 from __future__ import annotations
 
 import anthropic
-import httpx2
 import pytest
 from inprocess import InProcessServer
 
@@ -13,14 +12,7 @@ from inprocess import InProcessServer
 async def test_a_wrong_key_is_an_authentication_error_worded_for_its_header(
     server: InProcessServer, credentials: dict[str, str]
 ) -> None:
-    async with anthropic.AsyncAnthropic(
-        **credentials,
-        base_url=server.base_url,
-        http_client=anthropic.DefaultAsyncHttpxClient(
-            transport=httpx2.ASGITransport(app=server.app)
-        ),
-        max_retries=0,
-    ) as client:
+    async with server.sdk(**credentials, max_retries=0) as client:
         with pytest.raises(anthropic.AuthenticationError) as caught:
             await client.messages.batches.list()
     sent = caught.value.response.request.headers

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
-import httpx2
 import pytest
 from inprocess import InProcessServer
 
@@ -26,15 +25,8 @@ PROMPT: dict[str, Any] = {
 
 @pytest.fixture
 async def sdk(server: InProcessServer, api_key: str) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    async with anthropic.AsyncAnthropic(
-        api_key=api_key,
-        base_url=server.base_url,
-        # The SDK is built on httpx2 (an httpx fork): it takes only its own transports.
-        http_client=anthropic.DefaultAsyncHttpxClient(
-            transport=httpx2.ASGITransport(app=server.app)
-        ),
-        max_retries=0,
-        _strict_response_validation=True,
+    async with server.sdk(
+        api_key=api_key, max_retries=0, _strict_response_validation=True
     ) as client:
         yield client
 

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import anthropic
-import httpx2
 from inprocess import InProcessServer
 
 
 async def test_the_sdk_final_streamed_message_has_the_plain_messages_usage(
     server: InProcessServer, api_key: str
 ) -> None:
-    async with anthropic.AsyncAnthropic(
-        api_key=api_key,
-        base_url=server.base_url,
-        http_client=anthropic.DefaultAsyncHttpxClient(
-            transport=httpx2.ASGITransport(app=server.app)
-        ),
-    ) as client:
+    async with server.sdk(api_key=api_key) as client:
         request = {
             "model": "sim",
             "max_tokens": 16,

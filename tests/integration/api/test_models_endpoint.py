@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import anthropic
-import httpx2
 import pytest
 from inprocess import InProcessServer
 
 
 async def test_models_list_strict_and_paged(server: InProcessServer, api_key: str) -> None:
-    async with anthropic.AsyncAnthropic(
-        api_key=api_key,
-        base_url=server.base_url,
-        # The SDK is built on httpx2 (an httpx fork): it takes only its own transports.
-        http_client=anthropic.DefaultAsyncHttpxClient(
-            transport=httpx2.ASGITransport(app=server.app)
-        ),
-        _strict_response_validation=True,
-    ) as client:
+    async with server.sdk(api_key=api_key, _strict_response_validation=True) as client:
         assert [model.id async for model in client.models.list(limit=1)] == ["sim", "sim-slow"]
         page = await client.models.list(limit=1)
         assert page.has_more and len(page.data) == 1

@@ -42,11 +42,17 @@ from batchyard.protocol.streaming import (
 MAX_MESSAGE_BODY_BYTES = 32 * 1024 * 1024
 
 
+def asks_for_beta(request: Request) -> bool:
+    """Whether a body is checked against the SDK's beta types: the request names a beta in
+    ``anthropic-beta`` (as the beta SDK methods do, which also add ``?beta=true``)."""
+    return bool(request.headers.get("anthropic-beta")) or request.query_params.get("beta") == "true"
+
+
 async def create_message(request: Request) -> Response:
     context = context_of(request)
     await context.caller(request)
     body = await read_capped_body(request, MAX_MESSAGE_BODY_BYTES)
-    params = decode_params(body, in_batch=False)
+    params = decode_params(body, in_batch=False, beta=asks_for_beta(request))
     served = context.models.get(params.model)
     if served is None:
         raise ApiError("not_found_error", f"model: {params.model}")

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from batchyard.api.body import read_capped_body
 from batchyard.api.context import context_of
-from batchyard.api.messages import MAX_MESSAGE_BODY_BYTES
+from batchyard.api.messages import MAX_MESSAGE_BODY_BYTES, asks_for_beta
 from batchyard.api.responses import json_response
 from batchyard.errors import ApiError
 from batchyard.protocol.messages import MessageTokensCount, decode_count_tokens_params
@@ -23,7 +23,7 @@ async def count_tokens(request: Request) -> Response:
     context = context_of(request)
     await context.caller(request)
     body = await read_capped_body(request, MAX_MESSAGE_BODY_BYTES)
-    params = decode_count_tokens_params(body)
+    params = decode_count_tokens_params(body, beta=asks_for_beta(request))
     served = context.models.get(params.model)
     if served is None:
         raise ApiError("not_found_error", f"model: {params.model}")

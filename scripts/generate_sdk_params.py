@@ -26,6 +26,9 @@ Translation rules (each one a property of JSON, not of Python):
   a msgspec tagged union on that field. A union where exactly one member's tag is optional
   (a custom tool's ``type: "custom"``) cannot be tagged in msgspec: the field is kept as raw
   JSON and decoded in ``__post_init__``, the untagged member standing for a missing tag.
+
+One leniency is msgspec's own: a tagged struct decoded outside a union (a text block in
+``system``) is read without its tag.
 """
 
 from __future__ import annotations
@@ -96,6 +99,8 @@ class StructSpec:
     tag_field: str | None = None
     #: The tag values: the struct takes the first; each other one gets a subclass.
     tags: list[str] = field(default_factory=list)
+    #: For the untagged member of a union: the tag values it may still carry.
+    own_tags: list[Any] = field(default_factory=list)
     #: (json key, union expression, default member name, tag field) decoded in __post_init__.
     deferred: list[tuple[str, str, str, str, bool]] = field(default_factory=list)
 
@@ -191,6 +196,7 @@ class Generator:
         if len(untagged) != 1:
             return None
         default = self.emit_struct(untagged[0])
+        self.structs[default].own_tags = _literal_values(untagged[0], tag_field) or []
         others = [
             tagged
             for member in members
@@ -209,7 +215,8 @@ class Generator:
         if hint is object or hint is Any:
             return "Any"
         if origin is te.Literal or origin is typing.Literal:
-            return "Literal[" + ", ".join(repr(v) for v in te.get_args(hint)) + "]"
+            # Sorted: ``typing`` caches equal Literals, so their order depends on import order.
+            return "Literal[" + ", ".join(sorted(repr(v) for v in te.get_args(hint))) + "]"
         if origin in _LIST_ORIGINS or _is_sequence_not_str(hint):
             (item,) = te.get_args(hint)
             return f"list[{self.annotation(item)}]"
@@ -279,13 +286,15 @@ class Generator:
             "def _check_member(",
             "    raw: Raw,",
             "    tagged: msgspec.json.Decoder[Any],",
-            "    untagged: msgspec.json.Decoder[Any],",
+            "    untagged: tuple[msgspec.json.Decoder[Any], frozenset[str | None]],",
             "    where: str,",
             ") -> None:",
-            '    """A union member whose tag may be missing: the untagged member when it is."""',
+            '    """A member of a union with one member whose tag may be left out: that member',
+            '    when the tag is missing or its own, a tagged one otherwise."""',
+            "    decoder, own_tags = untagged",
             "    try:",
-            "        missing = msgspec.json.decode(raw, type=_Tag).type is None",
-            "        (untagged if missing else tagged).decode(raw)",
+            "        tag = msgspec.json.decode(raw, type=_Tag).type",
+            "        (decoder if tag in own_tags else tagged).decode(raw)",
             "    except msgspec.ValidationError as exc:",
             '        raise ValueError(f"{exc} - in `{where}`") from None',
             "",
@@ -338,7 +347,11 @@ class Generator:
         for key, union, default, _tag_field, in_list in spec.deferred:
             decoder = f"_{spec.name}_{key}"
             decoders.append(f"{decoder}_tagged = msgspec.json.Decoder({union})")
-            decoders.append(f"{decoder}_untagged = msgspec.json.Decoder({default})")
+            own_tags = sorted(self.structs[default].own_tags)
+            decoders.append(
+                f"{decoder}_untagged = (msgspec.json.Decoder({default}), "
+                f"frozenset([None, *{own_tags!r}]))"
+            )
             check = f"_check_member(raw, {decoder}_tagged, {decoder}_untagged"
             if in_list:
                 lines.extend(

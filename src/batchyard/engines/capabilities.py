@@ -114,3 +114,7 @@ def refuse_unsupported(
             continue
         if getattr(params, key) is not None:
             raise ParamsError(f"{key}: {why}")
+    for index, message in enumerate(params.messages):
+        for key in message.__struct_fields__:  # a (beta) system turn's own options
+            if key not in ("role", "content") and getattr(message, key) is not None:
+                raise ParamsError(f"messages.{index}.{key}: {why}")

@@ -52,8 +52,13 @@ class ContentBlockParam(Struct):
 
 
 class MessageParam(Struct):
+    """One turn. Beyond its content, a (beta) system turn may carry options of its own,
+    read here so an engine that does not honour them can refuse them."""
+
     role: Literal["user", "assistant", "system"]
-    content: str | list[ContentBlockParam]
+    content: str | list[ContentBlockParam] = ""
+    clear_at: Any = None
+    output_config: Any = None
 
 
 class SystemBlockParam(Struct):

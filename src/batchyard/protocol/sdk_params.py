@@ -29,13 +29,15 @@ class _Tag(Struct):
 def _check_member(
     raw: Raw,
     tagged: msgspec.json.Decoder[Any],
-    untagged: msgspec.json.Decoder[Any],
+    untagged: tuple[msgspec.json.Decoder[Any], frozenset[str | None]],
     where: str,
 ) -> None:
-    """A union member whose tag may be missing: the untagged member when it is."""
+    """A member of a union with one member whose tag may be left out: that member
+    when the tag is missing or its own, a tagged one otherwise."""
+    decoder, own_tags = untagged
     try:
-        missing = msgspec.json.decode(raw, type=_Tag).type is None
-        (untagged if missing else tagged).decode(raw)
+        tag = msgspec.json.decode(raw, type=_Tag).type
+        (decoder if tag in own_tags else tagged).decode(raw)
     except msgspec.ValidationError as exc:
         raise ValueError(f"{exc} - in `{where}`") from None
 
@@ -66,7 +68,7 @@ class AssistantMessageParam(_Strict, tag_field="role", tag="assistant"):
 
 class Base64ImageSourceParam(_Strict, tag_field="type", tag="base64"):
     data: str
-    media_type: Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
+    media_type: Literal["image/gif", "image/jpeg", "image/png", "image/webp"]
 
 
 class Base64PDFSourceParam(_Strict, tag_field="type", tag="base64"):
@@ -100,11 +102,11 @@ class BashCodeExecutionToolResultErrorParam(
     _Strict, tag_field="type", tag="bash_code_execution_tool_result_error"
 ):
     error_code: Literal[
-        "invalid_tool_input",
-        "unavailable",
-        "too_many_requests",
         "execution_time_exceeded",
+        "invalid_tool_input",
         "output_file_too_large",
+        "too_many_requests",
+        "unavailable",
     ]
 
 
@@ -124,10 +126,10 @@ class BetaAdvisorTool20260301Param(_Strict, tag_field="type", tag="advisor_20260
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -152,13 +154,13 @@ class BetaAdvisorToolResultBlockParam(_Strict, tag_field="type", tag="advisor_to
 
 class BetaAdvisorToolResultErrorParam(_Strict, tag_field="type", tag="advisor_tool_result_error"):
     error_code: Literal[
+        "execution_time_exceeded",
         "max_uses_exceeded",
+        "model_not_found",
+        "overloaded",
         "prompt_too_long",
         "too_many_requests",
-        "overloaded",
         "unavailable",
-        "execution_time_exceeded",
-        "model_not_found",
     ]
 
 
@@ -200,7 +202,7 @@ class BetaAssistantMessageParam(_Strict, tag_field="role", tag="assistant"):
 
 class BetaBase64ImageSourceParam(_Strict, tag_field="type", tag="base64"):
     data: str
-    media_type: Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
+    media_type: Literal["image/gif", "image/jpeg", "image/png", "image/webp"]
 
 
 class BetaBase64PDFSourceParam(_Strict, tag_field="type", tag="base64"):
@@ -234,11 +236,11 @@ class BetaBashCodeExecutionToolResultErrorParam(
     _Strict, tag_field="type", tag="bash_code_execution_tool_result_error"
 ):
     error_code: Literal[
-        "invalid_tool_input",
-        "unavailable",
-        "too_many_requests",
         "execution_time_exceeded",
+        "invalid_tool_input",
         "output_file_too_large",
+        "too_many_requests",
+        "unavailable",
     ]
 
 
@@ -488,7 +490,7 @@ class BetaBrowserZoomConfigParam(_Strict):
 
 class BetaCacheControlEphemeralParam(_Strict):
     type: Literal["ephemeral"]
-    ttl: Literal["5m", "1h"] | None = None
+    ttl: Literal["1h", "5m"] | None = None
 
 
 class BetaCitationCharLocationParam(_Strict, tag_field="type", tag="char_location"):
@@ -570,10 +572,10 @@ class BetaCodeExecutionTool20250522Param(_Strict, tag_field="type", tag="code_ex
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -588,10 +590,10 @@ class BetaCodeExecutionTool20250825Param(_Strict, tag_field="type", tag="code_ex
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -606,10 +608,10 @@ class BetaCodeExecutionTool20260120Param(_Strict, tag_field="type", tag="code_ex
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -624,10 +626,10 @@ class BetaCodeExecutionTool20260521Param(_Strict, tag_field="type", tag="code_ex
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -653,7 +655,7 @@ class BetaCodeExecutionToolResultErrorParam(
     _Strict, tag_field="type", tag="code_execution_tool_result_error"
 ):
     error_code: Literal[
-        "invalid_tool_input", "unavailable", "too_many_requests", "execution_time_exceeded"
+        "execution_time_exceeded", "invalid_tool_input", "too_many_requests", "unavailable"
     ]
 
 
@@ -838,7 +840,7 @@ class BetaFallbackBlockParam(_Strict, tag_field="type", tag="fallback"):
 
 class BetaFallbackCreditTokenParam(_Strict):
     token: str
-    mode: Literal["strict", "best_effort"] | None = None
+    mode: Literal["best_effort", "strict"] | None = None
 
 
 class BetaFallbackInfoParam(_Strict):
@@ -849,7 +851,7 @@ class BetaFallbackParam(_Strict):
     model: str
     max_tokens: int | None = None
     output_config: BetaOutputConfigParam | None = None
-    speed: Literal["standard", "fast"] | None = None
+    speed: Literal["fast", "standard"] | None = None
     thinking: (
         BetaThinkingConfigEnabledParam
         | BetaThinkingConfigDisabledParam
@@ -933,10 +935,10 @@ class BetaMemoryTool20250818Param(_Strict, tag_field="type", tag="memory_2025081
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -956,7 +958,7 @@ class BetaMessageCountTokens(_Strict):
     context_management: BetaContextManagementConfigParam | None = None
     mcp_servers: list[BetaRequestMCPServerURLDefinitionParam] | None = None
     output_config: BetaOutputConfigParam | None = None
-    speed: Literal["standard", "fast"] | None = None
+    speed: Literal["fast", "standard"] | None = None
     system: str | list[BetaTextBlockParam] | None = None
     thinking: (
         BetaThinkingConfigEnabledParam
@@ -1007,7 +1009,7 @@ class BetaMessageCreate(_Strict):
     metadata: BetaMetadataParam | None = None
     output_config: BetaOutputConfigParam | None = None
     service_tier: Literal["auto", "standard_only"] | None = None
-    speed: Literal["standard", "fast"] | None = None
+    speed: Literal["fast", "standard"] | None = None
     stop_sequences: list[str] | None = None
     system: str | list[BetaTextBlockParam] | None = None
     thinking: (
@@ -1052,7 +1054,7 @@ class BetaMetadataParam(_Strict):
 
 
 class BetaOutputConfigParam(_Strict):
-    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    effort: Literal["high", "low", "max", "medium", "xhigh"] | None = None
     format: BetaJSONOutputFormatParam | None = None
     task_budget: BetaTokenTaskBudgetParam | None = None
 
@@ -1140,13 +1142,13 @@ class BetaServerToolUseBlockParam(_Strict, tag_field="type", tag="server_tool_us
     input: dict[str, Any]
     name: Literal[
         "advisor",
-        "web_search",
-        "web_fetch",
-        "code_execution",
         "bash_code_execution",
+        "code_execution",
         "text_editor_code_execution",
-        "tool_search_tool_regex",
         "tool_search_tool_bm25",
+        "tool_search_tool_regex",
+        "web_fetch",
+        "web_search",
     ]
     cache_control: BetaCacheControlEphemeralParam | None = None
     caller: (
@@ -1161,11 +1163,11 @@ class BetaSkillParams(_Strict):
 
 
 class BetaSystemMessageOutputConfigParam(_Strict):
-    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    effort: Literal["high", "low", "max", "medium", "xhigh"] | None = None
 
 
 class BetaSystemMessageParam(_Strict, tag_field="role", tag="system"):
-    clear_at: Literal["next_user_message", "never"] | None = None
+    clear_at: Literal["never", "next_user_message"] | None = None
     content: (
         str
         | list[
@@ -1226,11 +1228,11 @@ class BetaTextEditorCodeExecutionToolResultErrorParam(
     _Strict, tag_field="type", tag="text_editor_code_execution_tool_result_error"
 ):
     error_code: Literal[
-        "invalid_tool_input",
-        "unavailable",
-        "too_many_requests",
         "execution_time_exceeded",
         "file_not_found",
+        "invalid_tool_input",
+        "too_many_requests",
+        "unavailable",
     ]
     error_message: str | None = None
 
@@ -1239,14 +1241,14 @@ class BetaTextEditorCodeExecutionViewResultBlockParam(
     _Strict, tag_field="type", tag="text_editor_code_execution_view_result"
 ):
     content: str
-    file_type: Literal["text", "image", "pdf"]
+    file_type: Literal["image", "pdf", "text"]
     num_lines: int | None = None
     start_line: int | None = None
     total_lines: int | None = None
 
 
 class BetaThinkingBlockBindingParam(_Strict):
-    prefix_mismatch_behavior: Literal["error", "drop_block"] | None = None
+    prefix_mismatch_behavior: Literal["drop_block", "error"] | None = None
 
 
 class BetaThinkingBlockParam(_Strict, tag_field="type", tag="thinking"):
@@ -1256,7 +1258,7 @@ class BetaThinkingBlockParam(_Strict, tag_field="type", tag="thinking"):
 
 class BetaThinkingConfigAdaptiveParam(_Strict, tag_field="type", tag="adaptive"):
     block_binding: BetaThinkingBlockBindingParam | None = None
-    display: Literal["summarized", "omitted", "updates"] | None = None
+    display: Literal["omitted", "summarized", "updates"] | None = None
 
 
 class BetaThinkingConfigBetweenToolsParam(_Strict, tag_field="type", tag="between_tools"):
@@ -1270,7 +1272,7 @@ class BetaThinkingConfigDisabledParam(_Strict, tag_field="type", tag="disabled")
 class BetaThinkingConfigEnabledParam(_Strict, tag_field="type", tag="enabled"):
     budget_tokens: int
     block_binding: BetaThinkingBlockBindingParam | None = None
-    display: Literal["summarized", "omitted", "updates"] | None = None
+    display: Literal["omitted", "summarized", "updates"] | None = None
 
 
 class BetaThinkingTurnsParam(_Strict, tag_field="type", tag="thinking_turns"):
@@ -1296,10 +1298,10 @@ class BetaToolBash20241022Param(_Strict, tag_field="type", tag="bash_20241022"):
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1315,10 +1317,10 @@ class BetaToolBash20250124Param(_Strict, tag_field="type", tag="bash_20250124"):
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1384,10 +1386,10 @@ class BetaToolComputerUse20241022Param(_Strict, tag_field="type", tag="computer_
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1406,10 +1408,10 @@ class BetaToolComputerUse20250124Param(_Strict, tag_field="type", tag="computer_
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1428,10 +1430,10 @@ class BetaToolComputerUse20251124Param(_Strict, tag_field="type", tag="computer_
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1450,10 +1452,10 @@ class BetaToolParam(_Strict):
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1498,10 +1500,10 @@ class BetaToolSearchToolBm25_20251119Param(
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1524,10 +1526,10 @@ class BetaToolSearchToolRegex20251119Param(
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1553,7 +1555,7 @@ class BetaToolSearchToolResultErrorParam(
     _Strict, tag_field="type", tag="tool_search_tool_result_error"
 ):
     error_code: Literal[
-        "invalid_tool_input", "unavailable", "too_many_requests", "execution_time_exceeded"
+        "execution_time_exceeded", "invalid_tool_input", "too_many_requests", "unavailable"
     ]
     error_message: str | None = None
 
@@ -1569,10 +1571,10 @@ class BetaToolTextEditor20241022Param(_Strict, tag_field="type", tag="text_edito
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1588,10 +1590,10 @@ class BetaToolTextEditor20250124Param(_Strict, tag_field="type", tag="text_edito
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1607,10 +1609,10 @@ class BetaToolTextEditor20250429Param(_Strict, tag_field="type", tag="text_edito
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1626,10 +1628,10 @@ class BetaToolTextEditor20250728Param(_Strict, tag_field="type", tag="text_edito
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1720,10 +1722,10 @@ class BetaWebFetchTool20250910Param(_Strict, tag_field="type", tag="web_fetch_20
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1744,10 +1746,10 @@ class BetaWebFetchTool20260209Param(_Strict, tag_field="type", tag="web_fetch_20
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1768,10 +1770,10 @@ class BetaWebFetchTool20260309Param(_Strict, tag_field="type", tag="web_fetch_20
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1793,10 +1795,10 @@ class BetaWebFetchTool20260318Param(_Strict, tag_field="type", tag="web_fetch_20
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1808,7 +1810,7 @@ class BetaWebFetchTool20260318Param(_Strict, tag_field="type", tag="web_fetch_20
     defer_loading: bool | None = None
     max_content_tokens: int | None = None
     max_uses: int | None = None
-    response_inclusion: Literal["full", "excluded"] | None = None
+    response_inclusion: Literal["excluded", "full"] | None = None
     strict: bool | None = None
     url_sources: BetaWebFetchURLSourcesParam | None = None
     use_cache: bool | None = None
@@ -1827,16 +1829,16 @@ class BetaWebFetchToolResultErrorBlockParam(
     _Strict, tag_field="type", tag="web_fetch_tool_result_error"
 ):
     error_code: Literal[
+        "content_too_large",
         "invalid_tool_input",
-        "url_too_long",
+        "max_uses_exceeded",
+        "too_many_requests",
+        "unavailable",
+        "unsupported_content_type",
+        "url_not_accessible",
         "url_not_allowed",
         "url_not_in_prior_context",
-        "url_not_accessible",
-        "unsupported_content_type",
-        "too_many_requests",
-        "max_uses_exceeded",
-        "unavailable",
-        "content_too_large",
+        "url_too_long",
     ]
 
 
@@ -1892,10 +1894,10 @@ class BetaWebSearchTool20250305Param(_Strict, tag_field="type", tag="web_search_
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1914,10 +1916,10 @@ class BetaWebSearchTool20260209Param(_Strict, tag_field="type", tag="web_search_
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1936,10 +1938,10 @@ class BetaWebSearchTool20260318Param(_Strict, tag_field="type", tag="web_search_
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -1949,7 +1951,7 @@ class BetaWebSearchTool20260318Param(_Strict, tag_field="type", tag="web_search_
     cache_control: BetaCacheControlEphemeralParam | None = None
     defer_loading: bool | None = None
     max_uses: int | None = None
-    response_inclusion: Literal["full", "excluded"] | None = None
+    response_inclusion: Literal["excluded", "full"] | None = None
     strict: bool | None = None
     user_location: BetaUserLocationParam | None = None
 
@@ -1957,11 +1959,11 @@ class BetaWebSearchTool20260318Param(_Strict, tag_field="type", tag="web_search_
 class BetaWebSearchToolRequestErrorObjectParam(_Strict):
     error_code: Literal[
         "invalid_tool_input",
-        "unavailable",
         "max_uses_exceeded",
-        "too_many_requests",
         "query_too_long",
         "request_too_large",
+        "too_many_requests",
+        "unavailable",
     ]
     type: Literal["web_search_tool_result_error"]
 
@@ -2214,7 +2216,7 @@ class BrowserZoomConfigParam(_Strict):
 
 class CacheControlEphemeralParam(_Strict):
     type: Literal["ephemeral"]
-    ttl: Literal["5m", "1h"] | None = None
+    ttl: Literal["1h", "5m"] | None = None
 
 
 class CitationCharLocationParam(_Strict, tag_field="type", tag="char_location"):
@@ -2280,10 +2282,10 @@ class CodeExecutionTool20250522Param(_Strict, tag_field="type", tag="code_execut
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -2298,10 +2300,10 @@ class CodeExecutionTool20250825Param(_Strict, tag_field="type", tag="code_execut
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -2316,10 +2318,10 @@ class CodeExecutionTool20260120Param(_Strict, tag_field="type", tag="code_execut
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -2334,10 +2336,10 @@ class CodeExecutionTool20260521Param(_Strict, tag_field="type", tag="code_execut
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -2363,7 +2365,7 @@ class CodeExecutionToolResultErrorParam(
     _Strict, tag_field="type", tag="code_execution_tool_result_error"
 ):
     error_code: Literal[
-        "invalid_tool_input", "unavailable", "too_many_requests", "execution_time_exceeded"
+        "execution_time_exceeded", "invalid_tool_input", "too_many_requests", "unavailable"
     ]
 
 
@@ -2550,10 +2552,10 @@ class MemoryTool20250818Param(_Strict, tag_field="type", tag="memory_20250818"):
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -2569,7 +2571,7 @@ class MessageCountTokens(_Strict):
     model: str
     cache_control: CacheControlEphemeralParam | None = None
     output_config: OutputConfigParam | None = None
-    speed: Literal["standard", "fast"] | None = None
+    speed: Literal["fast", "standard"] | None = None
     system: str | list[TextBlockParam] | None = None
     thinking: (
         ThinkingConfigEnabledParam
@@ -2645,7 +2647,7 @@ class MetadataParam(_Strict):
 
 
 class OutputConfigParam(_Strict):
-    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    effort: Literal["high", "low", "max", "medium", "xhigh"] | None = None
     format: JSONOutputFormatParam | None = None
 
 
@@ -2678,13 +2680,13 @@ class ServerToolUseBlockParam(_Strict, tag_field="type", tag="server_tool_use"):
     id: str
     input: dict[str, Any]
     name: Literal[
-        "web_search",
-        "web_fetch",
-        "code_execution",
         "bash_code_execution",
+        "code_execution",
         "text_editor_code_execution",
-        "tool_search_tool_regex",
         "tool_search_tool_bm25",
+        "tool_search_tool_regex",
+        "web_fetch",
+        "web_search",
     ]
     cache_control: CacheControlEphemeralParam | None = None
     caller: DirectCallerParam | ServerToolCallerParam | ServerToolCaller20260120Param | None = None
@@ -2748,11 +2750,11 @@ class TextEditorCodeExecutionToolResultErrorParam(
     _Strict, tag_field="type", tag="text_editor_code_execution_tool_result_error"
 ):
     error_code: Literal[
-        "invalid_tool_input",
-        "unavailable",
-        "too_many_requests",
         "execution_time_exceeded",
         "file_not_found",
+        "invalid_tool_input",
+        "too_many_requests",
+        "unavailable",
     ]
     error_message: str | None = None
 
@@ -2761,7 +2763,7 @@ class TextEditorCodeExecutionViewResultBlockParam(
     _Strict, tag_field="type", tag="text_editor_code_execution_view_result"
 ):
     content: str
-    file_type: Literal["text", "image", "pdf"]
+    file_type: Literal["image", "pdf", "text"]
     num_lines: int | None = None
     start_line: int | None = None
     total_lines: int | None = None
@@ -2773,7 +2775,7 @@ class ThinkingBlockParam(_Strict, tag_field="type", tag="thinking"):
 
 
 class ThinkingConfigAdaptiveParam(_Strict, tag_field="type", tag="adaptive"):
-    display: Literal["summarized", "omitted"] | None = None
+    display: Literal["omitted", "summarized"] | None = None
 
 
 class ThinkingConfigBetweenToolsParam(_Strict, tag_field="type", tag="between_tools"):
@@ -2786,7 +2788,7 @@ class ThinkingConfigDisabledParam(_Strict, tag_field="type", tag="disabled"):
 
 class ThinkingConfigEnabledParam(_Strict, tag_field="type", tag="enabled"):
     budget_tokens: int
-    display: Literal["summarized", "omitted"] | None = None
+    display: Literal["omitted", "summarized"] | None = None
 
 
 class ToolBash20250124Param(_Strict, tag_field="type", tag="bash_20250124"):
@@ -2794,10 +2796,10 @@ class ToolBash20250124Param(_Strict, tag_field="type", tag="bash_20250124"):
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -2831,10 +2833,10 @@ class ToolParam(_Strict):
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -2879,10 +2881,10 @@ class ToolSearchToolBm25_20251119Param(
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -2905,10 +2907,10 @@ class ToolSearchToolRegex20251119Param(
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -2934,7 +2936,7 @@ class ToolSearchToolResultErrorParam(
     _Strict, tag_field="type", tag="tool_search_tool_result_error"
 ):
     error_code: Literal[
-        "invalid_tool_input", "unavailable", "too_many_requests", "execution_time_exceeded"
+        "execution_time_exceeded", "invalid_tool_input", "too_many_requests", "unavailable"
     ]
     error_message: str | None = None
 
@@ -2950,10 +2952,10 @@ class ToolTextEditor20250124Param(_Strict, tag_field="type", tag="text_editor_20
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -2969,10 +2971,10 @@ class ToolTextEditor20250429Param(_Strict, tag_field="type", tag="text_editor_20
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -2988,10 +2990,10 @@ class ToolTextEditor20250728Param(_Strict, tag_field="type", tag="text_editor_20
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -3063,10 +3065,10 @@ class WebFetchTool20250910Param(_Strict, tag_field="type", tag="web_fetch_202509
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -3087,10 +3089,10 @@ class WebFetchTool20260209Param(_Strict, tag_field="type", tag="web_fetch_202602
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -3111,10 +3113,10 @@ class WebFetchTool20260309Param(_Strict, tag_field="type", tag="web_fetch_202603
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -3136,10 +3138,10 @@ class WebFetchTool20260318Param(_Strict, tag_field="type", tag="web_fetch_202603
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -3151,7 +3153,7 @@ class WebFetchTool20260318Param(_Strict, tag_field="type", tag="web_fetch_202603
     defer_loading: bool | None = None
     max_content_tokens: int | None = None
     max_uses: int | None = None
-    response_inclusion: Literal["full", "excluded"] | None = None
+    response_inclusion: Literal["excluded", "full"] | None = None
     strict: bool | None = None
     url_sources: WebFetchURLSourcesParam | None = None
     use_cache: bool | None = None
@@ -3168,16 +3170,16 @@ class WebFetchToolResultErrorBlockParam(
     _Strict, tag_field="type", tag="web_fetch_tool_result_error"
 ):
     error_code: Literal[
+        "content_too_large",
         "invalid_tool_input",
-        "url_too_long",
+        "max_uses_exceeded",
+        "too_many_requests",
+        "unavailable",
+        "unsupported_content_type",
+        "url_not_accessible",
         "url_not_allowed",
         "url_not_in_prior_context",
-        "url_not_accessible",
-        "unsupported_content_type",
-        "too_many_requests",
-        "max_uses_exceeded",
-        "unavailable",
-        "content_too_large",
+        "url_too_long",
     ]
 
 
@@ -3233,10 +3235,10 @@ class WebSearchTool20250305Param(_Strict, tag_field="type", tag="web_search_2025
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -3255,10 +3257,10 @@ class WebSearchTool20260209Param(_Strict, tag_field="type", tag="web_search_2026
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -3277,10 +3279,10 @@ class WebSearchTool20260318Param(_Strict, tag_field="type", tag="web_search_2026
     allowed_callers: (
         list[
             Literal[
-                "direct",
                 "code_execution_20250825",
                 "code_execution_20260120",
                 "code_execution_20260521",
+                "direct",
             ]
         ]
         | None
@@ -3290,7 +3292,7 @@ class WebSearchTool20260318Param(_Strict, tag_field="type", tag="web_search_2026
     cache_control: CacheControlEphemeralParam | None = None
     defer_loading: bool | None = None
     max_uses: int | None = None
-    response_inclusion: Literal["full", "excluded"] | None = None
+    response_inclusion: Literal["excluded", "full"] | None = None
     strict: bool | None = None
     user_location: UserLocationParam | None = None
 
@@ -3298,11 +3300,11 @@ class WebSearchTool20260318Param(_Strict, tag_field="type", tag="web_search_2026
 class WebSearchToolRequestErrorObjectParam(_Strict):
     error_code: Literal[
         "invalid_tool_input",
-        "unavailable",
         "max_uses_exceeded",
-        "too_many_requests",
         "query_too_long",
         "request_too_large",
+        "too_many_requests",
+        "unavailable",
     ]
     type: Literal["web_search_tool_result_error"]
 
@@ -3345,7 +3347,10 @@ _BetaMessageCountTokens_tools_tagged = msgspec.json.Decoder(
     | BetaToolSearchToolRegex20251119Param_tool_search_tool_regex
     | BetaMCPToolsetParam
 )
-_BetaMessageCountTokens_tools_untagged = msgspec.json.Decoder(BetaToolParam)
+_BetaMessageCountTokens_tools_untagged = (
+    msgspec.json.Decoder(BetaToolParam),
+    frozenset([None, *["custom"]]),
+)
 _BetaMessageCreate_tools_tagged = msgspec.json.Decoder(
     BetaToolBash20241022Param
     | BetaToolBash20250124Param
@@ -3377,7 +3382,10 @@ _BetaMessageCreate_tools_tagged = msgspec.json.Decoder(
     | BetaToolSearchToolRegex20251119Param_tool_search_tool_regex
     | BetaMCPToolsetParam
 )
-_BetaMessageCreate_tools_untagged = msgspec.json.Decoder(BetaToolParam)
+_BetaMessageCreate_tools_untagged = (
+    msgspec.json.Decoder(BetaToolParam),
+    frozenset([None, *["custom"]]),
+)
 _BetaToolChangeToolDefinitionParam_definition_tagged = msgspec.json.Decoder(
     BetaToolBash20241022Param
     | BetaToolBash20250124Param
@@ -3409,7 +3417,10 @@ _BetaToolChangeToolDefinitionParam_definition_tagged = msgspec.json.Decoder(
     | BetaToolSearchToolRegex20251119Param_tool_search_tool_regex
     | BetaMCPToolsetParam
 )
-_BetaToolChangeToolDefinitionParam_definition_untagged = msgspec.json.Decoder(BetaToolParam)
+_BetaToolChangeToolDefinitionParam_definition_untagged = (
+    msgspec.json.Decoder(BetaToolParam),
+    frozenset([None, *["custom"]]),
+)
 _MessageCountTokens_tools_tagged = msgspec.json.Decoder(
     ToolBash20250124Param
     | CodeExecutionTool20250522Param
@@ -3434,7 +3445,10 @@ _MessageCountTokens_tools_tagged = msgspec.json.Decoder(
     | ToolSearchToolRegex20251119Param
     | ToolSearchToolRegex20251119Param_tool_search_tool_regex
 )
-_MessageCountTokens_tools_untagged = msgspec.json.Decoder(ToolParam)
+_MessageCountTokens_tools_untagged = (
+    msgspec.json.Decoder(ToolParam),
+    frozenset([None, *["custom"]]),
+)
 _MessageCreate_tools_tagged = msgspec.json.Decoder(
     ToolBash20250124Param
     | CodeExecutionTool20250522Param
@@ -3459,4 +3473,4 @@ _MessageCreate_tools_tagged = msgspec.json.Decoder(
     | ToolSearchToolRegex20251119Param
     | ToolSearchToolRegex20251119Param_tool_search_tool_regex
 )
-_MessageCreate_tools_untagged = msgspec.json.Decoder(ToolParam)
+_MessageCreate_tools_untagged = (msgspec.json.Decoder(ToolParam), frozenset([None, *["custom"]]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,9 @@ class LocalEngine:
         self.loaded: LoadedModel | None = None
         self._batcher: Batcher | None = None
         self._context_window = 0
+        #: One thread tokenizes prompts, off the event loop and one at a time (a fast
+        #: tokenizer is not safe to call from several threads at once).
+        self._tokenizing = ThreadPoolExecutor(1, thread_name_prefix="batchyard-tokenize")
 
     @classmethod
     def from_config(cls, model: ModelConfig) -> LocalEngine:
@@ -88,6 +92,7 @@ class LocalEngine:
         batcher, self._batcher, self.loaded = self._batcher, None, None
         if batcher is not None:
             await asyncio.to_thread(batcher.close)
+        self._tokenizing.shutdown(wait=False, cancel_futures=True)
 
     async def create_message(
         self, params: MessageCreateParams, on_text: TextSink | None = None
@@ -95,7 +100,7 @@ class LocalEngine:
         batcher = self._batcher
         if batcher is None:
             raise EngineError("api_error", "the local engine is not started")
-        job = self._job(params)
+        job = await self._job(params)
         if job.max_new_tokens == 0:  # ``max_tokens: 0``: nothing to generate, only to count
             return Message(
                 id=message_id(),
@@ -129,12 +134,18 @@ class LocalEngine:
         """Exactly the prompt :meth:`create_message` would run: the same chat-template ids,
         refusing the same content. A prompt longer than the context window is still counted
         (finding that out is what counting is for); create refuses it."""
-        return len(prompt_ids(self.tokenizer, params))
+        return len(await self._prompt_ids(params))
 
-    def _job(self, params: MessageCreateParams) -> Job:
+    async def _prompt_ids(self, params: MessageCountTokensParams) -> list[int]:
+        """The prompt's ids, tokenized off the event loop: a 32 MiB prompt takes seconds,
+        which would stall every other request and stream on this server."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._tokenizing, prompt_ids, self.tokenizer, params)
+
+    async def _job(self, params: MessageCreateParams) -> Job:
         # No cap but the context window (a configured cap is checked before the engine): a
         # longer answer stops there, with ``model_context_window_exceeded``, as the API's do.
-        prompt = prompt_ids(self.tokenizer, params)
+        prompt = await self._prompt_ids(params)
         room = self._context_window - len(prompt)
         if room < 1:
             raise ParamsError(

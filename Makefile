@@ -44,6 +44,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/ingest_and_queue.py
+	$(BIN)/python bench/validation.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/local_engine.py
 
 clean:

@@ -92,6 +92,20 @@ def test_every_body_the_sdk_types_accept_is_accepted_and_readable() -> None:
     assert not failures, f"{len(failures)} of {count} refused:\n" + "\n".join(failures[:15])
 
 
+def test_a_beta_header_never_refuses_a_stable_body() -> None:
+    """Older SDKs send ``anthropic-beta`` on every batch call: a body valid without the header
+    must stay valid with it."""
+    beta_of = {"MessageCreate": "BetaMessageCreate", "MessageCountTokens": "BetaMessageCountTokens"}
+    refused: list[str] = []
+    for name, body in _valid_bodies():
+        if name in beta_of:
+            try:
+                DECODERS[beta_of[name]].decode(json.dumps(body).encode())
+            except msgspec.ValidationError as exc:
+                refused.append(f"{name}: {exc}")
+    assert not refused, f"{len(refused)} refused under beta:\n" + "\n".join(refused[:15])
+
+
 def _tag_field(typed_dict: Any) -> str | None:
     """The key a generated struct takes as its msgspec tag, if it is tagged."""
     for struct in vars(sdk_params).values():

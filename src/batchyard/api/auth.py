@@ -39,4 +39,4 @@ async def authenticate(request: Request, keys: KeyStore) -> int:
     return workspace_id
 
 
-_BAD_BEARER = "Invalid authentication credentials"
+_BAD_BEARER = "Invalid bearer token"

@@ -16,7 +16,7 @@ async def test_a_wrong_key_is_an_authentication_error_worded_for_its_header(
         with pytest.raises(anthropic.AuthenticationError) as caught:
             await client.messages.batches.list()
     sent = caught.value.response.request.headers
-    message = "invalid x-api-key" if "x-api-key" in sent else "Invalid authentication credentials"
+    message = "invalid x-api-key" if "x-api-key" in sent else "Invalid bearer token"
     assert caught.value.status_code == 401
     assert caught.value.body["error"] == {  # type: ignore[index]
         "type": "authentication_error",

@@ -392,7 +392,7 @@ async def test_no_key_is_401_on_every_route(
     ("headers", "message"),
     [
         ({"x-api-key": "sk-by-wrong"}, "invalid x-api-key"),
-        ({"authorization": "Bearer sk-by-wrong"}, "Invalid authentication credentials"),
+        ({"authorization": "Bearer sk-by-wrong"}, "Invalid bearer token"),
         ({"x-api-key": ""}, "x-api-key header or Authorization: Bearer token is required"),
         ({"authorization": "Bearer"}, "x-api-key header or Authorization: Bearer token is"),
         ({"authorization": "Basic dXNlcjpwYXNz"}, "x-api-key header or Authorization: Bearer"),

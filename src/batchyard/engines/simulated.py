@@ -21,8 +21,9 @@ Options (all optional)::
 
 It honours no tool, output format or thinking: a request asking for one is refused naming the
 field, like on any engine that would not honour it. A load test that replays real production
-bodies (tools, thinking, ``output_config``) sets ``accept_unsupported = true``: the operator
-says so in the config, and the engine then answers as if those fields were absent.
+bodies (tools, thinking, ``output_config``, tool and server-tool blocks in the history) sets
+``accept_unsupported = true``: the operator says so in the config, and the engine then answers
+as if those fields and blocks were absent.
 """
 
 from __future__ import annotations
@@ -181,10 +182,13 @@ class SimulatedEngine:
         if not self._options.accept_unsupported:
             refuse_unsupported(params, TEXT_ONLY, params.model)
         texts = [system_text(params) or ""]
-        texts.extend(
-            message_text(message, index, params.model)
-            for index, message in enumerate(params.messages)
-        )
+        for index, message in enumerate(params.messages):
+            if self._options.accept_unsupported and not isinstance(message.content, str):
+                # A replayed conversation carries tool calls, server-tool results, uploads:
+                # read as absent, like the options above, so only its text counts.
+                texts.extend(block.text for block in message.content if block.type == "text")
+            else:
+                texts.append(message_text(message, index, params.model))
         return " ".join(texts).split()
 
     async def _sleep(self, rng: _Draws) -> None:

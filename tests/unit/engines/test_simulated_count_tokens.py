@@ -92,3 +92,26 @@ async def test_unsupported_features_are_refused_unless_the_config_accepts_them()
     message = await relaxed.create_message(create)
     assert message.usage.input_tokens == await relaxed.count_tokens(count) == 2
     assert relaxed.capabilities is not None and not relaxed.capabilities.tools
+
+
+async def test_accept_unsupported_reads_non_text_blocks_as_absent() -> None:
+    """A replayed conversation has tool calls and server-tool results in its history: with
+    ``accept_unsupported`` only its text is read (and counted); by default the first non-text
+    block is refused by its path."""
+    messages = [
+        {"role": "user", "content": "find it"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "server_tool_use", "id": "srvtoolu_01", "name": "web_search"},
+                {"type": "text", "text": "found it"},
+            ],
+        },
+        {"role": "user", "content": [{"type": "container_upload"}, {"type": "text", "text": "ok"}]},
+    ]
+    create, count = both(messages=messages)
+    with pytest.raises(ParamsError, match=r"^messages\.1\.content\.0: .*'server_tool_use'"):
+        await engine().create_message(create)
+    relaxed = engine(accept_unsupported=True)
+    message = await relaxed.create_message(create)
+    assert message.usage.input_tokens == await relaxed.count_tokens(count) == 5

@@ -1,0 +1,415 @@
+"""Wire fidelity (issue 7): batchyard takes what the official SDK's types take and refuses
+what the API refuses, through the latest SDK (2.x), sync and in a batch.
+
+Each row of the issue's table is one :class:`Row`: a Messages body and what becomes of it on
+two simulated models. ``sim`` is text-only, so a valid option it cannot honour is refused
+naming the field; ``sim-lenient`` sets ``accept_unsupported = true`` (a load test replaying
+real bodies), so a body that passes validation succeeds there. A malformed body fails
+validation, before any engine, with the same message on both.
+
+Sync rows go through ``client.messages.create`` (``client.beta.messages.create`` with the
+row's betas); a key the method has a keyword for travels as that keyword, any other through
+``extra_body``. Batch rows go through ``client.messages.batches.create`` in one batch, read
+back with ``client.messages.batches.results``. Batches do not carry ``anthropic-beta`` yet,
+so beta rows are skipped there (named in the skip reason).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+import pytest_asyncio
+from anthropic.types.messages import MessageBatchIndividualResponse
+from harness import sim_config
+from inprocess import InProcessServer, running_app
+
+PLAIN = "sim"
+LENIENT = "sim-lenient"
+MODELS = (PLAIN, LENIENT)
+USER: list[dict[str, Any]] = [{"role": "user", "content": "Say something short."}]
+STRUCTURED_OUTPUTS = "structured-outputs-2025-11-13"
+JSON_FORMAT = {"type": "json_schema", "schema": {"type": "object", "properties": {}}}
+
+CONFIG = sim_config(
+    sim_latency_ms=0,
+    extra_models=(
+        "\n[[models]]\n"
+        f'name = "{LENIENT}"\n'
+        'engine = "simulated"\n'
+        "latency_ms = 0\n"
+        "accept_unsupported = true\n"
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Names:
+    """A refusal whose wording is msgspec's, not pinned here: it starts with ``path: `` and
+    quotes the bad ``value``."""
+
+    path: str
+    value: str
+
+    def matches(self, message: str) -> bool:
+        return message.startswith(f"{self.path}: ") and f"'{self.value}'" in message
+
+
+#: ``None``: succeeded; a string: ``invalid_request_error`` with exactly that message.
+Outcome = str | Names | None
+
+
+@dataclass(frozen=True)
+class Row:
+    """A body (merged over a minimal valid one) and its outcome on each model."""
+
+    body: dict[str, Any]
+    plain: Outcome
+    lenient: Outcome
+    betas: tuple[str, ...] = field(default=())
+
+    def params(self, model: str) -> dict[str, Any]:
+        return {"model": model, "max_tokens": 8, "messages": USER, **self.body}
+
+    def expected(self, model: str) -> Outcome:
+        return self.plain if model == PLAIN else self.lenient
+
+
+def invalid(message: str | Names) -> Row:
+    """A body that fails validation: the same 400 on every model."""
+    return Row(body={}, plain=message, lenient=message)
+
+
+SERVER_TOOL_HISTORY: list[dict[str, Any]] = [
+    *USER,
+    {
+        "role": "assistant",
+        "content": [
+            {
+                "type": "server_tool_use",
+                "id": "srvtoolu_01",
+                "name": "web_search",
+                "input": {"query": "batchyard"},
+            },
+            {
+                "type": "web_search_tool_result",
+                "tool_use_id": "srvtoolu_01",
+                "content": [
+                    {
+                        "type": "web_search_result",
+                        "url": "https://example.com/",
+                        "title": "Example",
+                        "encrypted_content": "opaque",
+                    }
+                ],
+            },
+            {"type": "text", "text": "Found it."},
+        ],
+    },
+    {"role": "user", "content": "Summarise."},
+]
+READ_ONLY = "(it reads text only)"
+
+ROWS: dict[str, Row] = {
+    "system-role-message": Row(
+        body={"messages": [{"role": "system", "content": "Be terse."}, *USER]},
+        plain=None,
+        lenient=None,
+    ),
+    "toolset-without-name": Row(
+        body={"tools": [{"type": "computer_toolset_20260801"}]},
+        plain=f"tools: tool use is not supported by {PLAIN}",
+        lenient=None,
+    ),
+    "server-tool-blocks-in-history": Row(
+        body={"messages": SERVER_TOOL_HISTORY},
+        plain=(
+            "messages.1.content.0: content blocks of type 'server_tool_use' are not supported "
+            f"by {PLAIN} {READ_ONLY}"
+        ),
+        lenient=None,
+    ),
+    "container-upload-block": Row(
+        body={
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "Read the uploaded file."},
+                        {"type": "container_upload", "file_id": "file_011"},
+                    ],
+                }
+            ]
+        },
+        plain=(
+            "messages.0.content.1: content blocks of type 'container_upload' are not supported "
+            f"by {PLAIN} {READ_ONLY}"
+        ),
+        lenient=None,
+    ),
+    "tool-without-input-schema": Row(
+        body={"tools": [{"name": "t"}]},
+        plain="tools.0.input_schema: Field required",
+        lenient="tools.0.input_schema: Field required",
+    ),
+    "tool-choice-bogus": Row(
+        body={"tool_choice": {"type": "bogus"}},
+        plain=Names("tool_choice.type", "bogus"),
+        lenient=Names("tool_choice.type", "bogus"),
+    ),
+    "thinking-bogus": Row(
+        body={"thinking": {"type": "bogus"}},
+        plain=Names("thinking.type", "bogus"),
+        lenient=Names("thinking.type", "bogus"),
+    ),
+    "cache-control-ttl-2h": Row(
+        body={
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "text",
+                            "text": "Cache me.",
+                            "cache_control": {"type": "ephemeral", "ttl": "2h"},
+                        }
+                    ],
+                }
+            ]
+        },
+        plain=Names("messages.0.content.0.cache_control.ttl", "2h"),
+        lenient=Names("messages.0.content.0.cache_control.ttl", "2h"),
+    ),
+    "unknown-key-in-message": Row(
+        body={"messages": [{"role": "user", "content": "Hi.", "bogus": True}]},
+        plain="messages.0.bogus: Extra inputs are not permitted",
+        lenient="messages.0.bogus: Extra inputs are not permitted",
+    ),
+    "output-format-under-beta": Row(
+        body={"output_format": JSON_FORMAT},
+        plain=f"output_format: not supported by {PLAIN}",
+        lenient=None,
+        betas=(STRUCTURED_OUTPUTS,),
+    ),
+    "output-format-without-beta": Row(
+        body={"output_format": JSON_FORMAT},
+        plain="output_format: Extra inputs are not permitted",
+        lenient="output_format: Extra inputs are not permitted",
+    ),
+    "context-management-under-beta": Row(
+        body={"context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}},
+        plain=f"context_management: not supported by {PLAIN}",
+        lenient=None,
+        betas=("context-management-2025-06-27",),
+    ),
+    "context-management-without-beta": Row(
+        body={"context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}},
+        plain="context_management: Extra inputs are not permitted",
+        lenient="context_management: Extra inputs are not permitted",
+    ),
+    "mcp-servers-under-beta": Row(
+        body={"mcp_servers": [{"type": "url", "url": "https://mcp.example.com/sse", "name": "ex"}]},
+        plain=f"mcp_servers: not supported by {PLAIN}",
+        lenient=None,
+        betas=("mcp-client-2025-11-20",),
+    ),
+    "sampling-via-extra-body": Row(
+        body={"temperature": 0.5, "top_p": 0.9, "top_k": 5},
+        plain=None,
+        lenient=None,
+    ),
+    "temperature-over-1": Row(
+        body={"temperature": 1.5},
+        plain="temperature: Expected `float` <= 1.0",
+        lenient="temperature: Expected `float` <= 1.0",
+    ),
+}
+
+CASES = [(row, model) for row in ROWS for model in MODELS]
+BATCH_CASES = [
+    pytest.param(
+        row,
+        model,
+        marks=pytest.mark.skip(reason="batches do not carry anthropic-beta yet"),
+    )
+    if ROWS[row].betas
+    else (row, model)
+    for row, model in CASES
+]
+
+
+def custom_id(row: str, model: str) -> str:
+    return f"{row}--{model}"
+
+
+def check_error(outcome: str | Names, error_type: str, message: str) -> None:
+    assert error_type == "invalid_request_error", (error_type, message)
+    if isinstance(outcome, Names):
+        assert outcome.matches(message), message
+    else:
+        assert message == outcome
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+#: One app for the module; every test runs in the module's loop.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@dataclass
+class Wire:
+    server: InProcessServer
+    key: str
+    sdk: anthropic.AsyncAnthropic
+    results: dict[str, MessageBatchIndividualResponse] = field(default_factory=dict)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def wire(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Wire]:
+    workdir: Path = tmp_path_factory.mktemp("wire-fidelity")
+    async with running_app(workdir, CONFIG) as server:
+        key = await server.add_key("ws-wire-fidelity")
+        async with server.sdk(api_key=key, max_retries=0, _strict_response_validation=True) as sdk:
+            yield Wire(server, key, sdk)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def batch_results(wire: Wire) -> dict[str, MessageBatchIndividualResponse]:
+    """Every row without betas, on both models, in one batch created through the SDK."""
+    requests: list[Any] = [
+        {"custom_id": custom_id(row, model), "params": ROWS[row].params(model)}
+        for row, model in CASES
+        if not ROWS[row].betas
+    ]
+    batch = await wire.sdk.messages.batches.create(requests=requests)
+    deadline = time.monotonic() + 30
+    while batch.processing_status != "ended":
+        assert time.monotonic() < deadline, batch
+        await asyncio.sleep(0.02)
+        batch = await wire.sdk.messages.batches.retrieve(batch.id)
+    results = {
+        result.custom_id: result
+        async for result in await wire.sdk.messages.batches.results(batch.id)
+    }
+    assert len(results) == len(requests)
+    return results
+
+
+async def create(sdk: anthropic.AsyncAnthropic, row: Row, model: str) -> Any:
+    """``messages.create`` (``beta.messages.create`` with betas): the SDK's keywords where it
+    has them, ``extra_body`` for the rest."""
+    method: Any = sdk.beta.messages.create if row.betas else sdk.messages.create
+    keywords = set(inspect.signature(method).parameters)
+    params = row.params(model)
+    kwargs = {key: value for key, value in params.items() if key in keywords}
+    extra = {key: value for key, value in params.items() if key not in keywords}
+    if row.betas:
+        kwargs["betas"] = list(row.betas)
+    return await method(**kwargs, extra_body=extra or None)
+
+
+# ------------------------------------------------------------------------------ the table
+
+
+@pytest.mark.parametrize(("row", "model"), CASES)
+async def test_row_sync(wire: Wire, row: str, model: str) -> None:
+    """The SDK's sync call answers as the row says: a message, or ``BadRequestError`` (400)
+    with the row's message."""
+    expected = ROWS[row].expected(model)
+    if expected is None:
+        message = await create(wire.sdk, ROWS[row], model)
+        assert message.type == "message" and message.model == model
+        assert message.content and message.content[0].type == "text"
+        return
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        await create(wire.sdk, ROWS[row], model)
+    assert caught.value.status_code == 400
+    body: Any = caught.value.body
+    check_error(expected, body["error"]["type"], body["error"]["message"])
+    assert body["request_id"] == caught.value.request_id
+
+
+@pytest.mark.parametrize(("row", "model"), BATCH_CASES)
+async def test_row_in_a_batch(
+    batch_results: dict[str, MessageBatchIndividualResponse], row: str, model: str
+) -> None:
+    """The same body in a batch: ``succeeded``, or ``errored`` with the sync call's message."""
+    expected = ROWS[row].expected(model)
+    result = batch_results[custom_id(row, model)].result
+    if expected is None:
+        assert result.type == "succeeded", result
+        assert result.message.model == model
+        assert result.message.usage.service_tier == "batch"
+        return
+    assert result.type == "errored", result
+    check_error(expected, result.error.error.type, result.error.error.message)
+
+
+# ------------------------------------------------------------------------------ sync only
+
+
+async def test_max_tokens_zero_is_a_sync_cache_warm_with_no_content(wire: Wire) -> None:
+    """``max_tokens: 0`` (cache pre-warming) is taken on the sync route: an answer with no
+    content block and no output token (a batch refuses it: see test_params_results)."""
+    message = await wire.sdk.messages.create(model=PLAIN, max_tokens=0, messages=USER)  # type: ignore[arg-type]
+    assert message.content == []
+    assert message.usage.output_tokens == 0
+    assert message.usage.input_tokens > 0
+    assert message.stop_reason == "max_tokens"
+
+
+async def test_streamed_usage_has_every_key_the_plain_answer_has(wire: Wire) -> None:
+    """The SDK builds the final streamed message from ``message_start``: its usage must carry
+    the cache counts and ``service_tier``, not leave them ``None``."""
+    plain = await wire.sdk.messages.create(model=PLAIN, max_tokens=8, messages=USER)  # type: ignore[arg-type]
+    async with wire.sdk.messages.stream(model=PLAIN, max_tokens=8, messages=USER) as stream:  # type: ignore[arg-type]
+        events = [event async for event in stream]
+        streamed = await stream.get_final_message()
+    start = next(event for event in events if event.type == "message_start")
+    for usage in (start.message.usage, streamed.usage):
+        assert usage.cache_creation_input_tokens == 0
+        assert usage.cache_read_input_tokens == 0
+        assert usage.service_tier == "standard"
+    present = {key for key, value in plain.usage.model_dump().items() if value is not None}
+    assert {key for key, value in streamed.usage.model_dump().items() if value is not None} == (
+        present
+    )
+    assert {"cache_creation_input_tokens", "cache_read_input_tokens", "service_tier"} <= present
+    assert streamed.usage == plain.usage
+
+
+async def test_a_wrong_bearer_token_is_a_401_that_mentions_the_bearer_token(wire: Wire) -> None:
+    """``auth_token=`` sends ``Authorization: Bearer``; a wrong one is a 401 saying what was
+    wrong (the header that carried it)."""
+    async with wire.server.sdk(auth_token="sk-by-not-a-key", max_retries=0) as sdk:
+        with pytest.raises(anthropic.AuthenticationError) as caught:
+            await sdk.messages.create(model=PLAIN, max_tokens=8, messages=USER)  # type: ignore[arg-type]
+    sent = caught.value.response.request.headers
+    assert sent["authorization"] == "Bearer sk-by-not-a-key"
+    assert "x-api-key" not in sent
+    assert caught.value.status_code == 401
+    error: Any = caught.value.body
+    assert error["error"]["type"] == "authentication_error"
+    assert "bearer token" in error["error"]["message"].lower(), error
+
+
+async def test_count_tokens_counts_system_role_messages(wire: Wire) -> None:
+    """``client.messages.count_tokens`` takes a system-role message and counts its text, as
+    the create it stands for does (the simulated engine: one token per word)."""
+    user = [{"role": "user", "content": "three four five"}]
+    system_role = [{"role": "system", "content": "one two"}, *user]
+    counted_user = await wire.sdk.messages.count_tokens(model=PLAIN, messages=user)  # type: ignore[arg-type]
+    counted = await wire.sdk.messages.count_tokens(model=PLAIN, messages=system_role)  # type: ignore[arg-type]
+    as_param = await wire.sdk.messages.count_tokens(model=PLAIN, system="one two", messages=user)  # type: ignore[arg-type]
+    created = await wire.sdk.messages.create(model=PLAIN, max_tokens=8, messages=system_role)  # type: ignore[arg-type]
+    assert counted_user.input_tokens == 3
+    assert counted.input_tokens == 5 == as_param.input_tokens
+    assert created.usage.input_tokens == counted.input_tokens

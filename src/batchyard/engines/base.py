@@ -31,8 +31,8 @@ class Engine(Protocol):
     """Runs Messages requests for the models it was configured with."""
 
     @property
-    def capabilities(self) -> Capabilities | None:
-        """What this engine honours; ``None`` when another server decides (a relay)."""
+    def capabilities(self) -> Capabilities:
+        """What this engine honours (it refuses the rest)."""
         ...
 
     @property
@@ -58,8 +58,7 @@ class Engine(Protocol):
     async def count_tokens(self, params: MessageCountTokensParams) -> int:
         """The ``input_tokens`` that :meth:`create_message` would report for these params.
 
-        Exact where the engine tokenizes itself; a relay returns its upstream's count (which
-        Anthropic documents as an estimate). A client sizes a request with it before sending.
+        Exact: the engine tokenizes itself. A client sizes a request with it before sending.
         Errors as for ``create_message``, including a :class:`~batchyard.errors.ParamsError` for
         content this engine cannot take.
         """

@@ -196,7 +196,7 @@ class ServedModel:
                 max_input, capabilities = upstream.max_input_tokens, upstream.capabilities
         else:
             max_output = engine.max_output_tokens
-            capabilities = engine.capabilities.wire() if engine.capabilities else None
+            capabilities = engine.capabilities.wire()
         return ModelInfo(
             id=name,
             display_name=name,

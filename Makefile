@@ -13,7 +13,7 @@ else
 TORCH := torch
 endif
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean sdk-params
 
 install: $(VENV)/.installed
 
@@ -48,3 +48,7 @@ bench: install
 
 clean:
 	rm -rf $(VENV) tests/e2e/js/node_modules .pytest_cache .mypy_cache .ruff_cache
+
+# After bumping the anthropic pin in pyproject.toml: regenerate the request shape, review the diff.
+sdk-params: install
+	$(BIN)/python scripts/generate_sdk_params.py

@@ -24,21 +24,28 @@ from batchyard.protocol.routing import forwarded_headers
 MAX_MESSAGE_BODY_BYTES = 32 * 1024 * 1024
 
 
+def asks_for_beta(request: Request) -> bool:
+    """Whether a body is checked against the SDK's beta types: the request names a beta in
+    ``anthropic-beta`` (as the beta SDK methods do, which also add ``?beta=true``)."""
+    return bool(request.headers.get("anthropic-beta")) or request.query_params.get("beta") == "true"
+
+
 async def create_message(request: Request) -> Response:
     context = context_of(request)
     await context.caller(request)
     body = await read_capped_body(request, MAX_MESSAGE_BODY_BYTES)
-    served, route = context.models.route(body, partial(decode_params, in_batch=False))
+    beta = asks_for_beta(request)
+    served, route = context.models.route(body, partial(decode_params, in_batch=False, beta=beta))
     headers = forwarded_headers(request.headers.items())
     request_id = {REQUEST_ID_HEADER: request_id_of(request)}
     if route.stream:
-        events = await served.stream_message(route, body, headers)
+        events = await served.stream_message(route, body, headers, beta=beta)
         return StreamingResponse(
             events,
             media_type="text/event-stream",
             headers={**request_id, "cache-control": "no-cache"},
         )
-    answer = await served.create_message(route, body, headers, in_batch=False)
+    answer = await served.create_message(route, body, headers, in_batch=False, beta=beta)
     return Response(answer.message, media_type="application/json", headers=request_id)
 
 

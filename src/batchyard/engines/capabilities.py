@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from batchyard.errors import ParamsError
-from batchyard.protocol.messages import MessageCountTokensParams, MessageCreateParams
+from batchyard.protocol.messages import MessageCountTokensParams
 from batchyard.protocol.models import (
     CapabilitySupport,
     ContextManagementCapability,
@@ -63,6 +63,33 @@ class Capabilities:
 TEXT_ONLY = Capabilities()
 
 
+#: Keys every engine here takes as asked: the prompt, the generation settings, and options
+#: that change nothing in an answer made on this machine (who asks, where to run, a cache
+#: hint: best effort at Anthropic too). Any other key a request sets is checked below or
+#: refused by name; a key a new SDK adds is refused until an engine says how it honours it.
+TAKEN_AS_ASKED = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop_sequences",
+        "stream",
+        "metadata",
+        "service_tier",
+        "inference_geo",
+        "user_profile_id",
+        "workspace_id",
+        "cache_control",
+    }
+)
+#: Keys with their own rule in :func:`refuse_unsupported`.
+_CHECKED = frozenset({"tools", "tool_choice", "thinking", "output_config", "speed"})
+
+
 def refuse_unsupported(
     params: MessageCountTokensParams, capabilities: Capabilities, model: str
 ) -> None:
@@ -80,11 +107,14 @@ def refuse_unsupported(
     for key, value in (params.output_config or {}).items():
         if value is not None and (key != "format" or not capabilities.structured_outputs):
             raise ParamsError(f"output_config.{key}: {why}")
-    if params.context_management is not None:
-        raise ParamsError(f"context_management: {why}")
-    if params.mcp_servers:
-        raise ParamsError(f"mcp_servers: MCP servers are {why}")
     if params.speed not in (None, "standard"):
         raise ParamsError(f"speed: {params.speed!r} is {why}")
-    if isinstance(params, MessageCreateParams) and params.container is not None:
-        raise ParamsError(f"container: containers are {why}")
+    for key in params.__struct_fields__:
+        if key in TAKEN_AS_ASKED or key in _CHECKED:
+            continue
+        if getattr(params, key) is not None:
+            raise ParamsError(f"{key}: {why}")
+    for index, message in enumerate(params.messages):
+        for key in message.__struct_fields__:  # a (beta) system turn's own options
+            if key not in ("role", "content") and getattr(message, key) is not None:
+                raise ParamsError(f"messages.{index}.{key}: {why}")

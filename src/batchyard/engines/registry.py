@@ -128,9 +128,18 @@ class ServedModel:
         return [self.config.name, *self.config.aliases]
 
     async def create_message(
-        self, route: Route, body: bytes, headers: ForwardedHeaders = (), *, in_batch: bool
+        self,
+        route: Route,
+        body: bytes,
+        headers: ForwardedHeaders = (),
+        *,
+        in_batch: bool,
+        beta: bool = False,
     ) -> Answer:
         """Answer the request ``body`` (routed as ``route``) on this model's engine.
+
+        ``beta``: validate against the SDK's beta types (the client named a beta); a relay
+        forwards the ``anthropic-beta`` header instead and lets its upstream judge.
 
         A call that outlives ``timeout_seconds`` is cancelled and reported as a retryable
         ``timeout_error``, so a hung engine cannot hold a request (and its lease) forever.
@@ -140,13 +149,13 @@ class ServedModel:
             self._check_output_cap(check_relayed(route, in_batch=in_batch), route.model)
             relayed = RelayRequest(body, route.model, headers)
             return await self._call(lambda: engine.relay_message(relayed, in_batch=in_batch))
-        params = decode_params(body, in_batch=in_batch)
+        params = decode_params(body, in_batch=in_batch, beta=beta)
         self._check_output_cap(params.max_tokens, params.model)
         message = await self._call(lambda: engine.create_message(params))
         return typed_answer(message)
 
     async def stream_message(
-        self, route: Route, body: bytes, headers: ForwardedHeaders = ()
+        self, route: Route, body: bytes, headers: ForwardedHeaders = (), *, beta: bool = False
     ) -> AsyncIterator[bytes]:
         """The SSE events of a sync ``stream: true`` request, once the answer has started:
         a request refused at once raises here, so it still gets a proper error status.
@@ -162,7 +171,7 @@ class ServedModel:
             relayed = RelayRequest(body, route.model, headers)
             events = await self._call(lambda: engine.relay_stream(relayed))
             return self._until(events, deadline)
-        params = decode_params(body, in_batch=False)
+        params = decode_params(body, in_batch=False, beta=beta)
         self._check_output_cap(params.max_tokens, params.model)
         return await engine_events(
             params.model,
@@ -170,7 +179,7 @@ class ServedModel:
         )
 
     async def count_tokens(
-        self, route: Route, body: bytes, headers: ForwardedHeaders = ()
+        self, route: Route, body: bytes, headers: ForwardedHeaders = (), *, beta: bool = False
     ) -> bytes:
         """The count_tokens answer for ``body`` on this model's engine, bounded as in
         :meth:`create_message` (a relayed count is an upstream call that can hang too)."""
@@ -178,7 +187,7 @@ class ServedModel:
         if isinstance(engine, Relay):
             relayed = RelayRequest(body, route.model, headers)
             return await self._call(lambda: engine.relay_count_tokens(relayed))
-        params = decode_count_tokens_params(body)
+        params = decode_count_tokens_params(body, beta=beta)
         input_tokens = await self._call(lambda: engine.count_tokens(params))
         return _encoder.encode(MessageTokensCount(input_tokens=input_tokens))
 

@@ -181,7 +181,10 @@ class SimulatedEngine:
         if not self._options.accept_unsupported:
             refuse_unsupported(params, TEXT_ONLY, params.model)
         texts = [system_text(params) or ""]
-        texts.extend(message_text(message, index) for index, message in enumerate(params.messages))
+        texts.extend(
+            message_text(message, index, params.model)
+            for index, message in enumerate(params.messages)
+        )
         return " ".join(texts).split()
 
     async def _sleep(self, rng: _Draws) -> None:

@@ -151,9 +151,11 @@ def parse_create_body(body: bytes, *, max_requests: int) -> list[ParsedRequest]:
             message = f"request body: {message}"
         raise invalid_request(message) from None
     except msgspec.DecodeError as exc:
+        _refuse_if_not_utf8(body)
         raise invalid_request(f"Invalid JSON in request body: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise invalid_request(f"Request body is not valid UTF-8 (byte {exc.start})") from None
+    except UnicodeDecodeError:  # msgspec before 0.20 raised this for bad UTF-8
+        _refuse_if_not_utf8(body)
+        raise
     except RecursionError:
         raise invalid_request("Request body is nested too deeply") from None
     items = decoded.requests
@@ -165,6 +167,14 @@ def parse_create_body(body: bytes, *, max_requests: int) -> list[ParsedRequest]:
             f"not {len(items)}"
         )
     return _check_items(items)
+
+
+def _refuse_if_not_utf8(body: bytes) -> None:
+    """Say where a body stops being UTF-8 (msgspec only says that it does)."""
+    try:
+        body.decode()
+    except UnicodeDecodeError as exc:
+        raise invalid_request(f"Request body is not valid UTF-8 (byte {exc.start})") from None
 
 
 def _check_items(items: list[_BatchItem]) -> list[ParsedRequest]:

@@ -1,5 +1,12 @@
 """The Messages API as data: request params, the response ``Message``, and params validation.
 
+A body is checked in two steps. First against the official SDK's request types
+(:mod:`batchyard.protocol.sdk_params`, generated from the pinned SDK): the one source of
+truth for which keys, blocks and tools exist, so a new SDK release is a regenerated module,
+not a hand edit here. Then it is read into the lenient structs below, which hold only what
+engines use; the rules the types cannot express (non-empty content, ranges, the thinking
+budget, batch-only limits) are checked on those.
+
 Batch requests keep their ``params`` as raw bytes until a worker picks them up; only then are
 they decoded here. Validation problems surface as :class:`ParamsError` carrying Anthropic's
 ``<dotted.path>: <reason>`` message, which the batch path turns into an ``errored`` result
@@ -15,6 +22,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from batchyard.errors import ParamsError
+from batchyard.protocol import sdk_params
 
 StopReason = Literal[
     "end_turn",
@@ -29,97 +37,53 @@ StopReason = Literal[
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 
 
-# --------------------------------------------------------------------------- input blocks
+# --------------------------------------------------------------------------- input, as read
 
 
-class TextBlockParam(Struct, tag_field="type", tag="text", omit_defaults=True):
+class ContentBlockParam(Struct):
+    """Any input content block, as an engine reads it: its ``type`` and, for text, its text.
+
+    Its shape was checked against the SDK's types already; every other key and every block
+    type passes through here, so an engine can name the block it cannot take.
+    """
+
+    type: str
+    text: str = ""
+
+
+class MessageParam(Struct):
+    """One turn. Beyond its content, a (beta) system turn may carry options of its own,
+    read here so an engine that does not honour them can refuse them."""
+
+    role: Literal["user", "assistant", "system"]
+    content: str | list[ContentBlockParam] = ""
+    clear_at: Any = None
+    output_config: Any = None
+
+
+class SystemBlockParam(Struct):
     text: str
-    cache_control: dict[str, Any] | None = None
-    citations: Any = None
 
 
-class ImageBlockParam(Struct, tag_field="type", tag="image", omit_defaults=True):
-    source: dict[str, Any]
-    cache_control: dict[str, Any] | None = None
-
-
-class DocumentBlockParam(Struct, tag_field="type", tag="document", omit_defaults=True):
-    source: dict[str, Any]
-    title: str | None = None
-    context: str | None = None
-    citations: Any = None
-    cache_control: dict[str, Any] | None = None
-
-
-class ToolUseBlockParam(Struct, tag_field="type", tag="tool_use", omit_defaults=True):
-    id: str
-    name: str
-    input: dict[str, Any]
-    cache_control: dict[str, Any] | None = None
-    caller: Any = None
-
-
-class ToolResultBlockParam(Struct, tag_field="type", tag="tool_result", omit_defaults=True):
-    tool_use_id: str
-    content: str | list[dict[str, Any]] | None = None
-    is_error: bool | None = None
-    cache_control: dict[str, Any] | None = None
-
-
-class ThinkingBlockParam(Struct, tag_field="type", tag="thinking", omit_defaults=True):
-    thinking: str
-    signature: str
-
-
-class RedactedThinkingBlockParam(
-    Struct, tag_field="type", tag="redacted_thinking", omit_defaults=True
-):
-    data: str
-
-
-class SearchResultBlockParam(Struct, tag_field="type", tag="search_result", omit_defaults=True):
-    source: str
-    title: str
-    content: list[dict[str, Any]]
-    citations: Any = None
-    cache_control: dict[str, Any] | None = None
-
-
-ContentBlockParam = (
-    TextBlockParam
-    | ImageBlockParam
-    | DocumentBlockParam
-    | ToolUseBlockParam
-    | ToolResultBlockParam
-    | ThinkingBlockParam
-    | RedactedThinkingBlockParam
-    | SearchResultBlockParam
-)
-
-
-class MessageParam(Struct, omit_defaults=True):
-    role: Literal["user", "assistant"]
-    content: str | list[ContentBlockParam]
-
-
-class Metadata(Struct, omit_defaults=True):
+class Metadata(Struct):
+    #: The API's limit; the SDK's type does not carry it.
     user_id: Annotated[str, Meta(max_length=512)] | None = None
 
 
-class MessageCountTokensParams(Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """A ``POST /v1/messages/count_tokens`` body: the part of a Messages body the model reads.
+class MessageCountTokensParams(Struct, omit_defaults=True):
+    """A ``POST /v1/messages/count_tokens`` body, as engines read it.
 
-    :class:`MessageCreateParams` extends it with the generation settings, so both bodies are
-    declared and validated by one set of fields and checks, and whatever renders a prompt (an
-    engine's tokenizer, :func:`system_text`) takes either. Decoded on its own it refuses
-    ``max_tokens``, ``stream``, ``temperature`` … as ``Extra inputs are not permitted`` (the
-    SDK's count_tokens type has none of them). ``context_management`` and ``mcp_servers`` are
-    beta-only there, but accepted here as on create: no route reads ``?beta=true`` (§1.3).
+    :class:`MessageCreateParams` extends it with the generation settings, so whatever renders a
+    prompt (an engine's tokenizer, :func:`system_text`) takes either. Every top-level key of
+    the SDK's create and count_tokens types, stable and beta, is a field here (a test holds
+    them in step), so an engine sees each option a client set and can refuse what it does
+    not honour (:func:`batchyard.engines.capabilities.refuse_unsupported`) instead of
+    ignoring it. The beta-only keys are accepted only under an ``anthropic-beta`` header.
     """
 
     model: str
     messages: list[MessageParam]
-    system: str | list[TextBlockParam] | None = None
+    system: str | list[SystemBlockParam] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
@@ -127,16 +91,19 @@ class MessageCountTokensParams(Struct, forbid_unknown_fields=True, omit_defaults
     output_config: dict[str, Any] | None = None
     speed: str | None = None
     user_profile_id: str | None = None
+    workspace_id: str | None = None
+    # beta
+    billing_policy: Any = None
+    compaction: Any = None
     context_management: Any = None
     mcp_servers: Any = None
+    output_format: Any = None
 
 
 class MessageCreateParams(MessageCountTokensParams, kw_only=True):
-    """A ``POST /v1/messages`` body. Unknown keys are rejected, as the real API does.
+    """A ``POST /v1/messages`` body, as engines read it.
 
-    Encoding omits unset fields (``omit_defaults``), so a body forwarded upstream carries
-    only what the client sent. ``kw_only`` lets the required ``max_tokens`` follow the
-    inherited optional fields.
+    ``kw_only`` lets the required ``max_tokens`` follow the inherited optional fields.
     """
 
     max_tokens: int
@@ -146,10 +113,14 @@ class MessageCreateParams(MessageCountTokensParams, kw_only=True):
     stop_sequences: list[str] | None = None
     stream: bool | None = None
     metadata: Metadata | None = None
-    service_tier: Literal["auto", "standard_only"] | None = None
+    service_tier: str | None = None
     container: Any = None
     inference_geo: str | None = None
     diagnostics: Any = None
+    # beta
+    fallback_credit_token: Any = None
+    fallbacks: Any = None
+    thread: Any = None
 
 
 class MessageTokensCount(Struct):
@@ -214,7 +185,19 @@ class Message(Struct, tag_field="type", tag="message"):
 
 _params_decoder = msgspec.json.Decoder(MessageCreateParams)
 _count_tokens_decoder = msgspec.json.Decoder(MessageCountTokensParams)
-_Params = TypeVar("_Params", MessageCreateParams, MessageCountTokensParams)
+#: The SDK's shape of each body, by (route, beta).
+_create_shape: dict[bool, msgspec.json.Decoder[Any]] = {
+    False: msgspec.json.Decoder(sdk_params.MessageCreate),
+    True: msgspec.json.Decoder(sdk_params.BetaMessageCreate),
+}
+_count_tokens_shape: dict[bool, msgspec.json.Decoder[Any]] = {
+    False: msgspec.json.Decoder(sdk_params.MessageCountTokens),
+    True: msgspec.json.Decoder(sdk_params.BetaMessageCountTokens),
+}
+_Decoded = TypeVar("_Decoded")
+
+#: `` - at `$…`​`` and `` - in `field[i]`​`` (added when a union member is decoded on its own).
+_LOCATION = re.compile(r" - (at|in) `([^`]*)`")
 
 
 def json_path(msgspec_path: str) -> str:
@@ -224,15 +207,21 @@ def json_path(msgspec_path: str) -> str:
 
 
 def describe_validation_error(error: msgspec.ValidationError | msgspec.DecodeError) -> str:
-    """Rewrite a msgspec error as ``<path>: <reason>`` with Anthropic's wording where it has one."""
+    """Rewrite a msgspec error as ``<path>: <reason>`` with Anthropic's wording where it has one.
+
+    A problem inside a tool (decoded on its own, see :mod:`sdk_params`) carries its path in
+    parts, innermost first: ``reason - at `$.type` - in `tools[0]` - at `$``; they are joined.
+    """
     text = str(error)
-    reason, _, where = text.partition(" - at `")
-    path = json_path(where.rstrip("`")) if where else ""
+    parts = _LOCATION.split(text)
+    reason, locations = parts[0], parts[1:]
+    segments = [json_path(where) for where in reversed(locations[1::3])]
+    path = ".".join(segment for segment in segments if segment)
     if match := re.fullmatch(r"Object missing required field `(.+)`", reason):
         return f"{_join(path, match.group(1))}: Field required"
     if match := re.fullmatch(r"Object contains unknown field `(.+)`", reason):
         return f"{_join(path, match.group(1))}: Extra inputs are not permitted"
-    if not isinstance(error, msgspec.ValidationError) and not where:
+    if not isinstance(error, msgspec.ValidationError) and not locations:
         return f"Invalid JSON: {text}"
     return f"{path}: {reason}" if path else reason
 
@@ -241,8 +230,15 @@ def _join(path: str, field: str) -> str:
     return f"{path}.{field}" if path else field
 
 
-def decode_params(raw: bytes | msgspec.Raw, *, in_batch: bool) -> MessageCreateParams:
-    """Decode and validate one Messages body; raise :class:`ParamsError` with the field path."""
+def decode_params(
+    raw: bytes | msgspec.Raw, *, in_batch: bool, beta: bool = False
+) -> MessageCreateParams:
+    """Decode and validate one Messages body; raise :class:`ParamsError` with the field path.
+
+    ``beta`` (the request named an ``anthropic-beta``) checks it against the SDK's beta types,
+    which add keys such as ``context_management`` and ``output_format``.
+    """
+    _decode(_create_shape[beta], raw)
     params = _decode(_params_decoder, raw)
     _check_generation(params, in_batch=in_batch)
     _check_prompt(params)
@@ -250,21 +246,21 @@ def decode_params(raw: bytes | msgspec.Raw, *, in_batch: bool) -> MessageCreateP
     return params
 
 
-def decode_count_tokens_params(raw: bytes) -> MessageCountTokensParams:
+def decode_count_tokens_params(raw: bytes, *, beta: bool = False) -> MessageCountTokensParams:
     """Decode and validate a count_tokens body with the same decoder errors and prompt checks
     as :func:`decode_params`; only the ``max_tokens`` rules are left out, having no field.
 
-    Its own struct rather than a create body with a placeholder ``max_tokens``: a placeholder
-    would let ``max_tokens`` and ``temperature`` through unrefused, trip the thinking-budget
-    rule, and be forwarded by the relay to an upstream count_tokens that refuses it.
+    Its own types rather than a create body with a placeholder ``max_tokens``: the SDK's
+    count_tokens type has no ``max_tokens``, ``temperature`` or ``stream`` and refuses them.
     """
+    _decode(_count_tokens_shape[beta], raw)
     params = _decode(_count_tokens_decoder, raw)
     _check_prompt(params)
     _check_thinking(params, max_tokens=None)
     return params
 
 
-def _decode(decoder: msgspec.json.Decoder[_Params], raw: bytes | msgspec.Raw) -> _Params:
+def _decode(decoder: msgspec.json.Decoder[_Decoded], raw: bytes | msgspec.Raw) -> _Decoded:
     try:
         return decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -299,7 +295,7 @@ def _check_prompt(params: MessageCountTokensParams) -> None:
         content = message.content
         if isinstance(content, list):
             for block in content:
-                if isinstance(block, TextBlockParam) and not block.text.strip():
+                if block.type == "text" and not block.text.strip():
                     raise ParamsError("messages: text content blocks must be non-empty")
         is_empty = not content or (isinstance(content, str) and not content.strip())
         if is_empty and not (index == last and message.role == "assistant"):
@@ -308,12 +304,13 @@ def _check_prompt(params: MessageCountTokensParams) -> None:
                 "the optional final assistant message"
             )
     if isinstance(params.system, list):
-        for index, block in enumerate(params.system):
-            if not block.text:
+        for index, system_block in enumerate(params.system):
+            if not system_block.text:
                 raise ParamsError(f"system.{index}.text: text content blocks must be non-empty")
     for index, tool in enumerate(params.tools or ()):
         name = tool.get("name")
-        if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
+        is_custom = tool.get("type") in (None, "custom")  # server tools have fixed names
+        if is_custom and (not isinstance(name, str) or not _TOOL_NAME.fullmatch(name)):
             raise ParamsError(
                 f"tools.{index}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'"
             )
@@ -343,17 +340,17 @@ def system_text(params: MessageCountTokensParams) -> str | None:
     return "\n\n".join(block.text for block in params.system)
 
 
-def message_text(message: MessageParam, index: int) -> str:
-    """The text of turn ``index``; :class:`ParamsError` for blocks a text-only model cannot take."""
+def message_text(message: MessageParam, index: int, model: str) -> str:
+    """The text of turn ``index``; :class:`ParamsError` naming the first block that is not
+    text, for a model that reads text only."""
     if isinstance(message.content, str):
         return message.content
     parts: list[str] = []
     for position, block in enumerate(message.content):
-        if not isinstance(block, TextBlockParam):
-            kind = type(block).__struct_config__.tag
+        if block.type != "text":
             raise ParamsError(
-                f"messages.{index}.content.{position}: content blocks of type '{kind}' "
-                "are not supported by this model (text only)"
+                f"messages.{index}.content.{position}: content blocks of type '{block.type}' "
+                f"are not supported by {model} (it reads text only)"
             )
         parts.append(block.text)
     return "".join(parts)

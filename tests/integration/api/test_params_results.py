@@ -103,11 +103,17 @@ CASES: dict[str, tuple[dict[str, Any], str, str | None, str | None]] = {
         "invalid_request_error",
         "speed: fast mode is not supported for requests in a Message Batch",
     ),
-    "role-system": (
-        params(messages=[{"role": "system", "content": "x"}, *USER]),
+    "ok-role-system": (
+        params(messages=[{"role": "system", "content": "Be terse."}, *USER]),
+        "succeeded",
+        None,
+        None,
+    ),
+    "role-robot": (
+        params(messages=[{"role": "robot", "content": "x"}, *USER]),
         "errored",
         "invalid_request_error",
-        "messages.0.role: Invalid enum value 'system'",
+        "messages.0.role: Invalid value 'robot'",
     ),
     "messages-empty": (
         params(messages=[]),
@@ -330,7 +336,8 @@ async def test_message_ids_are_unique(run: Run) -> None:
     message_ids = [
         r["result"]["message"]["id"] for r in run.records if r["result"]["type"] == "succeeded"
     ]
-    assert len(message_ids) == 3 == len(set(message_ids))
+    succeeded = [case for case in CASES.values() if case[1] == "succeeded"]
+    assert len(message_ids) == len(succeeded) == len(set(message_ids))
 
 
 # ------------------------------------------------------------------------------ MessageBatch

@@ -1,6 +1,6 @@
 """``decode_count_tokens_params``: a create body without its generation settings.
 
-The fields are those of the SDK's ``MessageCountTokensParams`` (2.14): the prompt checks are
+The fields are those of the SDK's ``MessageCountTokensParams``: the prompt checks are
 the create ones (docs/protocol.md §7); everything that only steers generation is refused as
 ``Extra inputs are not permitted``, as the real count_tokens refuses it.
 """
@@ -52,8 +52,6 @@ def test_every_field_the_sdk_sends_is_accepted() -> None:
             cache_control={"type": "ephemeral"},
             output_config={"format": {"type": "json_schema", "schema": {"type": "object"}}},
             speed="standard",
-            context_management={"edits": []},
-            mcp_servers=[],
         )
     )
     assert type(params) is MessageCountTokensParams
@@ -61,6 +59,14 @@ def test_every_field_the_sdk_sends_is_accepted() -> None:
         "type": "enabled",
         "budget_tokens": 2048,
     }
+
+
+def test_beta_keys_are_taken_under_a_beta_header() -> None:
+    """``context_management`` and ``mcp_servers`` exist only in the SDK's beta types."""
+    raw = body(context_management={"edits": []}, mcp_servers=[])
+    params = decode_count_tokens_params(raw, beta=True)
+    assert params.context_management == {"edits": []} and params.mcp_servers == []
+    assert message_of(raw) == "context_management: Extra inputs are not permitted"
 
 
 def test_a_create_body_carries_the_same_prompt_fields() -> None:
@@ -135,7 +141,7 @@ def test_prompt_problems_name_the_field(raw: bytes, expected: str) -> None:
             id="empty-text-block",
         ),
         pytest.param({"system": [{"type": "text", "text": ""}]}, id="empty-system-block"),
-        pytest.param({"workspace_id": "w"}, id="header-parameter"),
+        pytest.param({"context_management": {"edits": []}}, id="beta-key-without-beta"),
     ],
 )
 def test_prompt_problems_read_exactly_as_on_create(fields: dict[str, Any]) -> None:

@@ -83,10 +83,14 @@ def test_empty_body_says_requests_is_required(raw: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", [b"{", b"{bad json}", b'{"requests": [}', b"\xff\xfe", b'{"requests": []} trailing']
+    "raw", [b"{", b"{bad json}", b'{"requests": [}', b'{"requests": []} trailing']
 )
 def test_malformed_json(raw: bytes) -> None:
     assert rejection(raw).startswith("Invalid JSON")
+
+
+def test_a_body_that_is_not_utf8_says_where() -> None:
+    assert rejection(b"\xff\xfe") == "Request body is not valid UTF-8 (byte 0)"
 
 
 @pytest.mark.parametrize("value", [[], "requests", 3, None])

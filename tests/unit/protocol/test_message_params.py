@@ -16,7 +16,7 @@ import pytest
 from batchyard.errors import ParamsError
 from batchyard.protocol.messages import (
     MessageCreateParams,
-    TextBlockParam,
+    SystemBlockParam,
     decode_params,
     describe_validation_error,
     json_path,
@@ -158,7 +158,7 @@ def test_full_featured_params_are_accepted() -> None:
         service_tier="auto",
     )
     decoded = decode_params(raw, in_batch=True)
-    assert decoded.system is not None and isinstance(decoded.system[0], TextBlockParam)
+    assert decoded.system is not None and isinstance(decoded.system[0], SystemBlockParam)
 
 
 def test_empty_final_assistant_message_is_allowed() -> None:
@@ -201,9 +201,9 @@ REJECTED = [
     ),
     pytest.param(params(store=True), "store: Extra inputs are not permitted", id="store"),
     pytest.param(
-        params(messages=[{"role": "system", "content": "x"}]),
-        "messages.0.role: Invalid enum value 'system'",
-        id="system-role",
+        params(messages=[{"role": "robot", "content": "x"}]),
+        "messages.0.role: Invalid value 'robot'",
+        id="unknown-role",
     ),
     pytest.param(
         params(messages=[{"role": "user"}]),
@@ -272,18 +272,20 @@ REJECTED = [
         id="service_tier",
     ),
     pytest.param(
-        params(tools=[{"name": "ok"}, {"name": "bad name"}]),
+        params(
+            tools=[{"name": "ok", "input_schema": {}}, {"name": "bad name", "input_schema": {}}]
+        ),
         "tools.1.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
         id="tool-name-space",
     ),
     pytest.param(
-        params(tools=[{"name": "x" * 129}]),
+        params(tools=[{"name": "x" * 129, "input_schema": {}}]),
         "tools.0.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
         id="tool-name-long",
     ),
     pytest.param(
         params(tools=[{"input_schema": {}}]),
-        "tools.0.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
+        "tools.0.name: Field required",
         id="tool-name-missing",
     ),
     pytest.param(
@@ -341,7 +343,11 @@ def test_params_that_are_valid_json_but_not_an_object(raw: bytes) -> None:
     ("raw", "message"),
     [
         (b'{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"\xff"}]}', "UTF-8"),
-        (b'{"model":"m","max_tokens":1,"messages":[],"container":' + b"[" * 5000, "too deeply"),
+        (
+            b'{"model":"m","max_tokens":1,"messages":[],"tools":[{"input_schema":{"a":'
+            + b"[" * 5000,
+            "too deeply",
+        ),
     ],
 )
 def test_unreadable_bytes_are_params_errors_not_crashes(raw: bytes, message: str) -> None:

@@ -28,7 +28,7 @@ def chat_turns(params: MessageCountTokensParams) -> tuple[Chat, str]:
     if (system := system_text(params)) is not None:
         chat.append({"role": "system", "content": system})
     for index, message in enumerate(params.messages):
-        text = message_text(message, index)
+        text = message_text(message, index, params.model)
         if chat and chat[-1]["role"] == message.role:
             chat[-1]["content"] += "\n\n" + text
         else:

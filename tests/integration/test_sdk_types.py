@@ -1,0 +1,166 @@
+"""The generated request shape (``protocol/sdk_params.py``) against the SDK's own types.
+
+The module is generated from the pinned SDK (``scripts/generate_sdk_params.py``). These tests
+fail when it is stale, when the SDK's types accept a body that batchyard refuses, or the
+reverse; and when the structs engines read miss a key, which would let an option through
+unrefused and unhonoured. Examples come from ``tests/sdk_examples.py``, which reads the types
+independently of the generator. The oldest supported SDK (0.75, installed apart) runs the
+same walk in its own process: what its types accept must still be accepted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from sdk_examples import Examples, Invalid, roots
+
+from batchyard.protocol import sdk_params
+from batchyard.protocol.messages import (
+    MessageCountTokensParams,
+    MessageCreateParams,
+    MessageParam,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+OLD_SDK = REPO / ".venv" / "sdks" / "anthropic-0.75.0"
+
+DECODERS = {
+    name: msgspec.json.Decoder(getattr(sdk_params, name))
+    for name in (
+        "MessageCreate",
+        "MessageCountTokens",
+        "BetaMessageCreate",
+        "BetaMessageCountTokens",
+    )
+}
+#: What engines read each root as: every key of the root must be one of its fields.
+READERS: dict[str, type[MessageCountTokensParams]] = {
+    "MessageCreate": MessageCreateParams,
+    "BetaMessageCreate": MessageCreateParams,
+    "MessageCountTokens": MessageCountTokensParams,
+    "BetaMessageCountTokens": MessageCountTokensParams,
+}
+
+
+def _generator() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "generate_sdk_params", REPO / "scripts" / "generate_sdk_params.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_module_is_generated_from_the_installed_sdk() -> None:
+    """A bumped SDK pin needs ``make sdk-params``: the diff is the wire contract's change."""
+    generated = _generator().generate()
+    checked_in = (REPO / "src" / "batchyard" / "protocol" / "sdk_params.py").read_text()
+    assert generated == checked_in, "protocol/sdk_params.py is stale: run `make sdk-params`"
+
+
+def _valid_bodies() -> Iterator[tuple[str, Any]]:
+    examples = Examples()
+    for name, typed_dict in roots():
+        for body in examples.valid(typed_dict):
+            yield name, body
+
+
+def test_every_body_the_sdk_types_accept_is_accepted_and_readable() -> None:
+    failures: list[str] = []
+    count = 0
+    for name, body in _valid_bodies():
+        count += 1
+        raw = json.dumps(body).encode()
+        try:
+            DECODERS[name].decode(raw)
+            msgspec.json.decode(raw, type=READERS[name])
+        except msgspec.ValidationError as exc:
+            failures.append(f"{name}: {exc}\n  {raw[:400]!r}")
+    assert count > 1000, f"only {count} examples: the walk lost its way"
+    assert not failures, f"{len(failures)} of {count} refused:\n" + "\n".join(failures[:15])
+
+
+def _tag_field(typed_dict: Any) -> str | None:
+    """The key a generated struct takes as its msgspec tag, if it is tagged."""
+    for struct in vars(sdk_params).values():
+        is_struct = isinstance(struct, type) and issubclass(struct, msgspec.Struct)
+        if is_struct and struct.__name__.endswith(typed_dict.__name__):
+            tag_field = struct.__struct_config__.tag_field
+            if tag_field is not None:
+                return tag_field
+    return None
+
+
+def _is_exempt(bad: Invalid) -> bool:
+    """msgspec reads a tagged struct outside a union without its tag (the one place the
+    generated module is more lenient than the types): a text block in ``system`` may leave
+    out ``"type": "text"``."""
+    return bad.missing is not None and bad.standalone and bad.missing == _tag_field(bad.typed_dict)
+
+
+def test_every_body_the_sdk_types_refuse_is_refused() -> None:
+    examples = Examples()
+    accepted: list[str] = []
+    count = 0
+    for name, typed_dict in roots():
+        for bad in examples.invalid(typed_dict):
+            if _is_exempt(bad):
+                continue
+            count += 1
+            try:
+                DECODERS[name].decode(json.dumps(bad.body).encode())
+            except msgspec.ValidationError:
+                continue
+            accepted.append(f"{name}: {bad.why}: {json.dumps(bad.body)[:300]}")
+    assert count > 1000, f"only {count} invalid examples: the walk lost its way"
+    assert not accepted, f"{len(accepted)} of {count} accepted:\n" + "\n".join(accepted[:15])
+
+
+def test_engines_read_every_key_of_every_root_and_turn() -> None:
+    """A key engines do not read could not be refused by an engine that cannot honour it."""
+    for name, reader in READERS.items():
+        root = getattr(sdk_params, name)
+        missing = set(root.__struct_fields__) - set(reader.__struct_fields__)
+        assert not missing, f"{reader.__name__} lacks {sorted(missing)} of {name}"
+        turns = typing.get_args(typing.get_type_hints(root)["messages"])[0]
+        for turn in typing.get_args(turns):
+            missing = set(turn.__struct_fields__) - set(MessageParam.__struct_fields__)
+            assert not missing, f"MessageParam lacks {sorted(missing)} of {turn.__name__}"
+
+
+@pytest.mark.skipif(not OLD_SDK.is_dir(), reason="the old SDK is installed by `make install`")
+def test_what_the_oldest_supported_sdk_sends_is_accepted() -> None:
+    """Older SDKs send keys the latest types dropped (``temperature``, the beta
+    ``output_format``): those must still be taken."""
+    environment = {**os.environ, "PYTHONPATH": str(OLD_SDK)}
+    walk = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "sdk_examples.py")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    failures: list[str] = []
+    lines = walk.stdout.splitlines()
+    for line in lines:
+        example = json.loads(line)
+        raw = json.dumps(example["body"]).encode()
+        try:
+            DECODERS[example["root"]].decode(raw)
+        except msgspec.ValidationError as exc:
+            failures.append(f"{example['root']}: {exc}\n  {raw[:300]!r}")
+    assert len(lines) > 500
+    assert not failures, f"{len(failures)} of {len(lines)} refused:\n" + "\n".join(failures[:15])

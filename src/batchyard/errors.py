@@ -8,6 +8,9 @@ Exception
       │    ├── ParamsError .... the request's content is wrong (``invalid_request_error``),
       │    │                    found by the validator or by an engine; never retried
       │    └── EngineError .... an engine call failed; retried when its type says so
+      │         └── UnreadableAnswer  an upstream answered 2xx with something that is not
+      │                               an answer: retried in a batch (up to max_attempts),
+      │                               but a sync client is told not to repeat the call
       ├── ConfigError ......... a config file, engine option or command-line value is wrong
       └── StoreError
            ├── SchemaMismatch ........ the database lacks columns this version needs
@@ -70,7 +73,7 @@ class EngineError(ApiError):
     """A failed engine call, typed like the API's errors so it can go straight into a result.
 
     Retryable by type (overloaded, rate limit, 5xx, timeout) unless the engine knows better
-    (``retryable``): an upstream answer that could not be decoded will not decode next time.
+    (``retryable``), e.g. an engine that failed the same way for reasons a retry cannot change.
     """
 
     def __init__(
@@ -83,6 +86,20 @@ class EngineError(ApiError):
     ) -> None:
         super().__init__(error_type, message, retry_after=retry_after)
         self.retryable = retryable if retryable is not None else error_type in RETRYABLE_ERROR_TYPES
+
+
+class UnreadableAnswer(EngineError):
+    """An upstream answered 2xx with a body that is not a JSON answer (cut off, not JSON).
+
+    Likely a broken connection or proxy, so a batch retries it (bounded by ``max_attempts``).
+    The upstream may have billed the call, though, so the sync path's answer carries
+    ``x-should-retry: false``: the official SDKs otherwise retry a 5xx on their own, and one
+    client call would cost several upstream calls.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("api_error", message, retryable=True)
+        self.headers["x-should-retry"] = "false"
 
 
 class ConfigError(BatchyardError):
@@ -118,6 +135,7 @@ __all__ = [
     "ParamsError",
     "SchemaMismatch",
     "StoreError",
+    "UnreadableAnswer",
     "invalid_request",
     "not_found",
 ]

@@ -90,7 +90,9 @@ def test_sync_messages_through_an_upstream(relay: ServerProcess) -> None:
             messages=[{"role": "user", "content": "hi"}],
             tools=[{"name": "lookup", "input_schema": {"type": "object"}}],
         )
-    assert client.models.retrieve("relayed").capabilities is None
+    # /v1/models reports what the upstream says of its model (sim: text only).
+    capabilities = client.models.retrieve("relayed").capabilities
+    assert capabilities is not None and not capabilities.image_input.supported
     with pytest.raises(anthropic.NotFoundError, match="no-such-model"):
         client.messages.create(
             model="relayed-missing", max_tokens=8, messages=[{"role": "user", "content": "hi"}]

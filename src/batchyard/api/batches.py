@@ -12,6 +12,7 @@ from batchyard.api.body import read_capped_body
 from batchyard.api.context import context_of
 from batchyard.api.responses import REQUEST_ID_HEADER, json_response, request_id_of
 from batchyard.errors import invalid_request
+from batchyard.protocol.routing import forwarded_headers
 from batchyard.service.batches import BatchService, Caller
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -26,7 +27,8 @@ async def create_batch(request: Request) -> Response:
     key = request.headers.get("idempotency-key") or None
     if key is not None and len(key) > 255:
         raise invalid_request("Idempotency-Key: at most 255 characters")
-    batch = await context.batches.create(caller, body, idempotency_key=key)
+    headers = forwarded_headers(request.headers.items())
+    batch = await context.batches.create(caller, body, idempotency_key=key, headers=headers)
     context.nudge_worker()
     return json_response(request, batch)
 

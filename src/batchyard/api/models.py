@@ -58,13 +58,7 @@ async def retrieve_model(request: Request) -> Response:
 def _model_info(context: ApiContext, name: str) -> ModelInfo:
     served = context.models.get(name)
     assert served is not None
-    return ModelInfo(
-        id=name,
-        display_name=name,
-        created_at="1970-01-01T00:00:00Z",
-        max_tokens=served.config.max_output_tokens or served.engine.max_output_tokens,
-        capabilities=capabilities.wire() if (capabilities := served.engine.capabilities) else None,
-    )
+    return served.model_info(name)
 
 
 routes = [

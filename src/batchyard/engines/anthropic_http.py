@@ -1,11 +1,24 @@
-"""An upstream engine: any server that speaks Anthropic's ``POST /v1/messages``.
+"""An upstream engine (a :class:`~batchyard.engines.base.Relay`): any server that speaks
+Anthropic's ``POST /v1/messages``.
 
 That is Anthropic itself, and servers with an Anthropic-compatible route (vLLM, llama.cpp,
 another batchyard). Each batch request becomes one upstream call; batching, retries and
-results stay here. Upstream errors keep their Anthropic type, so overloaded / rate-limit /
-5xx / timeouts are retried by the worker (honouring ``retry-after``) and the rest become
-``errored`` results with the upstream's own message. ``count_tokens`` is the upstream's own
-``POST /v1/messages/count_tokens``: only the upstream knows its tokenizer.
+results stay here.
+
+The client's JSON goes upstream as it was sent, with only ``model`` replaced by
+``upstream_model``, and the answer comes back with only ``model`` put back: blocks, fields and
+betas this server has no types for pass through both ways. The client's ``anthropic-*``
+headers go along (``anthropic-beta``, ``anthropic-user-profile-id`` …), except
+``anthropic-version``: the relay speaks the version it is configured for, with its own key,
+never the client's. The upstream validates; it refuses what it would not honour.
+
+Upstream errors keep their Anthropic type, so overloaded / rate-limit / 5xx / timeouts are
+retried by the worker (honouring ``retry-after``) and the rest become ``errored`` results
+with the upstream's own message. A 2xx answer that is not JSON (or is cut off) is an
+:class:`~batchyard.errors.UnreadableAnswer`. ``count_tokens`` is the upstream's own
+``POST /v1/messages/count_tokens``: only the upstream knows its tokenizer. At start the relay
+asks ``GET /v1/models/{upstream_model}`` for the model's limits and capabilities, which
+``/v1/models`` reports (nothing, if the upstream could not say).
 
 Options::
 
@@ -18,22 +31,27 @@ Options::
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import TypeVar
+from collections.abc import AsyncGenerator
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 import msgspec
 
 from batchyard.config import ModelConfig, engine_options
-from batchyard.engines.base import TextSink
-from batchyard.errors import EngineError
+from batchyard.engines.base import Answer, RelayRequest
+from batchyard.errors import EngineError, UnreadableAnswer
 from batchyard.protocol.errors import ERROR_TYPE_FOR_STATUS, ErrorType
-from batchyard.protocol.messages import (
-    Message,
-    MessageCountTokensParams,
-    MessageCreateParams,
-    MessageTokensCount,
-)
+from batchyard.protocol.models import UpstreamModel
+from batchyard.protocol.routing import ForwardedHeaders, decode_object, encode_object, with_model
+from batchyard.protocol.streaming import StartRenamer, error_event
+
+logger = logging.getLogger("batchyard.engines")
+
+#: How long the model lookup at start may take: a slow upstream must not hold up serving.
+_MODEL_INFO_TIMEOUT = 10.0
 
 
 class AnthropicOptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -54,12 +72,21 @@ class _UpstreamErrorBody(msgspec.Struct):
     error: _UpstreamError
 
 
-_message_decoder = msgspec.json.Decoder(Message)
-_count_decoder = msgspec.json.Decoder(MessageTokensCount)
+class _TokenCounts(msgspec.Struct):
+    """The two counts of an answer's ``usage`` kept beside a batch outcome; ``null`` or
+    absent counts as 0 (an upstream may leave them out)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class _Counted(msgspec.Struct):
+    usage: _TokenCounts | None = None
+
+
 _error_decoder = msgspec.json.Decoder(_UpstreamErrorBody)
-_encoder = msgspec.json.Encoder()
+_model_info_decoder = msgspec.json.Decoder(UpstreamModel)
 _KNOWN_ERROR_TYPES: dict[str, ErrorType] = {name: name for name in ERROR_TYPE_FOR_STATUS.values()}
-_Answer = TypeVar("_Answer", Message, MessageTokensCount)
 
 
 class AnthropicEngine:
@@ -68,22 +95,17 @@ class AnthropicEngine:
     def __init__(self, model: ModelConfig, options: AnthropicOptions) -> None:
         self._model = model
         self._options = options
-        self._upstream_model = options.upstream_model or model.name
+        self._upstream_model_name = options.upstream_model or model.name
         self._client: httpx.AsyncClient | None = None
+        self._upstream_model: UpstreamModel | None = None
 
     @classmethod
     def from_config(cls, model: ModelConfig) -> AnthropicEngine:
         return cls(model, engine_options(model, AnthropicOptions))
 
     @property
-    def capabilities(self) -> None:
-        """Not known here: the upstream honours or refuses each feature itself."""
-        return None
-
-    @property
-    def max_output_tokens(self) -> None:
-        """Not known here: the upstream refuses a ``max_tokens`` above its model's limit."""
-        return None
+    def upstream_model(self) -> UpstreamModel | None:
+        return self._upstream_model
 
     async def start(self) -> None:
         key = self._options.api_key or os.environ.get(self._options.api_key_env, "")
@@ -92,67 +114,127 @@ class AnthropicEngine:
             base_url=self._options.base_url.rstrip("/"),
             headers={"x-api-key": key, "anthropic-version": self._options.anthropic_version},
             limits=limits,
-            # The worker enforces the model's timeout_seconds; this only bounds connecting.
+            # The caller enforces the model's timeout_seconds; this only bounds connecting.
             timeout=httpx.Timeout(None, connect=10.0),
         )
+        self._upstream_model = await self._ask_model_info(self._client)
+
+    async def _ask_model_info(self, client: httpx.AsyncClient) -> UpstreamModel | None:
+        """The upstream's ``GET /v1/models/{upstream_model}``, or ``None`` if it cannot say
+        (not every Anthropic-compatible server has the route; requests work without it)."""
+        path = f"/v1/models/{quote(self._upstream_model_name, safe='')}"
+        try:
+            response = await client.get(path, timeout=_MODEL_INFO_TIMEOUT)
+            response.raise_for_status()
+            return _model_info_decoder.decode(response.content)
+        except (httpx.HTTPError, msgspec.DecodeError) as exc:
+            logger.warning(
+                "model %s: the upstream's model info is unavailable (%s); /v1/models "
+                "reports no limits or capabilities for it",
+                self._model.name,
+                exc,
+            )
+            return None
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
-    async def create_message(
-        self, params: MessageCreateParams, on_text: TextSink | None = None
-    ) -> Message:
-        """The whole answer at once; ``on_text`` is not called (the caller sends it all)."""
-        body = msgspec.structs.replace(params, model=self._upstream_model, stream=None)
-        message = await self._post("/v1/messages", body, _message_decoder)
-        # The client asked for ``params.model``: the answer names it, not the upstream's model.
-        return msgspec.structs.replace(message, model=params.model)
+    async def relay_message(self, request: RelayRequest, *, in_batch: bool) -> Answer:
+        drop = ("stream",) if in_batch else ()
+        body = with_model(request.body, self._upstream_model_name, drop=drop)
+        response = await self._open("/v1/messages", body, request.headers)
+        answer = _answer_object(await _read(response))
+        answer["model"] = request.model  # the name the client asked for, not the upstream's
+        try:
+            usage = msgspec.convert(answer, _Counted).usage or _TokenCounts()
+        except msgspec.ValidationError:  # a usage of another shape: nothing to count
+            usage = _TokenCounts()
+        return Answer(
+            message=encode_object(answer),
+            input_tokens=usage.input_tokens or 0,
+            output_tokens=usage.output_tokens or 0,
+        )
 
-    async def count_tokens(self, params: MessageCountTokensParams) -> int:
-        """The upstream's count for ``upstream_model``, errors typed as for create."""
-        body = msgspec.structs.replace(params, model=self._upstream_model)
-        count = await self._post("/v1/messages/count_tokens", body, _count_decoder)
-        return count.input_tokens
+    async def relay_stream(self, request: RelayRequest) -> AsyncGenerator[bytes, None]:
+        body = with_model(request.body, self._upstream_model_name)
+        response = await self._open("/v1/messages", body, request.headers)
+        return _relayed_events(response, request.model)
 
-    async def _post(
-        self,
-        path: str,
-        body: MessageCountTokensParams,
-        decoder: msgspec.json.Decoder[_Answer],
-    ) -> _Answer:
-        """``body`` to the upstream's ``path``, its answer decoded; failures typed as
-        :class:`EngineError` with the upstream's own error type and message."""
+    async def relay_count_tokens(self, request: RelayRequest) -> bytes:
+        body = with_model(request.body, self._upstream_model_name)
+        response = await self._open("/v1/messages/count_tokens", body, request.headers)
+        content = await _read(response)
+        _answer_object(content)
+        return content
+
+    async def _open(self, path: str, body: bytes, headers: ForwardedHeaders) -> httpx.Response:
+        """POST ``body`` to the upstream's ``path``; the response once its status is a 2xx
+        (its body still to be read), else the upstream's error as an :class:`EngineError`."""
         if self._client is None:
             raise EngineError("api_error", "the anthropic engine is not started")
+        outgoing = self._client.build_request(
+            "POST", path, content=body, headers=[*headers, ("content-type", "application/json")]
+        )
         try:
-            response = await self._client.post(
-                path, content=_encoder.encode(body), headers={"content-type": "application/json"}
-            )
+            response = await self._client.send(outgoing, stream=True)
         except httpx.TimeoutException as exc:
             raise EngineError("timeout_error", f"upstream timed out: {exc}") from None
         except httpx.TransportError as exc:
             raise EngineError("api_error", f"upstream unreachable: {exc}") from None
         if response.is_success:
-            try:
-                return decoder.decode(response.content)
-            except msgspec.DecodeError as exc:
-                # The upstream answered (and billed): asking again would only repeat this.
-                raise EngineError(
-                    "api_error", f"unexpected upstream response: {exc}", retryable=False
-                ) from None
-        raise _upstream_error(response)
+            return response
+        try:
+            content = await response.aread()
+        except httpx.TransportError:
+            content = b""
+        finally:
+            await response.aclose()
+        raise _upstream_error(response, content)
 
 
-def _upstream_error(response: httpx.Response) -> EngineError:
+async def _read(response: httpx.Response) -> bytes:
+    """The whole body of a 2xx answer; one that breaks off is unreadable."""
+    try:
+        return await response.aread()
+    except httpx.TransportError as exc:
+        raise UnreadableAnswer(f"the upstream's answer broke off: {exc!r}") from None
+    finally:
+        await response.aclose()
+
+
+def _answer_object(content: bytes) -> dict[str, Any]:
+    try:
+        return decode_object(content)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise UnreadableAnswer(f"the upstream answered with no JSON object: {exc}") from None
+
+
+async def _relayed_events(response: httpx.Response, model: str) -> AsyncGenerator[bytes, None]:
+    """The upstream's SSE bytes as they arrive, ``model`` put into ``message_start``; a
+    connection that breaks mid-stream ends with an ``error`` event."""
+    renamer = StartRenamer(model)
+    try:
+        async for chunk in response.aiter_bytes():
+            if out := renamer.feed(chunk):
+                yield out
+        if rest := renamer.flush():
+            yield rest
+    except httpx.TransportError as exc:
+        yield error_event("api_error", f"the upstream's stream broke off: {exc!r}")
+    finally:
+        await response.aclose()
+
+
+def _upstream_error(response: httpx.Response, content: bytes) -> EngineError:
     status = response.status_code
     error_type: ErrorType = ERROR_TYPE_FOR_STATUS.get(
         status, "api_error" if status >= 500 else "invalid_request_error"
     )
     message = f"upstream answered HTTP {status}"
     try:
-        detail = _error_decoder.decode(response.content).error
+        detail = _error_decoder.decode(content).error
     except msgspec.DecodeError:
         pass
     else:

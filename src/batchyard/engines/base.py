@@ -1,4 +1,11 @@
-"""The engine interface: one async call from Messages params to a ``Message`` or a typed error.
+"""The two engine interfaces, and the answer both produce.
+
+:class:`Engine` runs requests itself (local, simulated): it takes validated, typed params
+and returns a typed ``Message``, so it can refuse what it cannot honour field by field.
+:class:`Relay` forwards requests to another server (the ``anthropic`` engine): it takes the
+client's bytes and returns the upstream's, because that server validates the request and
+any typed view of ours would drop what our types do not know (new blocks, new fields).
+:class:`~batchyard.engines.registry.ServedModel` is the one place that tells them apart.
 
 Engines are stateless with respect to batches: they never see the store, custom_ids or
 leases. An engine that gains from batching (the local model) does its own grouping of the
@@ -7,11 +14,14 @@ concurrent calls it receives; the dispatcher simply keeps many calls in flight.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from batchyard.engines.capabilities import Capabilities
 from batchyard.protocol.messages import Message, MessageCountTokensParams, MessageCreateParams
+from batchyard.protocol.models import UpstreamModel
+from batchyard.protocol.routing import ForwardedHeaders
 
 #: Receives pieces of an answer's text as they are generated (see ``Engine.create_message``).
 TextSink = Callable[[str], None]
@@ -21,8 +31,8 @@ class Engine(Protocol):
     """Runs Messages requests for the models it was configured with."""
 
     @property
-    def capabilities(self) -> Capabilities | None:
-        """What this engine honours; ``None`` when another server decides (a relay)."""
+    def capabilities(self) -> Capabilities:
+        """What this engine honours (it refuses the rest)."""
         ...
 
     @property
@@ -48,8 +58,7 @@ class Engine(Protocol):
     async def count_tokens(self, params: MessageCountTokensParams) -> int:
         """The ``input_tokens`` that :meth:`create_message` would report for these params.
 
-        Exact where the engine tokenizes itself; a relay returns its upstream's count (which
-        Anthropic documents as an estimate). A client sizes a request with it before sending.
+        Exact: the engine tokenizes itself. A client sizes a request with it before sending.
         Errors as for ``create_message``, including a :class:`~batchyard.errors.ParamsError` for
         content this engine cannot take.
         """
@@ -57,6 +66,67 @@ class Engine(Protocol):
 
     async def start(self) -> None:
         """Load weights, open connection pools. Called once before the first request."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what ``start`` acquired."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A finished answer: the ``Message`` JSON as the client gets it, and the token counts
+    of its usage (kept beside a batch outcome for reports, without decoding it again)."""
+
+    message: bytes
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class RelayRequest:
+    """A request to forward: the client's JSON body as received, the model name the client
+    asked for (the answer names it, not the upstream's), and the headers to pass on."""
+
+    body: bytes
+    model: str
+    headers: ForwardedHeaders = ()
+
+
+@runtime_checkable
+class Relay(Protocol):
+    """Forwards requests to an Anthropic-compatible server, which validates them.
+
+    The body goes out as the client sent it with only ``model`` replaced, and the answer
+    comes back as the upstream sent it with only ``model`` replaced, so nothing either side
+    sends is lost here. Errors are :class:`~batchyard.errors.EngineError` with the
+    upstream's own type and message.
+    """
+
+    @property
+    def upstream_model(self) -> UpstreamModel | None:
+        """What the upstream reported about its model at start, if it could be asked."""
+        ...
+
+    async def relay_message(self, request: RelayRequest, *, in_batch: bool) -> Answer:
+        """The upstream's whole answer; ``in_batch`` drops ``stream`` from the body."""
+        ...
+
+    async def relay_stream(self, request: RelayRequest) -> AsyncGenerator[bytes, None]:
+        """The upstream's SSE bytes as they arrive, once it has accepted the request.
+
+        A refusal (any non-2xx before the first byte) is raised here, so the caller still
+        answers with a proper error status; a failure later becomes an SSE ``error`` event.
+        A generator, so the caller can close it (and the upstream connection) at any point.
+        """
+        ...
+
+    async def relay_count_tokens(self, request: RelayRequest) -> bytes:
+        """The upstream's count_tokens answer as it sent it."""
+        ...
+
+    async def start(self) -> None:
+        """Open connection pools and ask the upstream about its model (failure tolerated)."""
         ...
 
     async def aclose(self) -> None:

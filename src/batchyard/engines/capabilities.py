@@ -5,7 +5,7 @@ format it cannot enforce, thinking it cannot do. An engine that runs requests he
 simulated) declares its :class:`Capabilities` and calls :func:`refuse_unsupported` on every
 request, create and count alike, so the client gets an ``invalid_request_error`` naming the
 field instead of an answer that quietly did something else. A relay declares none: its
-upstream decides.
+upstream decides, and ``/v1/models`` reports what the upstream says of its model.
 """
 
 from __future__ import annotations

@@ -10,18 +10,30 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import msgspec
+
 from batchyard.config import DEFAULT_LOCAL_MODEL, ModelConfig
-from batchyard.engines.base import Engine, TextSink
-from batchyard.errors import ConfigError, EngineError, ParamsError
-from batchyard.protocol.messages import Message, MessageCountTokensParams, MessageCreateParams
+from batchyard.engines.base import Answer, Engine, Relay, RelayRequest
+from batchyard.engines.sse import engine_events
+from batchyard.errors import ApiError, ConfigError, EngineError, ParamsError
+from batchyard.protocol.messages import (
+    Message,
+    MessageTokensCount,
+    decode_count_tokens_params,
+    decode_params,
+)
+from batchyard.protocol.models import ModelCapabilities, ModelInfo
+from batchyard.protocol.routing import ForwardedHeaders, Route, check_relayed, decode_route
+from batchyard.protocol.streaming import error_event
 
 logger = logging.getLogger("batchyard.engines")
 
 _T = TypeVar("_T")
+_encoder = msgspec.json.Encoder()
 
 
 def _simulated(model: ModelConfig) -> Engine:
@@ -36,17 +48,23 @@ def _local(model: ModelConfig) -> Engine:
     return LocalEngine.from_config(model)
 
 
-def _anthropic(model: ModelConfig) -> Engine:
+def _anthropic(model: ModelConfig) -> Relay:
     from batchyard.engines.anthropic_http import AnthropicEngine
 
     return AnthropicEngine.from_config(model)
 
 
-ENGINE_FACTORIES: dict[str, Callable[[ModelConfig], Engine]] = {
+ENGINE_FACTORIES: dict[str, Callable[[ModelConfig], Engine | Relay]] = {
     "simulated": _simulated,
     "local": _local,
     "anthropic": _anthropic,
 }
+
+
+def typed_answer(message: Message) -> Answer:
+    """The :class:`Answer` of an engine that answers with a typed ``Message``."""
+    usage = message.usage
+    return Answer(_encoder.encode(message), usage.input_tokens, usage.output_tokens)
 
 
 def local_extra_installed() -> bool:
@@ -65,15 +83,22 @@ def default_models() -> list[ModelConfig]:
 
 @dataclass
 class ServedModel:
-    """A configured model with its engine, started once on first use."""
+    """A configured model with its engine, started once on first use.
+
+    The one place that tells a relay from an engine that runs requests itself: callers hand
+    over the client's body (read only as far as :class:`Route`) and the headers to forward;
+    a relay forwards them as they are (checking only ``max_tokens``), any other engine gets
+    them fully validated as typed params. Every call is bounded by ``timeout_seconds`` and a
+    configured ``max_output_tokens`` is enforced for every engine alike.
+    """
 
     config: ModelConfig
-    engine: Engine
+    engine: Engine | Relay
     _started: asyncio.Future[None] | None = field(default=None, repr=False)
     #: The last start failed (the next call tries again).
     _failed: bool = field(default=False, repr=False)
 
-    async def ready(self) -> Engine:
+    async def ready(self) -> Engine | Relay:
         """The started engine; a failed start is reported as a retryable ``api_error`` and
         tried again by the next call (weights on a network disk, a GPU busy at boot)."""
         if self._started is None:
@@ -103,38 +128,138 @@ class ServedModel:
         return [self.config.name, *self.config.aliases]
 
     async def create_message(
-        self, params: MessageCreateParams, on_text: TextSink | None = None
-    ) -> Message:
-        """Answer on this model's engine, loading it first if needed, within its timeout.
+        self,
+        route: Route,
+        body: bytes,
+        headers: ForwardedHeaders = (),
+        *,
+        in_batch: bool,
+        beta: bool = False,
+    ) -> Answer:
+        """Answer the request ``body`` (routed as ``route``) on this model's engine.
+
+        ``beta``: validate against the SDK's beta types (the client named a beta); a relay
+        forwards the ``anthropic-beta`` header instead and lets its upstream judge.
 
         A call that outlives ``timeout_seconds`` is cancelled and reported as a retryable
-        ``timeout_error``, so a hung engine cannot hold a request (and its lease) forever. A
-        configured ``max_output_tokens`` is enforced here, for every engine alike.
+        ``timeout_error``, so a hung engine cannot hold a request (and its lease) forever.
         """
-        limit = self.config.max_output_tokens
-        if limit is not None and params.max_tokens > limit:
-            raise ParamsError(
-                f"max_tokens: {params.max_tokens} > {limit}, which is the maximum allowed number "
-                f"of output tokens for {params.model}"
-            )
-        return await self._call(lambda engine: engine.create_message(params, on_text))
+        engine = self.engine
+        if isinstance(engine, Relay):
+            self._check_output_cap(check_relayed(route, in_batch=in_batch), route.model)
+            relayed = RelayRequest(body, route.model, headers)
+            return await self._call(lambda: engine.relay_message(relayed, in_batch=in_batch))
+        params = decode_params(body, in_batch=in_batch, beta=beta)
+        self._check_output_cap(params.max_tokens, params.model)
+        message = await self._call(lambda: engine.create_message(params))
+        return typed_answer(message)
 
-    async def count_tokens(self, params: MessageCountTokensParams) -> int:
-        """The prompt's ``input_tokens`` on this model's engine, loaded and bounded as in
+    async def stream_message(
+        self, route: Route, body: bytes, headers: ForwardedHeaders = (), *, beta: bool = False
+    ) -> AsyncIterator[bytes]:
+        """The SSE events of a sync ``stream: true`` request, once the answer has started:
+        a request refused at once raises here, so it still gets a proper error status.
+
+        A relay passes its upstream's events on as they arrive; another engine's are made
+        here (:mod:`batchyard.engines.sse`). Past ``timeout_seconds`` a stream that started
+        ends with a ``timeout_error`` event.
+        """
+        engine = self.engine
+        if isinstance(engine, Relay):
+            self._check_output_cap(check_relayed(route, in_batch=False), route.model)
+            deadline = asyncio.get_running_loop().time() + self.config.timeout_seconds
+            relayed = RelayRequest(body, route.model, headers)
+            events = await self._call(lambda: engine.relay_stream(relayed))
+            return self._until(events, deadline)
+        params = decode_params(body, in_batch=False, beta=beta)
+        self._check_output_cap(params.max_tokens, params.model)
+        return await engine_events(
+            params.model,
+            lambda on_text: self._call(lambda: engine.create_message(params, on_text)),
+        )
+
+    async def count_tokens(
+        self, route: Route, body: bytes, headers: ForwardedHeaders = (), *, beta: bool = False
+    ) -> bytes:
+        """The count_tokens answer for ``body`` on this model's engine, bounded as in
         :meth:`create_message` (a relayed count is an upstream call that can hang too)."""
-        return await self._call(lambda engine: engine.count_tokens(params))
+        engine = self.engine
+        if isinstance(engine, Relay):
+            relayed = RelayRequest(body, route.model, headers)
+            return await self._call(lambda: engine.relay_count_tokens(relayed))
+        params = decode_count_tokens_params(body, beta=beta)
+        input_tokens = await self._call(lambda: engine.count_tokens(params))
+        return _encoder.encode(MessageTokensCount(input_tokens=input_tokens))
 
-    async def _call(self, call: Callable[[Engine], Awaitable[_T]]) -> _T:
-        """``call`` on the started engine, cancelled after ``timeout_seconds``."""
-        engine = await self.ready()
+    def model_info(self, name: str) -> ModelInfo:
+        """``/v1/models``'s object for ``name``: a relay reports what its upstream said
+        about its model at start; other engines what they can do. A configured
+        ``max_output_tokens`` is the ``max_tokens`` reported either way."""
+        engine = self.engine
+        max_input: int | None = None
+        capabilities: ModelCapabilities | msgspec.Raw | None = None
+        if isinstance(engine, Relay):
+            upstream = engine.upstream_model
+            max_output = upstream.max_tokens if upstream else None
+            if upstream is not None:
+                max_input, capabilities = upstream.max_input_tokens, upstream.capabilities
+        else:
+            max_output = engine.max_output_tokens
+            capabilities = engine.capabilities.wire()
+        return ModelInfo(
+            id=name,
+            display_name=name,
+            created_at="1970-01-01T00:00:00Z",
+            max_tokens=self.config.max_output_tokens or max_output,
+            max_input_tokens=max_input,
+            capabilities=capabilities,
+        )
+
+    def _check_output_cap(self, max_tokens: int, model: str) -> None:
+        """A configured ``max_output_tokens`` (a relay's upstream enforces its own)."""
+        limit = self.config.max_output_tokens
+        if limit is not None and max_tokens > limit:
+            raise ParamsError(
+                f"max_tokens: {max_tokens} > {limit}, which is the maximum allowed number "
+                f"of output tokens for {model}"
+            )
+
+    async def _call(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """``call`` once the engine has started, cancelled after ``timeout_seconds``."""
+        await self.ready()
         timeout = self.config.timeout_seconds
         try:
             async with asyncio.timeout(timeout):  # no extra task per call, unlike wait_for
-                return await call(engine)
+                return await call()
         except TimeoutError:
-            raise EngineError(
-                "timeout_error", f"model {self.config.name} did not answer within {timeout:g} s"
-            ) from None
+            raise self._timed_out() from None
+
+    async def _until(
+        self, events: AsyncGenerator[bytes, None], deadline: float
+    ) -> AsyncIterator[bytes]:
+        """``events`` until ``deadline`` (loop time), then a ``timeout_error`` event; the
+        relay's stream is closed either way (a client that went away frees its upstream
+        connection)."""
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        event = await anext(events)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    timed_out = self._timed_out()
+                    yield error_event(timed_out.error_type, timed_out.message)
+                    return
+                yield event
+        finally:
+            await events.aclose()
+
+    def _timed_out(self) -> EngineError:
+        return EngineError(
+            "timeout_error",
+            f"model {self.config.name} did not answer within {self.config.timeout_seconds:g} s",
+        )
 
     @property
     def state(self) -> str:
@@ -165,6 +290,21 @@ class ModelRegistry:
 
     def get(self, name: str) -> ServedModel | None:
         return self._by_name.get(name)
+
+    def route(self, body: bytes, validate: Callable[[bytes], object]) -> tuple[ServedModel, Route]:
+        """The served model a Messages (or count_tokens) body names, and its routing view.
+
+        ``validate`` is the full validator for this kind of body: its
+        :class:`~batchyard.errors.ParamsError` is what a body that cannot be routed, or that
+        names a model not served here, reports first (as for any engine); a valid body for
+        a model not served is a ``not_found_error``.
+        """
+        route = decode_route(body, validate)
+        served = self._by_name.get(route.model)
+        if served is None:
+            validate(body)
+            raise ApiError("not_found_error", f"model: {route.model}")
+        return served, route
 
     @property
     def models(self) -> list[ServedModel]:

@@ -60,8 +60,8 @@ class DeletedMessageBatch(msgspec.Struct, tag_field="type", tag="message_batch_d
 
 
 class SucceededResult(msgspec.Struct, tag_field="type", tag="succeeded"):
-    #: The stored ``Message`` JSON, spliced in verbatim: it was encoded from a typed
-    #: :class:`~batchyard.protocol.messages.Message` when stored, so it need not be re-parsed.
+    #: The stored ``Message`` JSON, spliced in verbatim: it was checked when stored, so it
+    #: need not be re-parsed.
     message: msgspec.Raw
 
 
@@ -85,14 +85,8 @@ class IndividualResponse(msgspec.Struct):
     result: BatchResult
 
 
-class _StoredSucceeded(msgspec.Struct, tag_field="outcome", tag="succeeded"):
-    """:class:`~batchyard.protocol.outcomes.Succeeded` read without decoding the message."""
-
-    message: msgspec.Raw
-
-
 _line_encoder = msgspec.json.Encoder()
-_stored_decoder = msgspec.json.Decoder(_StoredSucceeded | outcomes.Errored)
+_stored_decoder = msgspec.json.Decoder(outcomes.Outcome)
 
 
 def result_line(custom_id: str, state: str, outcome: bytes | None) -> bytes:
@@ -110,7 +104,7 @@ def result_line(custom_id: str, state: str, outcome: bytes | None) -> bytes:
         if outcome is None:
             raise ValueError(f"a {state} request has no stored outcome")
         stored = _stored_decoder.decode(outcome)
-        if isinstance(stored, _StoredSucceeded):
+        if isinstance(stored, outcomes.Succeeded):
             result = SucceededResult(message=stored.message)
         else:
             detail = ErrorDetail(type=stored.type, message=stored.message)

@@ -65,11 +65,22 @@ class ModelInfo(msgspec.Struct, tag_field="type", tag="model"):
     max_tokens: int | None
     lifecycle: Literal["active", "deprecated", "retired"] = "active"
     max_input_tokens: int | None = None
-    #: ``None`` where the engine cannot know (a relay: its upstream decides).
-    capabilities: ModelCapabilities | None = None
+    #: A relay's is its upstream's, passed on verbatim; ``None`` where unknown (a relay
+    #: whose upstream could not be asked).
+    capabilities: ModelCapabilities | msgspec.Raw | None = None
     deprecated_at: str | None = None
     retires_at: str | None = None
     line: str | None = None
+
+
+class UpstreamModel(msgspec.Struct):
+    """What a relay reads from its upstream's ``GET /v1/models/{id}``: the limits, and the
+    ``capabilities`` object verbatim (``null`` when absent), so keys newer than
+    :class:`ModelCapabilities` reach our clients too."""
+
+    max_input_tokens: int | None = None
+    max_tokens: int | None = None
+    capabilities: msgspec.Raw = msgspec.Raw(b"null")
 
 
 class ModelPage(msgspec.Struct):

@@ -1,23 +1,28 @@
 """The neutral outcome of one request, as stored: what happened, not how a wire shows it.
 
-A worker stores a :class:`Succeeded` (the engine's ``Message``, billed at the batch tier) or
-an :class:`Errored` (the error's type, message and its ``req_…`` id, fixed once so every
-download shows the same id). Results are rendered from these when read: as Anthropic JSONL
-lines today (:mod:`batchyard.protocol.batches`), and as other formats by other surfaces,
-from the same stored bytes.
+A worker stores a :class:`Succeeded` (the answer's ``Message`` JSON, billed at the batch
+tier) or an :class:`Errored` (the error's type, message and its ``req_…`` id, fixed once so
+every download shows the same id). Results are rendered from these when read: as Anthropic
+JSONL lines today (:mod:`batchyard.protocol.batches`), and as other formats by other
+surfaces, from the same stored bytes.
+
+The message is kept as raw JSON, not as our typed ``Message``: a relayed answer carries
+whatever its upstream sent (blocks and fields our types do not know), and it must reach the
+results file unchanged.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 
 from batchyard import ids
 from batchyard.protocol.errors import ErrorType
-from batchyard.protocol.messages import Message
 
 
 class Succeeded(msgspec.Struct, tag_field="outcome", tag="succeeded"):
-    message: Message
+    message: msgspec.Raw
 
 
 class Errored(msgspec.Struct, tag_field="outcome", tag="errored"):
@@ -30,15 +35,18 @@ class Errored(msgspec.Struct, tag_field="outcome", tag="errored"):
 Outcome = Succeeded | Errored
 
 _encoder = msgspec.json.Encoder()
+_object_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
-def succeeded(message: Message) -> Succeeded:
-    """A batch answer: the message with its usage marked as billed at the batch tier.
-
-    The caller's message is left as it was (it may also be streamed or cached elsewhere).
-    """
-    usage = msgspec.structs.replace(message.usage, service_tier="batch")
-    return Succeeded(message=msgspec.structs.replace(message, usage=usage))
+def succeeded(message: bytes) -> Succeeded:
+    """A batch answer: the ``Message`` JSON with ``usage.service_tier`` set to ``batch``
+    (the tier it is billed at), every other key as it was. A message without a ``usage``
+    object is kept as it is: there is no usage to mark."""
+    decoded = _object_decoder.decode(message)
+    usage = decoded.get("usage")
+    if isinstance(usage, dict):
+        usage["service_tier"] = "batch"
+    return Succeeded(message=msgspec.Raw(_encoder.encode(decoded)))
 
 
 def errored(error_type: ErrorType, message: str) -> Errored:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -138,3 +139,63 @@ def block_events(index: int, block: ContentBlock) -> Iterator[bytes]:
     else:
         yield start(msgspec.to_builtins(block))
     yield block_stop(index)
+
+
+#: The blank line that ends an event, in any of the line endings SSE allows.
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+_LINE_END = re.compile(rb"\r\n|\n|\r")
+_object_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+class StartRenamer:
+    """Passes an SSE byte stream through, with ``message.model`` of its ``message_start``
+    event set to ``model`` (a relayed stream names the model the client asked for).
+
+    Events are held only until the ``message_start`` has gone by (it is the first one);
+    after that every chunk passes as it arrives. Nothing else in the stream is touched.
+    """
+
+    def __init__(self, model: str) -> None:
+        self._model = model
+        self._pending = b""
+        self._renamed = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        """What can be sent now of everything received so far."""
+        if self._renamed:
+            return chunk
+        self._pending += chunk
+        ready: list[bytes] = []
+        while match := _EVENT_END.search(self._pending):
+            event, self._pending = self._pending[: match.end()], self._pending[match.end() :]
+            renamed = self._rename(event[: match.start()])
+            if renamed is None:
+                ready.append(event)
+                continue
+            ready += [renamed, match.group(), self._pending]
+            self._renamed, self._pending = True, b""
+            break
+        return b"".join(ready)
+
+    def flush(self) -> bytes:
+        """The incomplete event still held when the stream ended."""
+        rest, self._pending = self._pending, b""
+        return rest
+
+    def _rename(self, event: bytes) -> bytes | None:
+        """``event`` (without its blank line) renamed, or ``None`` if not ``message_start``."""
+        lines = _LINE_END.split(event)
+        data = [line for line in lines if line.startswith(b"data:")]
+        if not data:
+            return None
+        payload = b"\n".join(line[5:].removeprefix(b" ") for line in data)
+        try:
+            decoded = _object_decoder.decode(payload)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            return None
+        message = decoded.get("message")
+        if decoded.get("type") != "message_start" or not isinstance(message, dict):
+            return None
+        message["model"] = self._model
+        others = [line for line in lines if not line.startswith(b"data:")]
+        return b"\n".join([*others, b"data: " + _encoder.encode(decoded)])

@@ -18,7 +18,7 @@ from batchyard.protocol.batches import (
     result_line,
 )
 from batchyard.store.protocols import BatchStore
-from batchyard.store.records import BatchRecord, NewBatch, NewRequest
+from batchyard.store.records import BatchRecord, Headers, NewBatch, NewRequest
 from batchyard.timeutil import MICROS_PER_SECOND, now_us, optional_rfc3339, rfc3339
 
 _UNFINISHED = frozenset({"queued", "running"})
@@ -40,9 +40,18 @@ class BatchService:
         self._settings = settings
 
     async def create(
-        self, caller: Caller, body: bytes, *, idempotency_key: str | None = None
+        self,
+        caller: Caller,
+        body: bytes,
+        *,
+        idempotency_key: str | None = None,
+        headers: Headers = (),
     ) -> MessageBatch:
         """Validate the envelope, then persist the batch and all requests atomically.
+
+        ``headers`` (the call's ``anthropic-*`` headers, e.g. ``anthropic-beta``) are kept
+        with the batch: a relay forwards them upstream with each of its requests, as it
+        does for a sync call.
 
         With an ``Idempotency-Key`` (a batchyard extension; the SDKs send one only via
         ``extra_headers``), a replay of the same create returns the batch the first call
@@ -62,6 +71,7 @@ class BatchService:
             archives_at=created_at + _micros(self._settings.retention_seconds),
             idempotency_key=idempotency_key,
             body_digest=digest,
+            headers=headers,
         )
         try:
             record = await self._store.create_batch(new, items)

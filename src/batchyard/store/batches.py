@@ -28,7 +28,7 @@ from batchyard.store.records import (
     StoredOutcome,
     closing_as,
 )
-from batchyard.store.rows import CHUNK, batch_by_seq, batch_record, find_batch
+from batchyard.store.rows import CHUNK, batch_by_seq, batch_record, encode_headers, find_batch
 from batchyard.store.tables import batches, outcomes, requests
 
 
@@ -59,6 +59,7 @@ class SqlBatches:
                     archives_at=batch.archives_at,
                     idempotency_key=batch.idempotency_key,
                     body_digest=batch.body_digest,
+                    headers=encode_headers(batch.headers),
                 )
                 .returning(batches.c.seq)
             )

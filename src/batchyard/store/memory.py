@@ -48,6 +48,7 @@ from batchyard.store.records import (
     DueDelivery,
     FinalState,
     Finished,
+    Headers,
     NewBatch,
     NewRequest,
     RequestState,
@@ -91,6 +92,7 @@ class _Batch:
     archives_at: int
     idempotency_key: str | None
     body_digest: str | None
+    headers: Headers
     #: The batch's requests: ``custom_id`` → row id, and the ``custom_id``s sorted for paging.
     rows: dict[str, int]
     custom_ids: list[str]
@@ -304,6 +306,7 @@ class _Batches:
             archives_at=batch.archives_at,
             idempotency_key=key,
             body_digest=batch.body_digest,
+            headers=batch.headers,
             rows=rows,
             custom_ids=sorted(custom_ids),
         )
@@ -466,6 +469,7 @@ class _Queue:
                 custom_id=r.custom_id,
                 attempt=r.attempt,
                 params=r.params,
+                headers=s.batches[r.batch_seq].headers,
             )
             for r in taken
         ]

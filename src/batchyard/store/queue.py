@@ -30,7 +30,7 @@ from batchyard.store.records import (
     Retry,
     UnstartedState,
 )
-from batchyard.store.rows import CHUNK, closing_batches
+from batchyard.store.rows import CHUNK, batch_headers, closing_batches
 from batchyard.store.tables import batches, outcomes, requests
 
 
@@ -86,6 +86,7 @@ class SqlQueue:
         )
         async with self._db.writer.begin() as conn:
             rows = (await conn.execute(statement)).all()
+            headers = await batch_headers(conn, (row.batch_seq for row in rows)) if rows else {}
         claimed = [
             ClaimedRequest(
                 row_id=row.id,
@@ -93,6 +94,7 @@ class SqlQueue:
                 custom_id=row.custom_id,
                 attempt=row.attempt,
                 params=row.params,
+                headers=headers.get(row.batch_seq, ()),
             )
             for row in rows
         ]

@@ -17,6 +17,10 @@ FinalState = Literal["succeeded", "errored", "canceled", "expired"]
 #: The final states a request reaches without an engine: its batch closed before it ran.
 UnstartedState = Literal["canceled", "expired"]
 
+#: Request headers to pass on with a batch's requests (the create call's ``anthropic-*``
+#: headers a relay forwards), as ``(name, value)`` pairs.
+Headers = tuple[tuple[str, str], ...]
+
 FINAL_STATES: tuple[FinalState, ...] = ("succeeded", "errored", "canceled", "expired")
 #: The webhook event queued for every webhook of a workspace when one of its batches ends.
 BATCH_ENDED_EVENT = "message_batch.ended"
@@ -66,6 +70,8 @@ class NewBatch:
     archives_at: int
     idempotency_key: str | None = None
     body_digest: str | None = None
+    #: Kept with the batch and handed to the worker with each of its requests.
+    headers: Headers = ()
 
 
 class NewRequest(NamedTuple):
@@ -86,6 +92,8 @@ class ClaimedRequest:
     custom_id: str
     attempt: int
     params: bytes
+    #: The headers of the create call that made the batch (:attr:`NewBatch.headers`).
+    headers: Headers = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+import msgspec
 from sqlalchemy import Row, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from batchyard.store.records import BatchRecord, UnstartedState, closing_as
+from batchyard.store.records import BatchRecord, Headers, UnstartedState, closing_as
 from batchyard.store.tables import batches, workspaces
 
 #: Rows per statement for bulk work; keeps every statement under SQLite's parameter limit.
 CHUNK = 1000
+
+
+_headers_encoder = msgspec.json.Encoder()
+_headers_decoder = msgspec.json.Decoder(list[tuple[str, str]])
+
+
+def encode_headers(headers: Headers) -> bytes | None:
+    """A batch's headers as stored: JSON pairs, ``None`` (``NULL``) when there are none."""
+    return _headers_encoder.encode(headers) if headers else None
+
+
+async def batch_headers(conn: AsyncConnection, seqs: Iterable[int]) -> dict[int, Headers]:
+    """The stored headers of the batches ``seqs`` that have any."""
+    wanted = sorted(set(seqs))
+    found: dict[int, Headers] = {}
+    for start in range(0, len(wanted), CHUNK):
+        rows = await conn.execute(
+            select(batches.c.seq, batches.c.headers).where(
+                batches.c.seq.in_(wanted[start : start + CHUNK]), batches.c.headers.is_not(None)
+            )
+        )
+        found.update((row.seq, tuple(_headers_decoder.decode(row.headers))) for row in rows)
+    return found
 
 
 async def find_batch(conn: AsyncConnection, workspace_id: int, batch_id: str) -> Row[Any] | None:

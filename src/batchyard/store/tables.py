@@ -66,6 +66,9 @@ batches = Table(
     #: replayed create returns the same batch instead of a second one.
     Column("idempotency_key", String(255)),
     Column("body_digest", String(64)),
+    #: The create call's headers to pass on with each request (JSON ``[[name, value], …]``,
+    #: ``NULL`` for none): a relay forwards ``anthropic-beta`` and the like upstream.
+    Column("headers", LargeBinary),
     Index("ix_batches_workspace_seq", "workspace_id", "seq"),
     UniqueConstraint("workspace_id", "idempotency_key", name="uq_batches_idempotency_key"),
     Index(

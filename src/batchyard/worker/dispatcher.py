@@ -19,13 +19,15 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 
 from batchyard.config import Settings
 from batchyard.engines.registry import ModelRegistry, ServedModel
 from batchyard.errors import ApiError, EngineError
 from batchyard.protocol import outcomes
 from batchyard.protocol.errors import ErrorType
-from batchyard.protocol.messages import MessageCreateParams, decode_params
+from batchyard.protocol.messages import decode_params
+from batchyard.protocol.routing import Route, names_a_beta
 from batchyard.store.protocols import QueueStore
 from batchyard.store.records import ClaimedRequest, Finished, Retry, UnstartedState
 from batchyard.timeutil import now_us
@@ -45,7 +47,9 @@ _UNSERVED_CLAIM_SECONDS = 5.0
 #: How long a clean shutdown may spend handing back what this process holds.
 _DRAIN_SECONDS = 10.0
 
-_Work = tuple[ClaimedRequest, MessageCreateParams]
+_Work = tuple[ClaimedRequest, Route]
+#: Full validation of a batch request, for one that cannot be routed or names no model here.
+_validate = partial(decode_params, in_batch=True)
 
 
 class Dispatcher:
@@ -205,11 +209,13 @@ class Dispatcher:
     def _route(self, request: ClaimedRequest) -> None:
         """Queue a request for its model's lanes, or settle it now if it cannot run.
 
-        Nothing a request contains may stop the claim loop: whatever goes wrong with one
-        request becomes that request's ``errored`` outcome.
+        Only the routing fields are read here; the model's engine validates the rest (or,
+        for a relay, its upstream does). Nothing a request contains may stop the claim loop:
+        whatever goes wrong with one request becomes that request's ``errored`` outcome.
         """
         try:
-            params = decode_params(request.params, in_batch=True)
+            beta = names_a_beta(request.headers)
+            served, route = self._models.route(request.params, partial(_validate, beta=beta))
         except ApiError as exc:
             self._outcomes.add(_errored(request, exc.error_type, exc.message))
             return
@@ -217,12 +223,8 @@ class Dispatcher:
             logger.exception("request %s could not be read", request.row_id)
             self._outcomes.add(_errored(request, "invalid_request_error", f"unreadable: {exc}"))
             return
-        served = self._models.get(params.model)
-        if served is None:
-            self._outcomes.add(_errored(request, "not_found_error", f"model: {params.model}"))
-            return
         self._load[served.config.name] += 1
-        self._lanes[served.config.name].put_nowait((request, params))
+        self._lanes[served.config.name].put_nowait((request, route))
 
     # ------------------------------------------------------------------ running
 
@@ -230,9 +232,9 @@ class Dispatcher:
         name = served.config.name
         lane = self._lanes[name]
         while True:
-            request, params = await lane.get()
+            request, route = await lane.get()
             try:
-                outcome = await self._execute(served, request, params)
+                outcome = await self._execute(served, request, route)
             except Exception as exc:  # a bug in an engine must not lose the request
                 logger.exception("request %s failed unexpectedly", request.row_id)
                 outcome = self._failed(request, EngineError("api_error", f"internal error: {exc}"))
@@ -242,22 +244,28 @@ class Dispatcher:
             self._outcomes.add(outcome)
 
     async def _execute(
-        self, served: ServedModel, request: ClaimedRequest, params: MessageCreateParams
+        self, served: ServedModel, request: ClaimedRequest, route: Route
     ) -> Finished | Retry:
         if closed_as := self._closing.get(request.batch_seq):
             return Finished(row_id=request.row_id, attempt=request.attempt, state=closed_as)
         self._started.add((request.row_id, request.attempt))
         try:
-            message = await served.create_message(params)
+            answer = await served.create_message(
+                route,
+                request.params,
+                request.headers,
+                in_batch=True,
+                beta=names_a_beta(request.headers),
+            )
         except ApiError as exc:
             return self._failed(request, exc)
         return Finished(
             row_id=request.row_id,
             attempt=request.attempt,
             state="succeeded",
-            outcome=outcomes.encode(outcomes.succeeded(message)),
-            input_tokens=message.usage.input_tokens,
-            output_tokens=message.usage.output_tokens,
+            outcome=outcomes.encode(outcomes.succeeded(answer.message)),
+            input_tokens=answer.input_tokens,
+            output_tokens=answer.output_tokens,
         )
 
     def _failed(self, request: ClaimedRequest, error: ApiError) -> Finished | Retry:

@@ -233,16 +233,8 @@ ROWS: dict[str, Row] = {
 }
 
 CASES = [(row, model) for row in ROWS for model in MODELS]
-BATCH_CASES = [
-    pytest.param(
-        row,
-        model,
-        marks=pytest.mark.skip(reason="batches do not carry anthropic-beta yet"),
-    )
-    if ROWS[row].betas
-    else (row, model)
-    for row, model in CASES
-]
+#: Every beta any row names: a batch carries one ``anthropic-beta`` for all its requests.
+ALL_BETAS = sorted({beta for row in ROWS.values() for beta in row.betas})
 
 
 def custom_id(row: str, model: str) -> str:
@@ -282,25 +274,32 @@ async def wire(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Wire]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def batch_results(wire: Wire) -> dict[str, MessageBatchIndividualResponse]:
-    """Every row without betas, on both models, in one batch created through the SDK."""
+async def batch_results(wire: Wire) -> dict[str, Any]:
+    """Every row on both models, in two batches created through the SDK: the rows without
+    betas through ``messages.batches``, the others through ``beta.messages.batches`` with
+    their betas (the batch's ``anthropic-beta`` governs how its requests are checked)."""
+    plain = [(row, model) for row, model in CASES if not ROWS[row].betas]
+    beta = [(row, model) for row, model in CASES if ROWS[row].betas]
+    results = await _run_batch(wire, wire.sdk.messages.batches, plain, {})
+    results |= await _run_batch(wire, wire.sdk.beta.messages.batches, beta, {"betas": ALL_BETAS})
+    assert len(results) == len(CASES)
+    return results
+
+
+async def _run_batch(
+    wire: Wire, batches: Any, cases: list[tuple[str, str]], options: dict[str, Any]
+) -> dict[str, Any]:
     requests: list[Any] = [
         {"custom_id": custom_id(row, model), "params": ROWS[row].params(model)}
-        for row, model in CASES
-        if not ROWS[row].betas
+        for row, model in cases
     ]
-    batch = await wire.sdk.messages.batches.create(requests=requests)
+    batch = await batches.create(requests=requests, **options)
     deadline = time.monotonic() + 30
     while batch.processing_status != "ended":
         assert time.monotonic() < deadline, batch
         await asyncio.sleep(0.02)
-        batch = await wire.sdk.messages.batches.retrieve(batch.id)
-    results = {
-        result.custom_id: result
-        async for result in await wire.sdk.messages.batches.results(batch.id)
-    }
-    assert len(results) == len(requests)
-    return results
+        batch = await batches.retrieve(batch.id, **options)
+    return {result.custom_id: result async for result in await batches.results(batch.id, **options)}
 
 
 async def create(sdk: anthropic.AsyncAnthropic, row: Row, model: str) -> Any:
@@ -337,10 +336,8 @@ async def test_row_sync(wire: Wire, row: str, model: str) -> None:
     assert body["request_id"] == caught.value.request_id
 
 
-@pytest.mark.parametrize(("row", "model"), BATCH_CASES)
-async def test_row_in_a_batch(
-    batch_results: dict[str, MessageBatchIndividualResponse], row: str, model: str
-) -> None:
+@pytest.mark.parametrize(("row", "model"), CASES)
+async def test_row_in_a_batch(batch_results: dict[str, Any], row: str, model: str) -> None:
     """The same body in a batch: ``succeeded``, or ``errored`` with the sync call's message."""
     expected = ROWS[row].expected(model)
     result = batch_results[custom_id(row, model)].result

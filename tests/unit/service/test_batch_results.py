@@ -34,7 +34,7 @@ def answer() -> bytes:
         stop_sequence=None,
         usage=Usage(input_tokens=3, output_tokens=1),
     )
-    return outcomes.encode(outcomes.succeeded(message))
+    return outcomes.encode(outcomes.succeeded(msgspec.json.encode(message)))
 
 
 async def test_a_download_cut_by_the_retention_purge_breaks_off_instead_of_ending() -> None:

@@ -97,6 +97,20 @@ class ServedModel:
     _started: asyncio.Future[None] | None = field(default=None, repr=False)
     #: The last start failed (the next call tries again).
     _failed: bool = field(default=False, repr=False)
+    #: ``engine`` as the one of the two it is, told apart once: a runtime ``Protocol`` check
+    #: inspects every member on each call, a tenth of the worker's time per request.
+    _relay: Relay | None = field(init=False, repr=False)
+    _runner: Engine | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        engine = self.engine
+        self._relay, self._runner = (engine, None) if isinstance(engine, Relay) else (None, engine)
+
+    def _own_engine(self) -> Engine:
+        """The engine of a model that is not relayed (callers checked ``_relay`` first)."""
+        if self._runner is None:
+            raise TypeError(f"model {self.config.name} is relayed")
+        return self._runner
 
     async def ready(self) -> Engine | Relay:
         """The started engine; a failed start is reported as a retryable ``api_error`` and
@@ -144,11 +158,11 @@ class ServedModel:
         A call that outlives ``timeout_seconds`` is cancelled and reported as a retryable
         ``timeout_error``, so a hung engine cannot hold a request (and its lease) forever.
         """
-        engine = self.engine
-        if isinstance(engine, Relay):
+        if (relay := self._relay) is not None:
             self._check_output_cap(check_relayed(route, in_batch=in_batch), route.model)
             relayed = RelayRequest(body, route.model, headers)
-            return await self._call(lambda: engine.relay_message(relayed, in_batch=in_batch))
+            return await self._call(lambda: relay.relay_message(relayed, in_batch=in_batch))
+        engine = self._own_engine()
         params = decode_params(body, in_batch=in_batch, beta=beta)
         self._check_output_cap(params.max_tokens, params.model)
         message = await self._call(lambda: engine.create_message(params))
@@ -164,13 +178,13 @@ class ServedModel:
         here (:mod:`batchyard.engines.sse`). Past ``timeout_seconds`` a stream that started
         ends with a ``timeout_error`` event.
         """
-        engine = self.engine
-        if isinstance(engine, Relay):
+        if (relay := self._relay) is not None:
             self._check_output_cap(check_relayed(route, in_batch=False), route.model)
             deadline = asyncio.get_running_loop().time() + self.config.timeout_seconds
             relayed = RelayRequest(body, route.model, headers)
-            events = await self._call(lambda: engine.relay_stream(relayed))
+            events = await self._call(lambda: relay.relay_stream(relayed))
             return self._until(events, deadline)
+        engine = self._own_engine()
         params = decode_params(body, in_batch=False, beta=beta)
         self._check_output_cap(params.max_tokens, params.model)
         return await engine_events(
@@ -183,10 +197,10 @@ class ServedModel:
     ) -> bytes:
         """The count_tokens answer for ``body`` on this model's engine, bounded as in
         :meth:`create_message` (a relayed count is an upstream call that can hang too)."""
-        engine = self.engine
-        if isinstance(engine, Relay):
+        if (relay := self._relay) is not None:
             relayed = RelayRequest(body, route.model, headers)
-            return await self._call(lambda: engine.relay_count_tokens(relayed))
+            return await self._call(lambda: relay.relay_count_tokens(relayed))
+        engine = self._own_engine()
         params = decode_count_tokens_params(body, beta=beta)
         input_tokens = await self._call(lambda: engine.count_tokens(params))
         return _encoder.encode(MessageTokensCount(input_tokens=input_tokens))
@@ -195,15 +209,15 @@ class ServedModel:
         """``/v1/models``'s object for ``name``: a relay reports what its upstream said
         about its model at start; other engines what they can do. A configured
         ``max_output_tokens`` is the ``max_tokens`` reported either way."""
-        engine = self.engine
         max_input: int | None = None
         capabilities: ModelCapabilities | msgspec.Raw | None = None
-        if isinstance(engine, Relay):
-            upstream = engine.upstream_model
+        if (relay := self._relay) is not None:
+            upstream = relay.upstream_model
             max_output = upstream.max_tokens if upstream else None
             if upstream is not None:
                 max_input, capabilities = upstream.max_input_tokens, upstream.capabilities
         else:
+            engine = self._own_engine()
             max_output = engine.max_output_tokens
             capabilities = engine.capabilities.wire()
         return ModelInfo(

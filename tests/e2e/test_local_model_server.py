@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
@@ -154,6 +155,7 @@ def test_stream_is_live_token_by_token(local_server: ServerProcess) -> None:
         "messages": [{"role": "user", "content": "Describe a cup of tea in a few sentences."}],
     }
     arrivals: list[tuple[float, str]] = []
+    data: dict[str, dict[str, Any]] = {}
     with httpx.stream(
         "POST",
         f"{local_server.base_url}/v1/messages",
@@ -165,7 +167,12 @@ def test_stream_is_live_token_by_token(local_server: ServerProcess) -> None:
         for line in response.iter_lines():
             if line.startswith("event: "):
                 arrivals.append((time.monotonic(), line.removeprefix("event: ")))
+            elif line.startswith("data: "):
+                data[arrivals[-1][1]] = json.loads(line.removeprefix("data: "))
     names = [name for _, name in arrivals]
+    # A live message_start counts the prompt, as the API's does (LangChain reads it there).
+    started = data["message_start"]["message"]["usage"]["input_tokens"]
+    assert started > 5 and started == data["message_delta"]["usage"]["input_tokens"]
     deltas = [when for when, name in arrivals if name == "content_block_delta"]
     assert names[0] == "message_start" and names[-1] == "message_stop"
     assert len(deltas) >= 10, names

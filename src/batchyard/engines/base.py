@@ -14,7 +14,7 @@ concurrent calls it receives; the dispatcher simply keeps many calls in flight.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -23,8 +23,18 @@ from batchyard.protocol.messages import Message, MessageCountTokensParams, Messa
 from batchyard.protocol.models import UpstreamModel
 from batchyard.protocol.routing import ForwardedHeaders
 
-#: Receives pieces of an answer's text as they are generated (see ``Engine.create_message``).
-TextSink = Callable[[str], None]
+
+class AnswerSink(Protocol):
+    """Receives an answer as it is made (see ``Engine.create_message``), on the event loop."""
+
+    def prompt_read(self, input_tokens: int) -> None:
+        """The prompt is read and counted; called once, before any text. A live stream's
+        ``message_start`` carries this count, as the API's does."""
+        ...
+
+    def text(self, piece: str) -> None:
+        """A piece of the answer's text that is final."""
+        ...
 
 
 class Engine(Protocol):
@@ -41,12 +51,12 @@ class Engine(Protocol):
         ...
 
     async def create_message(
-        self, params: MessageCreateParams, on_text: TextSink | None = None
+        self, params: MessageCreateParams, sink: AnswerSink | None = None
     ) -> Message:
         """Answer one request. ``params.model`` is the name the client asked for; echo it.
 
-        An engine that can stream calls ``on_text`` on the event loop with pieces of the
-        answer's text as they are final (their concatenation is a prefix of the returned
+        An engine that can stream tells ``sink`` its prompt's token count, then the pieces of
+        the answer's text as they are final (their concatenation is a prefix of the returned
         text; the caller sends the rest). Others ignore it.
 
         Raise :class:`~batchyard.errors.EngineError` for anything the caller should report

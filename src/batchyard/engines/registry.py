@@ -189,7 +189,7 @@ class ServedModel:
         self._check_output_cap(params.max_tokens, params.model)
         return await engine_events(
             params.model,
-            lambda on_text: self._call(lambda: engine.create_message(params, on_text)),
+            lambda sink: self._call(lambda: engine.create_message(params, sink)),
         )
 
     async def count_tokens(

@@ -38,7 +38,7 @@ import msgspec
 
 from batchyard import ids
 from batchyard.config import ModelConfig, engine_options
-from batchyard.engines.base import TextSink
+from batchyard.engines.base import AnswerSink
 from batchyard.engines.capabilities import TEXT_ONLY, Capabilities, refuse_unsupported
 from batchyard.errors import EngineError
 from batchyard.protocol.errors import ErrorType
@@ -158,9 +158,9 @@ class SimulatedEngine:
         return None
 
     async def create_message(
-        self, params: MessageCreateParams, on_text: TextSink | None = None
+        self, params: MessageCreateParams, sink: AnswerSink | None = None
     ) -> Message:
-        """The whole answer at once; ``on_text`` is not called (the caller sends it all)."""
+        """The whole answer at once; ``sink`` is not called (the caller sends it all)."""
         prompt = self._prompt_words(params)
         content = f"{self._options.seed}\0{' '.join(prompt)}".encode()
         self._calls[content] += 1

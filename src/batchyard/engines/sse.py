@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from batchyard.engines.base import TextSink
+from batchyard.engines.base import AnswerSink
 from batchyard.errors import ApiError
 from batchyard.ids import message_id
 from batchyard.protocol.messages import Message, TextBlock, Usage
@@ -26,18 +26,32 @@ from batchyard.protocol.streaming import (
 )
 
 
+class _Pieces:
+    """The sink of a live stream: the prompt's token count, then the text in a queue."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.input_tokens = 0
+
+    def prompt_read(self, input_tokens: int) -> None:
+        self.input_tokens = input_tokens
+
+    def text(self, piece: str) -> None:
+        self.queue.put_nowait(piece)
+
+
 async def engine_events(
-    model: str, answer_with: Callable[[TextSink], Awaitable[Message]]
+    model: str, answer_with: Callable[[AnswerSink], Awaitable[Message]]
 ) -> AsyncIterator[bytes]:
-    """The events of ``answer_with(on_text)``, once its first text or its end is there.
+    """The events of ``answer_with(sink)``, once its first text or its end is there.
 
     The answer starts in the background; this waits for its first piece of text or its
     end, so a request that fails at once raises here and still gets a proper error status.
     An engine that does not stream is sent as the whole event sequence once it has answered.
     """
-    pieces: asyncio.Queue[str] = asyncio.Queue()
-    answer = asyncio.ensure_future(answer_with(pieces.put_nowait))
-    first = asyncio.ensure_future(pieces.get())
+    pieces = _Pieces()
+    answer = asyncio.ensure_future(answer_with(pieces))
+    first = asyncio.ensure_future(pieces.queue.get())
     either: list[asyncio.Future[Any]] = [answer, first]
     try:
         await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
@@ -57,12 +71,14 @@ async def _complete(message: Message) -> AsyncIterator[bytes]:
 
 
 async def _live(
-    model: str, first: str, pieces: asyncio.Queue[str], answer: asyncio.Future[Message]
+    model: str, first: str, sink: _Pieces, answer: asyncio.Future[Message]
 ) -> AsyncIterator[bytes]:
     """Text deltas as the engine makes them; the rest of the answer when it is done."""
     waiter: asyncio.Future[str] | None = None
+    pieces = sink.queue
     try:
-        yield message_start(message_id(), model, Usage(input_tokens=0, output_tokens=0))
+        usage = Usage(input_tokens=sink.input_tokens, output_tokens=0)
+        yield message_start(message_id(), model, usage)
         yield text_block_start(0)
         sent = first
         yield text_delta(0, first)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from batchyard.config import ModelConfig
-from batchyard.engines.base import TextSink
+from batchyard.engines.base import AnswerSink
 from batchyard.engines.capabilities import TEXT_ONLY, Capabilities
 from batchyard.engines.local.batcher import Batcher, Job
 from batchyard.engines.local.options import LocalOptions, parse_options
@@ -95,7 +95,7 @@ class LocalEngine:
         self._tokenizing.shutdown(wait=False, cancel_futures=True)
 
     async def create_message(
-        self, params: MessageCreateParams, on_text: TextSink | None = None
+        self, params: MessageCreateParams, sink: AnswerSink | None = None
     ) -> Message:
         batcher = self._batcher
         if batcher is None:
@@ -110,13 +110,13 @@ class LocalEngine:
                 stop_sequence=None,
                 usage=Usage(input_tokens=len(job.prompt), output_tokens=0),
             )
-        if on_text is not None:
+        if sink is not None:
+            sink.prompt_read(len(job.prompt))
             loop = asyncio.get_running_loop()
-            # Called on the generation thread; the sink runs on the event loop.
-            sink = on_text
+            text = sink.text
 
-            def forward(piece: str) -> None:
-                loop.call_soon_threadsafe(sink, piece)
+            def forward(piece: str) -> None:  # on the generation thread
+                loop.call_soon_threadsafe(text, piece)
 
             job.on_text = forward
         batcher.submit(job)

@@ -272,17 +272,23 @@ def _decode(decoder: msgspec.json.Decoder[_Decoded], raw: bytes | msgspec.Raw) -
 
 
 def _check_generation(params: MessageCreateParams, *, in_batch: bool) -> None:
+    check_length_and_stream(params.max_tokens, params.stream, in_batch=in_batch)
+    if in_batch and params.speed is not None:
+        raise ParamsError("speed: fast mode is not supported for requests in a Message Batch")
+
+
+def check_length_and_stream(max_tokens: int, stream: bool | None, *, in_batch: bool) -> None:
+    """The ``max_tokens`` and ``stream`` rules, which a relay checks too (its batching depends
+    on them): no stream and at least one token in a batch, no negative ``max_tokens``."""
     if in_batch:
-        if params.stream:
+        if stream:
             raise ParamsError("stream: streaming is not supported for requests in a Message Batch")
-        if params.speed is not None:
-            raise ParamsError("speed: fast mode is not supported for requests in a Message Batch")
-        if params.max_tokens < 1:
+        if max_tokens < 1:
             raise ParamsError(
                 "max_tokens: must be at least 1 for requests in a Message Batch "
                 "(cache pre-warming with max_tokens: 0 is not supported in batches)"
             )
-    elif params.max_tokens < 0:
+    elif max_tokens < 0:
         raise ParamsError("max_tokens: Input should be greater than or equal to 0")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from batchyard.errors import ParamsError
-from batchyard.protocol.messages import describe_validation_error
+from batchyard.protocol.messages import check_length_and_stream, describe_validation_error
 
 #: Request headers forwarded to an upstream, as ``(name, value)`` pairs in arrival order.
 ForwardedHeaders = tuple[tuple[str, str], ...]
@@ -69,16 +69,7 @@ def check_relayed(route: Route, *, in_batch: bool) -> int:
     """
     if route.max_tokens is None:
         raise ParamsError("max_tokens: Field required")
-    if in_batch:
-        if route.stream:
-            raise ParamsError("stream: streaming is not supported for requests in a Message Batch")
-        if route.max_tokens < 1:
-            raise ParamsError(
-                "max_tokens: must be at least 1 for requests in a Message Batch "
-                "(cache pre-warming with max_tokens: 0 is not supported in batches)"
-            )
-    elif route.max_tokens < 0:
-        raise ParamsError("max_tokens: Input should be greater than or equal to 0")
+    check_length_and_stream(route.max_tokens, route.stream, in_batch=in_batch)
     return route.max_tokens
 
 

@@ -1,9 +1,14 @@
-"""Throughput of the local engine: the same 64 prompts one at a time, then all at once.
+"""Throughput of the local engine: the same 64 prompts one at a time, all at once, and as a
+batch through the product.
 
 Run: ``HF_HUB_OFFLINE=1 python bench/local_engine.py [--prompts 64] [--max-tokens 48]``.
-Both passes go through ``LocalEngine.create_message`` (sequential = awaited one after
-another, batched = all gathered at once), at temperature 0, so both produce the same text.
-Load time is measured cold (a fresh converted-weights cache) and warm (the cache reused).
+The first two passes go through ``LocalEngine.create_message`` (sequential = awaited one
+after another, batched = all gathered at once), at temperature 0, so both produce the same
+text. The product pass sends the same requests as one Message Batch to a real
+``batchyard serve`` on loopback (SQLite, its own worker and model, the engine in this
+process closed first so they do not share the two cores) and times create → ``ended``: what
+a user gets, beside the engine's own figure. Load time is measured cold (a fresh
+converted-weights cache) and warm (the cache reused).
 """
 
 from __future__ import annotations
@@ -11,14 +16,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import tempfile
 import time
+from pathlib import Path
 
+import msgspec
 import torch
 
 from batchyard.config import ModelConfig
 from batchyard.engines.local import LocalEngine
 from batchyard.protocol.messages import Message, MessageCreateParams, MessageParam
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from harness import Api, ServerProcess, add_key
 
 _TOPICS = [
     "my invoice shows a double charge",
@@ -82,6 +93,12 @@ async def main() -> None:
         default=0,
         help="prompts for the sequential pass (0 = all); its rate does not depend on how many",
     )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=64,
+        help="the served model's concurrency in the product pass (its engine batches up to 64)",
+    )
     args = parser.parse_args()
     requests = ticket_prompts(args.prompts, args.max_tokens)
     with tempfile.TemporaryDirectory() as cache_dir:
@@ -101,6 +118,8 @@ async def main() -> None:
         batched_s = time.perf_counter() - started
         await engine.aclose()
 
+        product = through_server(requests, cache_dir, args.concurrency)
+
     seq_rate = _output_tokens(sequential) / sequential_s
     batch_rate = _output_tokens(batched) / batched_s
     same = sum(a.content == b.content for a, b in zip(sequential, batched, strict=False))
@@ -116,6 +135,78 @@ async def main() -> None:
         f"ratio: {batch_rate / seq_rate:.1f}x; identical greedy answers: "
         f"{same}/{len(sequential)}; torch threads: {torch.get_num_threads()}"
     )
+    product_rate = product.output_tokens / product.seconds
+    same_texts = sum(
+        product.texts.get(f"r{index}") == _text(message) for index, message in enumerate(batched)
+    )
+    print(
+        f"product:    {len(requests)} requests as one batch over HTTP, {product.output_tokens} "
+        f"output tokens in {product.seconds:.1f} s = {product_rate:.1f} tok/s "
+        f"(concurrency {args.concurrency})"
+    )
+    print(
+        f"product / batched engine: {product_rate / batch_rate:.2f} (goal >= 0.9); "
+        f"answers identical to the batched pass: {same_texts}/{len(batched)}"
+    )
+
+
+class ProductRun(msgspec.Struct):
+    seconds: float
+    output_tokens: int
+    texts: dict[str, str]
+
+
+def through_server(
+    requests: list[MessageCreateParams], cache_dir: str, concurrency: int
+) -> ProductRun:
+    """``requests`` as one batch through ``batchyard serve``, timed from create to ``ended``
+    (the model warmed by one sync call first, as the engine pass is)."""
+    config = f"""
+[[models]]
+name = "smollm2-135m"
+engine = "local"
+concurrency = {concurrency}
+cache_dir = "{cache_dir}"
+"""
+    with tempfile.TemporaryDirectory() as workdir:
+        db_url = f"sqlite:///{workdir}/bench.sqlite"
+        server = ServerProcess(Path(workdir), db_url, config).start()
+        try:
+            api = Api(server.base_url, add_key(db_url, "bench"))
+            warm = msgspec.to_builtins(requests[0])
+            assert api.http.post("/v1/messages", json=warm).status_code == 200
+            started = time.perf_counter()
+            batch = api.create(
+                [
+                    {"custom_id": f"r{index}", "params": msgspec.to_builtins(request)}
+                    for index, request in enumerate(requests)
+                ]
+            )
+            api.wait_ended(batch["id"], timeout=1800)
+            seconds = time.perf_counter() - started
+            lines = api.results(batch["id"])
+        finally:
+            server.stop()
+    succeeded = [line for line in lines if line["result"]["type"] == "succeeded"]
+    assert len(succeeded) == len(requests), lines[:3]
+    return ProductRun(
+        seconds=seconds,
+        output_tokens=sum(
+            line["result"]["message"]["usage"]["output_tokens"] for line in succeeded
+        ),
+        texts={
+            line["custom_id"]: "".join(
+                block["text"]
+                for block in line["result"]["message"]["content"]
+                if block["type"] == "text"
+            )
+            for line in succeeded
+        },
+    )
+
+
+def _text(message: Message) -> str:
+    return "".join(getattr(block, "text", "") for block in message.content)
 
 
 def _output_tokens(messages: list[Message]) -> int:

@@ -118,7 +118,7 @@ async def main() -> None:
         batched_s = time.perf_counter() - started
         await engine.aclose()
 
-        product = through_server(requests, cache_dir, args.concurrency)
+        product = await asyncio.to_thread(through_server, requests, cache_dir, args.concurrency)
 
     seq_rate = _output_tokens(sequential) / sequential_s
     batch_rate = _output_tokens(batched) / batched_s

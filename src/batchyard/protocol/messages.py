@@ -40,7 +40,7 @@ _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 # --------------------------------------------------------------------------- input, as read
 
 
-class ContentBlockParam(Struct):
+class ContentBlockParam(Struct, omit_defaults=True):
     """Any input content block, as an engine reads it: its ``type`` and, for text, its text.
 
     Its shape was checked against the SDK's types already; every other key and every block
@@ -51,7 +51,7 @@ class ContentBlockParam(Struct):
     text: str = ""
 
 
-class MessageParam(Struct):
+class MessageParam(Struct, omit_defaults=True):
     """One turn. Beyond its content, a (beta) system turn may carry options of its own,
     read here so an engine that does not honour them can refuse them."""
 
@@ -61,11 +61,11 @@ class MessageParam(Struct):
     output_config: Any = None
 
 
-class SystemBlockParam(Struct):
+class SystemBlockParam(Struct, omit_defaults=True):
     text: str
 
 
-class Metadata(Struct):
+class Metadata(Struct, omit_defaults=True):
     #: The API's limit; the SDK's type does not carry it.
     user_id: Annotated[str, Meta(max_length=512)] | None = None
 

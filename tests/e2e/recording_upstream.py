@@ -9,7 +9,10 @@ bytes, and answers with canned Anthropic-shaped answers chosen by the ``model`` 
   counts and a top-level field from the future; with ``stream: true``, an SSE stream that
   sends its first events, then waits for :attr:`RecordingUpstream.release` before the rest;
 * ``up-garbage``: 200 with a body that is not JSON; ``up-truncated``: 200 with JSON cut off;
-* ``up-overloaded``: 529 ``overloaded_error``.
+* ``up-overloaded``: 529 ``overloaded_error``;
+* ``up-error200``: 200 with an ``error`` object (some servers answer so);
+* ``up-unauthorized``: 401 ``authentication_error`` (the relay's key is wrong);
+* ``up-trickle``: an SSE stream whose events come 0.4 s apart, for 2 s in all.
 
 ``POST /v1/messages/count_tokens`` answers ``{"input_tokens": 42}`` and
 ``GET /v1/models/up-tools`` a model with limits and capabilities (other models: 404).
@@ -225,6 +228,14 @@ class RecordingUpstream:
         if model == "up-overloaded":
             error = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
             return JSONResponse(error, status_code=529)
+        if model == "up-error200":
+            error = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+            return JSONResponse(error)
+        if model == "up-unauthorized":
+            error = {"type": "error", "error": {"type": "authentication_error", "message": "no"}}
+            return JSONResponse(error, status_code=401)
+        if model == "up-trickle":
+            return StreamingResponse(self._trickle(), media_type="text/event-stream")
         if body.get("stream"):
             return StreamingResponse(self._held_stream(), media_type="text/event-stream")
         return JSONResponse(copy.deepcopy(TOOLS_ANSWER))
@@ -233,6 +244,12 @@ class RecordingUpstream:
         yield STREAM_HEAD
         await asyncio.to_thread(self.release.wait, 30)
         yield STREAM_TAIL
+
+    async def _trickle(self) -> AsyncIterator[bytes]:
+        events = [STREAM_HEAD, *(_sse("ping", {"type": "ping"}) for _ in range(4)), STREAM_TAIL]
+        for event in events:
+            yield event
+            await asyncio.sleep(0.4)
 
     async def _count_tokens(self, request: Request) -> Response:
         await self._record(request)

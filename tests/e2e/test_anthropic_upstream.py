@@ -70,9 +70,12 @@ def test_batch_through_an_upstream(relay: ServerProcess) -> None:
     # The upstream's 529 is retried, then reported with its type and message.
     overloaded = results["overloaded"]["error"]["error"]
     assert overloaded["type"] == "overloaded_error" and "call 2" in overloaded["message"]
-    # The upstream's 404 for an unknown model is not retried.
+    # The upstream's 404 for its model is the relay's misconfiguration, not the client's
+    # unknown model: a non-retryable api_error that names it.
     missing = results["missing"]["error"]["error"]
-    assert missing == {"type": "not_found_error", "message": "model: no-such-model"}
+    assert missing["type"] == "api_error"
+    assert "HTTP 404: model: no-such-model" in missing["message"]
+    assert "upstream_model" in missing["message"]
 
 
 def test_sync_messages_through_an_upstream(relay: ServerProcess) -> None:
@@ -93,10 +96,12 @@ def test_sync_messages_through_an_upstream(relay: ServerProcess) -> None:
     # /v1/models reports what the upstream says of its model (sim: text only).
     capabilities = client.models.retrieve("relayed").capabilities
     assert capabilities is not None and not capabilities.image_input.supported
-    with pytest.raises(anthropic.NotFoundError, match="no-such-model"):
+    with pytest.raises(anthropic.InternalServerError, match="no-such-model") as caught:
         client.messages.create(
             model="relayed-missing", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
         )
+    # Asking again cannot help: the SDK is told not to retry.
+    assert caught.value.response.headers["x-should-retry"] == "false"
 
 
 def test_count_tokens_through_an_upstream(relay: ServerProcess) -> None:
@@ -113,8 +118,8 @@ def test_count_tokens_through_an_upstream(relay: ServerProcess) -> None:
         model="relayed", max_tokens=8, system=system, messages=messages
     )
     assert counted.input_tokens == message.usage.input_tokens == 7
-    # The upstream's 404 keeps its type and message.
-    with pytest.raises(anthropic.NotFoundError, match="model: no-such-model"):
+    # The upstream's 404 says the relay is misconfigured, with the upstream's message.
+    with pytest.raises(anthropic.InternalServerError, match="model: no-such-model"):
         client.messages.count_tokens(model="relayed-missing", messages=messages)
     # Counting is not generation: a model whose every answer fails still counts.
     assert client.messages.count_tokens(model="relayed-down", messages=messages).input_tokens == 4

@@ -24,6 +24,7 @@ from harness import OLD_PYTHON_SDK, Api, ServerProcess, add_key, sim_config
 from recording_upstream import MODEL_INFO, TOOLS_ANSWER, RecordingUpstream
 
 RELAY_KEY = "sk-relay-own-key"
+USER = [{"role": "user", "content": "hi"}]
 MAX_ATTEMPTS = 2
 
 
@@ -47,8 +48,17 @@ engine = "anthropic"
 base_url = "{upstream.base_url}"
 api_key = "{RELAY_KEY}"
 upstream_model = "up-{name}"
+timeout_seconds = {1 if name == "trickle" else 600}
 """
-        for name in ("tools", "garbage", "truncated", "overloaded")
+        for name in (
+            "tools",
+            "garbage",
+            "truncated",
+            "overloaded",
+            "error200",
+            "unauthorized",
+            "trickle",
+        )
     )
     config = sim_config(max_attempts=MAX_ATTEMPTS) + relay_models
     server = ServerProcess(workdir, f"sqlite:///{workdir / 'relay.sqlite'}", config).start()
@@ -353,3 +363,80 @@ def test_models_report_the_upstreams_limits_and_capabilities(
     client = anthropic.Anthropic(api_key=key, base_url=relay.base_url)
     model = client.models.retrieve("relay-tools")
     assert model.capabilities is not None and model.capabilities.structured_outputs.supported
+
+
+def test_values_the_relay_cannot_hold_are_forwarded_as_sent(
+    upstream: RecordingUpstream, relay: ServerProcess, key: str
+) -> None:
+    """Only the top-level keys are split: a number no double holds, a duplicate key, an
+    escape reach the upstream byte for byte (decoding them would fail or change them)."""
+    body = (
+        b'{"model":"relay-tools","max_tokens":5,"messages":[{"role":"user","content":'
+        b'"caf\\u00e9 bytes-check"}],"tools":[{"name":"t","input_schema":{"type":"object",'
+        b'"properties":{"n":{"type":"number","maximum":1e400}}}}],"metadata":{"user_id":"a",'
+        b'"user_id":"b"},"temperature":1e-1}'
+    )
+    with relay_http(relay, key) as http:
+        response = http.post("/v1/messages", content=body)
+    assert response.status_code == 200, response.text
+    [received] = upstream.calls("/v1/messages", "bytes-check")
+    assert received.body == body.replace(b'"relay-tools"', b'"up-tools"')
+
+
+def test_an_error_object_answered_with_200_is_that_error(relay: ServerProcess, key: str) -> None:
+    """Not a message to store as a success: the upstream's error, retried in a batch."""
+    with relay_http(relay, key) as http:
+        response = http.post(
+            "/v1/messages",
+            json={"model": "relay-error200", "max_tokens": 5, "messages": USER},
+        )
+    assert response.status_code == 529, response.text
+    assert response.json()["error"] == {"type": "overloaded_error", "message": "busy"}
+
+
+def test_the_relays_own_credentials_refused_upstream_are_not_the_clients(
+    relay: ServerProcess, key: str
+) -> None:
+    """An upstream 401 is the relay's misconfiguration: a 500 naming it, not retried,
+    rather than an AuthenticationError about the client's own (valid) key."""
+    client = anthropic.Anthropic(api_key=key, base_url=relay.base_url)
+    with pytest.raises(anthropic.InternalServerError, match="HTTP 401") as caught:
+        client.messages.create(model="relay-unauthorized", max_tokens=5, messages=USER)
+    assert caught.value.response.headers["x-should-retry"] == "false"
+
+
+def test_a_stream_answered_without_an_event_stream_is_an_error(
+    relay: ServerProcess, key: str
+) -> None:
+    with relay_http(relay, key) as http:
+        response = http.post(
+            "/v1/messages",
+            json={"model": "relay-garbage", "max_tokens": 5, "messages": USER, "stream": True},
+        )
+    assert response.status_code == 500, response.text
+    assert response.headers["x-should-retry"] == "false"
+    assert response.json()["error"]["type"] == "api_error"
+
+
+def test_a_stream_that_keeps_flowing_is_not_cut_by_the_timeout(
+    relay: ServerProcess, key: str
+) -> None:
+    """``timeout_seconds`` (1 s here) bounds the silence between events, not the stream: a
+    2 s stream with an event every 0.4 s ends normally."""
+    client = anthropic.Anthropic(api_key=key, base_url=relay.base_url)
+    with client.messages.stream(model="relay-trickle", max_tokens=5, messages=USER) as stream:
+        message = stream.get_final_message()
+    assert message.model == "relay-trickle" and message.stop_reason == "end_turn"
+
+
+def test_fast_mode_is_refused_in_a_relayed_batch(relay: ServerProcess, key: str) -> None:
+    """A batch must not buy fast mode from the upstream's sync API."""
+    api = Api(relay.base_url, key)
+    params = {"model": "relay-tools", "max_tokens": 5, "messages": USER, "speed": "fast"}
+    batch = api.create([{"custom_id": "fast", "params": params}])
+    api.wait_ended(batch["id"])
+    [line] = api.results(batch["id"])
+    assert line["result"]["error"]["error"] == {
+        "type": "invalid_request_error",
+        "message": "speed: fast mode is not supported for requests in a Message Batch",
+    }

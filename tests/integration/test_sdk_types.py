@@ -24,11 +24,14 @@ import msgspec
 import pytest
 from sdk_examples import Examples, Invalid, roots
 
+from batchyard.errors import ParamsError
 from batchyard.protocol import sdk_params
 from batchyard.protocol.messages import (
     MessageCountTokensParams,
     MessageCreateParams,
     MessageParam,
+    decode_count_tokens_params,
+    decode_params,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,6 +93,32 @@ def test_every_body_the_sdk_types_accept_is_accepted_and_readable() -> None:
             failures.append(f"{name}: {exc}\n  {raw[:400]!r}")
     assert count > 1000, f"only {count} examples: the walk lost its way"
     assert not failures, f"{len(failures)} of {count} refused:\n" + "\n".join(failures[:15])
+
+
+#: The API's own rules that the types cannot carry (docs/protocol.md §7): a body the types
+#: accept may still break one of them, and is then refused with exactly that message.
+API_RULES = (
+    "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024",
+    "`max_tokens` must be greater than `thinking.budget_tokens`.",
+)
+
+
+def test_full_validation_refuses_an_sdk_valid_body_only_for_an_api_rule() -> None:
+    """``decode_params`` adds hand-written rules to the SDK's shape; none may refuse a body
+    the types accept for any reason but the API's own rules."""
+    refused: list[str] = []
+    for name, body in _valid_bodies():
+        beta = name.startswith("Beta")
+        raw = json.dumps(body).encode()
+        try:
+            if name.endswith("Create"):
+                decode_params(raw, in_batch=False, beta=beta)
+            else:
+                decode_count_tokens_params(raw, beta=beta)
+        except ParamsError as exc:
+            if exc.message not in API_RULES:
+                refused.append(f"{name}: {exc.message}\n  {raw[:300]!r}")
+    assert not refused, f"{len(refused)} refused:\n" + "\n".join(refused[:15])
 
 
 def test_a_beta_header_never_refuses_a_stable_body() -> None:

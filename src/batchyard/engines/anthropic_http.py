@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncGenerator
-from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -44,8 +43,15 @@ from batchyard.config import ModelConfig, engine_options
 from batchyard.engines.base import Answer, RelayRequest
 from batchyard.errors import EngineError, UnreadableAnswer
 from batchyard.protocol.errors import ERROR_TYPE_FOR_STATUS, ErrorType
-from batchyard.protocol.models import UpstreamModel
-from batchyard.protocol.routing import ForwardedHeaders, decode_object, encode_object, with_model
+from batchyard.protocol.models import ModelCapabilities, UpstreamModel
+from batchyard.protocol.routing import (
+    ForwardedHeaders,
+    RawObject,
+    decode_raw_object,
+    encode_raw_object,
+    raw_value,
+    with_model,
+)
 from batchyard.protocol.streaming import StartRenamer, error_event
 
 logger = logging.getLogger("batchyard.engines")
@@ -80,12 +86,15 @@ class _TokenCounts(msgspec.Struct):
     output_tokens: int | None = None
 
 
-class _Counted(msgspec.Struct):
-    usage: _TokenCounts | None = None
-
-
 _error_decoder = msgspec.json.Decoder(_UpstreamErrorBody)
 _model_info_decoder = msgspec.json.Decoder(UpstreamModel)
+_counts_decoder = msgspec.json.Decoder(_TokenCounts)
+_capabilities_decoder = msgspec.json.Decoder(ModelCapabilities | None)
+_type_decoder = msgspec.json.Decoder(str)
+#: Statuses that say the relay itself is misconfigured (its key, its upstream model), not
+#: the client: reported as a non-retryable ``api_error`` rather than passed on as the
+#: client's own 401 / 404.
+_RELAY_MISCONFIGURED = frozenset({401, 403, 404})
 _KNOWN_ERROR_TYPES: dict[str, ErrorType] = {name: name for name in ERROR_TYPE_FOR_STATUS.values()}
 
 
@@ -126,7 +135,11 @@ class AnthropicEngine:
         try:
             response = await client.get(path, timeout=_MODEL_INFO_TIMEOUT)
             response.raise_for_status()
-            return _model_info_decoder.decode(response.content)
+            info = _model_info_decoder.decode(response.content)
+            # Passed on verbatim (newer keys too), but only if it has every key the SDKs
+            # require: a partial object would fail a strict client's whole models page.
+            _capabilities_decoder.decode(info.capabilities)
+            return info
         except (httpx.HTTPError, msgspec.DecodeError) as exc:
             logger.warning(
                 "model %s: the upstream's model info is unavailable (%s); /v1/models "
@@ -145,28 +158,30 @@ class AnthropicEngine:
         drop = ("stream",) if in_batch else ()
         body = with_model(request.body, self._upstream_model_name, drop=drop)
         response = await self._open("/v1/messages", body, request.headers)
-        answer = _answer_object(await _read(response))
-        answer["model"] = request.model  # the name the client asked for, not the upstream's
-        try:
-            usage = msgspec.convert(answer, _Counted).usage or _TokenCounts()
-        except msgspec.ValidationError:  # a usage of another shape: nothing to count
-            usage = _TokenCounts()
+        answer = _message(response, await _read(response))
+        answer["model"] = raw_value(request.model)  # the client's name, not the upstream's
+        counts = _token_counts(answer.get("usage"))
         return Answer(
-            message=encode_object(answer),
-            input_tokens=usage.input_tokens or 0,
-            output_tokens=usage.output_tokens or 0,
+            message=encode_raw_object(answer),
+            input_tokens=counts.input_tokens or 0,
+            output_tokens=counts.output_tokens or 0,
         )
 
     async def relay_stream(self, request: RelayRequest) -> AsyncGenerator[bytes, None]:
         body = with_model(request.body, self._upstream_model_name)
         response = await self._open("/v1/messages", body, request.headers)
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            # A 2xx that is no event stream (a proxy's page, an error object): said before
+            # the first byte, as for a plain call, rather than passed on as if it were SSE.
+            _message(response, await _read(response))
+            raise UnreadableAnswer("the upstream answered a stream request with no event stream")
         return _relayed_events(response, request.model)
 
     async def relay_count_tokens(self, request: RelayRequest) -> bytes:
         body = with_model(request.body, self._upstream_model_name)
         response = await self._open("/v1/messages/count_tokens", body, request.headers)
         content = await _read(response)
-        _answer_object(content)
+        _json_object(content)
         return content
 
     async def _open(self, path: str, body: bytes, headers: ForwardedHeaders) -> httpx.Response:
@@ -204,11 +219,36 @@ async def _read(response: httpx.Response) -> bytes:
         await response.aclose()
 
 
-def _answer_object(content: bytes) -> dict[str, Any]:
+def _json_object(content: bytes) -> RawObject:
     try:
-        return decode_object(content)
+        return decode_raw_object(content)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise UnreadableAnswer(f"the upstream answered with no JSON object: {exc}") from None
+
+
+def _message(response: httpx.Response, content: bytes) -> RawObject:
+    """A 2xx answer that is a ``message`` object. An ``error`` object (some servers send
+    one with a 200) is that error; anything else is unreadable, not a success to store."""
+    answer = _json_object(content)
+    try:
+        kind = _type_decoder.decode(answer.get("type", b"null"))
+    except msgspec.DecodeError:
+        kind = None
+    if kind == "message":
+        return answer
+    if kind == "error":
+        raise _upstream_error(response, content)
+    raise UnreadableAnswer(f"the upstream answered 2xx with a {kind!r} object, not a message")
+
+
+def _token_counts(usage: msgspec.Raw | None) -> _TokenCounts:
+    """The counts of an answer's ``usage``; none of another shape (nothing to count)."""
+    if usage is None:
+        return _TokenCounts()
+    try:
+        return _counts_decoder.decode(usage)
+    except msgspec.DecodeError:
+        return _TokenCounts()
 
 
 async def _relayed_events(response: httpx.Response, model: str) -> AsyncGenerator[bytes, None]:
@@ -240,6 +280,15 @@ def _upstream_error(response: httpx.Response, content: bytes) -> EngineError:
     else:
         error_type = _KNOWN_ERROR_TYPES.get(detail.type, error_type)
         message = detail.message or message
+    if status in _RELAY_MISCONFIGURED:
+        error = EngineError(
+            "api_error",
+            f"the upstream refused this relay (HTTP {status}: {message}); check the model's "
+            "base_url, api_key and upstream_model",
+            retryable=False,
+        )
+        error.headers["x-should-retry"] = "false"  # asking again cannot help
+        return error
     return EngineError(error_type, message, retry_after=_retry_after(response))
 
 

@@ -161,7 +161,9 @@ class ServedModel:
         if (relay := self._relay) is not None:
             self._check_output_cap(check_relayed(route, in_batch=in_batch), route.model)
             relayed = RelayRequest(body, route.model, headers)
-            return await self._call(lambda: relay.relay_message(relayed, in_batch=in_batch))
+            return await self._call(
+                lambda: relay.relay_message(relayed, in_batch=in_batch), relayed=True
+            )
         engine = self._own_engine()
         params = decode_params(body, in_batch=in_batch, beta=beta)
         self._check_output_cap(params.max_tokens, params.model)
@@ -175,15 +177,14 @@ class ServedModel:
         a request refused at once raises here, so it still gets a proper error status.
 
         A relay passes its upstream's events on as they arrive; another engine's are made
-        here (:mod:`batchyard.engines.sse`). Past ``timeout_seconds`` a stream that started
-        ends with a ``timeout_error`` event.
+        here (:mod:`batchyard.engines.sse`). A relayed stream that falls silent for
+        ``timeout_seconds`` ends with a ``timeout_error`` event.
         """
         if (relay := self._relay) is not None:
             self._check_output_cap(check_relayed(route, in_batch=False), route.model)
-            deadline = asyncio.get_running_loop().time() + self.config.timeout_seconds
             relayed = RelayRequest(body, route.model, headers)
-            events = await self._call(lambda: relay.relay_stream(relayed))
-            return self._until(events, deadline)
+            events = await self._call(lambda: relay.relay_stream(relayed), relayed=True)
+            return self._while_flowing(events)
         engine = self._own_engine()
         params = decode_params(body, in_batch=False, beta=beta)
         self._check_output_cap(params.max_tokens, params.model)
@@ -199,7 +200,7 @@ class ServedModel:
         :meth:`create_message` (a relayed count is an upstream call that can hang too)."""
         if (relay := self._relay) is not None:
             relayed = RelayRequest(body, route.model, headers)
-            return await self._call(lambda: relay.relay_count_tokens(relayed))
+            return await self._call(lambda: relay.relay_count_tokens(relayed), relayed=True)
         engine = self._own_engine()
         params = decode_count_tokens_params(body, beta=beta)
         input_tokens = await self._call(lambda: engine.count_tokens(params))
@@ -238,26 +239,33 @@ class ServedModel:
                 f"of output tokens for {model}"
             )
 
-    async def _call(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        """``call`` once the engine has started, cancelled after ``timeout_seconds``."""
+    async def _call(self, call: Callable[[], Awaitable[_T]], *, relayed: bool = False) -> _T:
+        """``call`` once the engine has started, cancelled after ``timeout_seconds``.
+
+        A relayed call cut short may still be answered, and billed, upstream: its timeout
+        carries ``x-should-retry: false`` so an SDK does not buy it again on its own.
+        """
         await self.ready()
         timeout = self.config.timeout_seconds
         try:
             async with asyncio.timeout(timeout):  # no extra task per call, unlike wait_for
                 return await call()
         except TimeoutError:
-            raise self._timed_out() from None
+            error = self._timed_out()
+            if relayed:
+                error.headers["x-should-retry"] = "false"
+            raise error from None
 
-    async def _until(
-        self, events: AsyncGenerator[bytes, None], deadline: float
-    ) -> AsyncIterator[bytes]:
-        """``events`` until ``deadline`` (loop time), then a ``timeout_error`` event; the
-        relay's stream is closed either way (a client that went away frees its upstream
+    async def _while_flowing(self, events: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
+        """``events`` while each arrives within ``timeout_seconds`` of the one before, then a
+        ``timeout_error`` event. An idle limit, not a total one: a long answer that keeps
+        streaming is not cut (the 2.x SDKs stream exactly the answers expected to be long).
+        The relay's stream is closed either way (a client that went away frees its upstream
         connection)."""
         try:
             while True:
                 try:
-                    async with asyncio.timeout_at(deadline):
+                    async with asyncio.timeout(self.config.timeout_seconds):
                         event = await anext(events)
                 except StopAsyncIteration:
                     return

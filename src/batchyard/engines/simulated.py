@@ -183,7 +183,7 @@ class SimulatedEngine:
             refuse_unsupported(params, TEXT_ONLY, params.model)
         texts = [system_text(params) or ""]
         for index, message in enumerate(params.messages):
-            if self._options.accept_unsupported and not isinstance(message.content, str):
+            if self._options.accept_unsupported and isinstance(message.content, list):
                 # A replayed conversation carries tool calls, server-tool results, uploads:
                 # read as absent, like the options above, so only its text counts.
                 texts.extend(block.text for block in message.content if block.type == "text")

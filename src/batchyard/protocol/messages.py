@@ -56,7 +56,8 @@ class MessageParam(Struct, omit_defaults=True):
     read here so an engine that does not honour them can refuse them."""
 
     role: Literal["user", "assistant", "system"]
-    content: str | list[ContentBlockParam] = ""
+    #: ``None`` only for a (beta) system turn, whose content is optional.
+    content: str | list[ContentBlockParam] | None = None
     clear_at: Any = None
     output_config: Any = None
 
@@ -201,8 +202,10 @@ _LOCATION = re.compile(r" - (at|in) `([^`]*)`")
 
 
 def json_path(msgspec_path: str) -> str:
-    """``$.messages[0].content`` → ``messages.0.content``: Anthropic's path style."""
-    path = msgspec_path.removeprefix("$").removeprefix(".")
+    """``$.messages[0].content`` → ``messages.0.content``: Anthropic's path style. msgspec
+    writes a value inside a free-form object as ``[...]`` (no key): those steps are left
+    out, so the path names the field that holds it."""
+    path = msgspec_path.removeprefix("$").removeprefix(".").replace("[...]", "")
     return re.sub(r"\[(\d+)\]", r".\1", path).lstrip(".")
 
 
@@ -272,17 +275,20 @@ def _decode(decoder: msgspec.json.Decoder[_Decoded], raw: bytes | msgspec.Raw) -
 
 
 def _check_generation(params: MessageCreateParams, *, in_batch: bool) -> None:
-    check_length_and_stream(params.max_tokens, params.stream, in_batch=in_batch)
-    if in_batch and params.speed is not None:
-        raise ParamsError("speed: fast mode is not supported for requests in a Message Batch")
+    check_length_and_stream(params.max_tokens, params.stream, in_batch=in_batch, speed=params.speed)
 
 
-def check_length_and_stream(max_tokens: int, stream: bool | None, *, in_batch: bool) -> None:
-    """The ``max_tokens`` and ``stream`` rules, which a relay checks too (its batching depends
-    on them): no stream and at least one token in a batch, no negative ``max_tokens``."""
+def check_length_and_stream(
+    max_tokens: int, stream: bool | None, *, in_batch: bool, speed: object = None
+) -> None:
+    """The ``max_tokens``, ``stream`` and ``speed`` rules, which a relay checks too (batching
+    depends on them): no stream, no fast mode and at least one token in a batch, no negative
+    ``max_tokens``."""
     if in_batch:
         if stream:
             raise ParamsError("stream: streaming is not supported for requests in a Message Batch")
+        if speed is not None:
+            raise ParamsError("speed: fast mode is not supported for requests in a Message Batch")
         if max_tokens < 1:
             raise ParamsError(
                 "max_tokens: must be at least 1 for requests in a Message Batch "
@@ -303,6 +309,8 @@ def _check_prompt(params: MessageCountTokensParams) -> None:
             for block in content:
                 if block.type == "text" and not block.text.strip():
                     raise ParamsError("messages: text content blocks must be non-empty")
+        if content is None and message.role == "system":
+            continue  # a beta system turn may carry only its options (``clear_at``)
         is_empty = not content or (isinstance(content, str) and not content.strip())
         if is_empty and not (index == last and message.role == "assistant"):
             raise ParamsError(
@@ -349,8 +357,8 @@ def system_text(params: MessageCountTokensParams) -> str | None:
 def message_text(message: MessageParam, index: int, model: str) -> str:
     """The text of turn ``index``; :class:`ParamsError` naming the first block that is not
     text, for a model that reads text only."""
-    if isinstance(message.content, str):
-        return message.content
+    if message.content is None or isinstance(message.content, str):
+        return message.content or ""
     parts: list[str] = []
     for position, block in enumerate(message.content):
         if block.type != "text":

@@ -13,12 +13,11 @@ results file unchanged.
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from batchyard import ids
 from batchyard.protocol.errors import ErrorType
+from batchyard.protocol.routing import decode_raw_object, encode_raw_object, raw_value
 
 
 class Succeeded(msgspec.Struct, tag_field="outcome", tag="succeeded"):
@@ -35,18 +34,22 @@ class Errored(msgspec.Struct, tag_field="outcome", tag="errored"):
 Outcome = Succeeded | Errored
 
 _encoder = msgspec.json.Encoder()
-_object_decoder = msgspec.json.Decoder(dict[str, Any])
+_BATCH_TIER = raw_value("batch")
 
 
 def succeeded(message: bytes) -> Succeeded:
     """A batch answer: the ``Message`` JSON with ``usage.service_tier`` set to ``batch``
-    (the tier it is billed at), every other key as it was. A message without a ``usage``
-    object is kept as it is: there is no usage to mark."""
-    decoded = _object_decoder.decode(message)
-    usage = decoded.get("usage")
-    if isinstance(usage, dict):
-        usage["service_tier"] = "batch"
-    return Succeeded(message=msgspec.Raw(_encoder.encode(decoded)))
+    (the tier it is billed at), every other value byte for byte as it was. A message whose
+    ``usage`` is not an object is kept as it is: there is no usage to mark."""
+    decoded = decode_raw_object(message)
+    if (usage := decoded.get("usage")) is not None:
+        try:
+            counts = decode_raw_object(usage)
+        except msgspec.DecodeError:
+            return Succeeded(message=msgspec.Raw(message))
+        counts["service_tier"] = _BATCH_TIER
+        decoded["usage"] = msgspec.Raw(encode_raw_object(counts))
+    return Succeeded(message=msgspec.Raw(encode_raw_object(decoded)))
 
 
 def errored(error_type: ErrorType, message: str) -> Errored:

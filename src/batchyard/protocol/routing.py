@@ -7,8 +7,10 @@ unvalidated, because its upstream validates it and refuses what it would not hon
 decoding it into our own types would drop whatever those types do not know (new blocks,
 new fields of known blocks).
 
-The JSON a relay forwards and returns is decoded generically (objects as ordered dicts), only
-``model`` is changed, and it is encoded again: every other key, block and value survives.
+The JSON a relay forwards and returns is split into its top-level keys, each value kept as
+the bytes it arrived as (:class:`msgspec.Raw`); only ``model`` is replaced and the object is
+joined again. Nothing below the top level is parsed, so every block, key, number (``1e400``,
+``1.10``) and escape passes as sent.
 """
 
 from __future__ import annotations
@@ -35,10 +37,15 @@ class Route(msgspec.Struct):
     model: str
     max_tokens: int | None = None
     stream: bool | None = None
+    #: Only compared with ``None`` (fast mode is refused in a batch); its value is the upstream's.
+    speed: Any = None
 
+
+#: A JSON object as its top-level keys, each value the bytes it came as.
+RawObject = dict[str, msgspec.Raw]
 
 _route_decoder = msgspec.json.Decoder(Route)
-_object_decoder = msgspec.json.Decoder(dict[str, Any])
+_raw_object_decoder = msgspec.json.Decoder(RawObject)
 _encoder = msgspec.json.Encoder()
 
 
@@ -64,12 +71,13 @@ def check_relayed(route: Route, *, in_batch: bool) -> int:
     """The ``max_tokens`` of a body a relay forwards: what a relay checks itself.
 
     The same rules (and words) as full validation for what routing and batching depend on:
-    ``max_tokens`` present and in range, and no ``stream`` in a batch. Everything else is
-    left to the upstream.
+    ``max_tokens`` present and in range, no ``stream`` and no fast ``speed`` in a batch (a
+    batch must not buy fast mode from the upstream's sync API). Everything else is left to
+    the upstream.
     """
     if route.max_tokens is None:
         raise ParamsError("max_tokens: Field required")
-    check_length_and_stream(route.max_tokens, route.stream, in_batch=in_batch)
+    check_length_and_stream(route.max_tokens, route.stream, in_batch=in_batch, speed=route.speed)
     return route.max_tokens
 
 
@@ -87,23 +95,29 @@ def forwarded_headers(headers: Iterable[tuple[str, str]]) -> ForwardedHeaders:
     )
 
 
-def decode_object(raw: bytes) -> dict[str, Any]:
-    """A JSON object, every key in its order; :class:`msgspec.DecodeError` if it is not one."""
-    return _object_decoder.decode(raw)
+def decode_raw_object(raw: bytes) -> RawObject:
+    """A JSON object's top-level keys, in order, with their values unparsed;
+    :class:`msgspec.DecodeError` if ``raw`` is not one JSON object."""
+    return _raw_object_decoder.decode(raw)
+
+
+def encode_raw_object(body: RawObject) -> bytes:
+    return _encoder.encode(body)
+
+
+def raw_value(value: object) -> msgspec.Raw:
+    """``value`` as the JSON bytes of a :class:`RawObject` value."""
+    return msgspec.Raw(_encoder.encode(value))
 
 
 def with_model(raw: bytes, model: str, *, drop: Iterable[str] = ()) -> bytes:
     """``raw`` (a JSON object) with ``model`` set to ``model`` and the keys in ``drop``
-    removed; everything else as it was."""
-    body = decode_object(raw)
-    body["model"] = model
+    removed; every other value byte for byte as it was."""
+    body = decode_raw_object(raw)
+    body["model"] = raw_value(model)
     for key in drop:
         body.pop(key, None)
-    return _encoder.encode(body)
-
-
-def encode_object(body: dict[str, Any]) -> bytes:
-    return _encoder.encode(body)
+    return encode_raw_object(body)
 
 
 def names_a_beta(headers: Iterable[tuple[str, str]]) -> bool:

@@ -20,6 +20,7 @@ from batchyard.protocol.messages import (
     ToolUseBlock,
     Usage,
 )
+from batchyard.protocol.routing import decode_raw_object, encode_raw_object, raw_value
 
 _encoder = msgspec.json.Encoder()
 #: Characters per ``text_delta``; clients render deltas as they arrive.
@@ -144,7 +145,6 @@ def block_events(index: int, block: ContentBlock) -> Iterator[bytes]:
 #: The blank line that ends an event, in any of the line endings SSE allows.
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _LINE_END = re.compile(rb"\r\n|\n|\r")
-_object_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 class StartRenamer:
@@ -190,12 +190,13 @@ class StartRenamer:
             return None
         payload = b"\n".join(line[5:].removeprefix(b" ") for line in data)
         try:
-            decoded = _object_decoder.decode(payload)
+            decoded = decode_raw_object(payload)
+            if bytes(decoded.get("type", b"")) != b'"message_start"' or "message" not in decoded:
+                return None
+            message = decode_raw_object(decoded["message"])
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return None
-        message = decoded.get("message")
-        if decoded.get("type") != "message_start" or not isinstance(message, dict):
-            return None
-        message["model"] = self._model
+        message["model"] = raw_value(self._model)
+        decoded["message"] = msgspec.Raw(encode_raw_object(message))
         others = [line for line in lines if not line.startswith(b"data:")]
-        return b"\n".join([*others, b"data: " + _encoder.encode(decoded)])
+        return b"\n".join([*others, b"data: " + encode_raw_object(decoded)])

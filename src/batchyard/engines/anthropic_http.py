@@ -191,7 +191,7 @@ class AnthropicEngine:
             content = b""
         finally:
             await response.aclose()
-        raise _upstream_error(response, content)
+        raise upstream_error(response, content)
 
 
 async def _read(response: httpx.Response) -> bytes:
@@ -227,7 +227,9 @@ async def _relayed_events(response: httpx.Response, model: str) -> AsyncGenerato
         await response.aclose()
 
 
-def _upstream_error(response: httpx.Response, content: bytes) -> EngineError:
+def upstream_error(response: httpx.Response, content: bytes) -> EngineError:
+    """An upstream's non-2xx answer as our error: its Anthropic type and message (else the
+    type its status means) and its ``retry-after``, so retries behave as against Anthropic."""
     status = response.status_code
     error_type: ErrorType = ERROR_TYPE_FOR_STATUS.get(
         status, "api_error" if status >= 500 else "invalid_request_error"
@@ -240,10 +242,10 @@ def _upstream_error(response: httpx.Response, content: bytes) -> EngineError:
     else:
         error_type = _KNOWN_ERROR_TYPES.get(detail.type, error_type)
         message = detail.message or message
-    return EngineError(error_type, message, retry_after=_retry_after(response))
+    return EngineError(error_type, message, retry_after=retry_after_seconds(response))
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after_seconds(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after")
     try:
         return float(value) if value is not None else None

@@ -95,7 +95,6 @@ def assert_all_succeeded(api: Api, batch_id: str, total: int, model: str) -> lis
     return lines
 
 
-@pytest.mark.slow
 def test_2500_requests_exactly_once_across_a_sigkill_after_submission(
     upstream: ServerProcess, tmp_path: Path
 ) -> None:

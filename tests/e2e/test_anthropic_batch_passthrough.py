@@ -20,7 +20,15 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import Api, ServerProcess, add_key, free_port, message_request, sim_config
+from harness import (
+    Api,
+    ServerProcess,
+    add_key,
+    free_port,
+    message_request,
+    postgres_database,
+    sim_config,
+)
 
 PASSTHROUGH = """
 [[models]]
@@ -260,3 +268,34 @@ def test_cancel_and_refusals_keep_their_types(upstream: ServerProcess, tmp_path:
         }
     finally:
         relay.stop()
+
+
+def test_workers_sharing_postgres_send_each_request_upstream_once(
+    upstream: ServerProcess, tmp_path: Path
+) -> None:
+    """Three workers gather from one queue at once (one killed mid-way): every request goes
+    into exactly one upstream batch."""
+    up_key = add_key(upstream.db_url, "relay")
+    config = relay_config(
+        passthrough("passthrough", upstream.base_url, up_key, max_batch_requests=100)
+    )
+    with postgres_database() as url:
+        api_server = ServerProcess(tmp_path, url, config, extra_args=("--no-worker",)).start()
+        workers = [ServerProcess(tmp_path, url, config, command="worker") for _ in range(3)]
+        try:
+            for worker in workers:
+                worker.start()
+            api = Api(api_server.base_url, add_key(url, "users"))
+            batches = [
+                api.create([message_request(f"t{n:04d}", model="passthrough") for n in range(400)])
+                for _ in range(3)
+            ]
+            wait_for(lambda: upstream_saw(upstream)[0] >= 300)
+            workers[0].kill()
+            for batch in batches:
+                assert_all_succeeded(api, batch["id"], 400, "passthrough")
+        finally:
+            for process in (*workers, api_server):
+                process.stop()
+    stored, distinct, sizes = upstream_saw(upstream)
+    assert stored == distinct == 1200 and max(sizes) <= 100

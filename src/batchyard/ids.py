@@ -50,3 +50,8 @@ def webhook_secret() -> str:
 def hash_api_key(key: str) -> str:
     """SHA-256 is enough here: keys are 256-bit random secrets, not user-chosen passwords."""
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def submission_id() -> str:
+    """An upstream submission of ours; sent as the upstream create's ``Idempotency-Key``."""
+    return _opaque("upbatch_")

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,6 +24,7 @@ from batchyard import ids
 from batchyard.api.app import create_app
 from batchyard.api.context import ApiContext
 from batchyard.config import Settings
+from batchyard.engines.anthropic_batches import UpstreamBatchApi, batch_options
 from batchyard.engines.registry import ModelRegistry, default_models
 from batchyard.service.batches import BatchService
 from batchyard.store import open_store
@@ -31,6 +32,7 @@ from batchyard.store.protocols import Store
 from batchyard.timeutil import now_us
 from batchyard.worker.dispatcher import Dispatcher
 from batchyard.worker.maintenance import run_maintenance
+from batchyard.worker.upstream_batches import UpstreamBatches
 from batchyard.worker.webhooks import WebhookSender
 
 logger = logging.getLogger("batchyard.process")
@@ -96,6 +98,33 @@ def _background_jobs(
     ]
 
 
+def upstream_batches(
+    store: Store, models: ModelRegistry, settings: Settings
+) -> list[UpstreamBatches]:
+    """One :class:`UpstreamBatches` per ``anthropic-batch`` model: a worker's other half."""
+    return [
+        UpstreamBatches(
+            store.submissions,
+            UpstreamBatchApi(served.config, batch_options(served.config)),
+            name=served.config.name,
+            names=served.names,
+            settings=settings,
+        )
+        for served in models.passthrough
+    ]
+
+
+def _wake_all(dispatcher: Dispatcher, passthrough: list[UpstreamBatches]) -> Callable[[], None]:
+    """New work (or a cancel) for every part of a worker that may hold some."""
+
+    def wake() -> None:
+        dispatcher.wake()
+        for part in passthrough:
+            part.wake()
+
+    return wake
+
+
 def create_server_app(
     settings: Settings, *, run_worker: bool = True, initial_key: str | None = None
 ) -> Starlette:
@@ -114,16 +143,18 @@ def create_server_app(
             )
         models = model_registry(settings)
         dispatcher = Dispatcher(store.queue, models, settings) if run_worker else None
+        passthrough = upstream_batches(store, models, settings) if run_worker else []
         app.state.context = ApiContext(
             settings=settings,
             keys=store.keys,
             batches=BatchService(store.batches, settings),
             models=models,
-            nudge_worker=dispatcher.wake if dispatcher else (lambda: None),
+            nudge_worker=_wake_all(dispatcher, passthrough) if dispatcher else (lambda: None),
         )
         jobs = _background_jobs(store, models, settings, dispatcher)
         if dispatcher is not None:
             jobs.append(dispatcher.run())
+        jobs += [part.run() for part in passthrough]
         try:
             async with background(*jobs):
                 yield
@@ -139,8 +170,10 @@ async def run_worker(settings: Settings) -> None:
     store = await open_store(settings.resolved_database_url())
     models = model_registry(settings)
     dispatcher = Dispatcher(store.queue, models, settings)
+    jobs = _background_jobs(store, models, settings, dispatcher)
+    jobs += [part.run() for part in upstream_batches(store, models, settings)]
     try:
-        async with background(*_background_jobs(store, models, settings, dispatcher)):
+        async with background(*jobs):
             await dispatcher.run()
     finally:
         await models.aclose()

@@ -50,6 +50,7 @@ from batchyard.protocol.routing import (
     decode_raw_object,
     encode_raw_object,
     raw_value,
+    usage_counts,
     with_model,
 )
 from batchyard.protocol.streaming import StartRenamer, error_event
@@ -78,17 +79,8 @@ class _UpstreamErrorBody(msgspec.Struct):
     error: _UpstreamError
 
 
-class _TokenCounts(msgspec.Struct):
-    """The two counts of an answer's ``usage`` kept beside a batch outcome; ``null`` or
-    absent counts as 0 (an upstream may leave them out)."""
-
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-
-
 _error_decoder = msgspec.json.Decoder(_UpstreamErrorBody)
 _model_info_decoder = msgspec.json.Decoder(UpstreamModel)
-_counts_decoder = msgspec.json.Decoder(_TokenCounts)
 _capabilities_decoder = msgspec.json.Decoder(ModelCapabilities | None)
 _type_decoder = msgspec.json.Decoder(str)
 #: Statuses that say the relay itself is misconfigured (its key, its upstream model), not
@@ -160,12 +152,8 @@ class AnthropicEngine:
         response = await self._open("/v1/messages", body, request.headers)
         answer = _message(response, await _read(response))
         answer["model"] = raw_value(request.model)  # the client's name, not the upstream's
-        counts = _token_counts(answer.get("usage"))
-        return Answer(
-            message=encode_raw_object(answer),
-            input_tokens=counts.input_tokens or 0,
-            output_tokens=counts.output_tokens or 0,
-        )
+        input_tokens, output_tokens = usage_counts(answer)
+        return Answer(encode_raw_object(answer), input_tokens, output_tokens)
 
     async def relay_stream(self, request: RelayRequest) -> AsyncGenerator[bytes, None]:
         body = with_model(request.body, self._upstream_model_name)
@@ -206,7 +194,7 @@ class AnthropicEngine:
             content = b""
         finally:
             await response.aclose()
-        raise _upstream_error(response, content)
+        raise upstream_error(response, content)
 
 
 async def _read(response: httpx.Response) -> bytes:
@@ -237,18 +225,8 @@ def _message(response: httpx.Response, content: bytes) -> RawObject:
     if kind == "message":
         return answer
     if kind == "error":
-        raise _upstream_error(response, content)
+        raise upstream_error(response, content)
     raise UnreadableAnswer(f"the upstream answered 2xx with a {kind!r} object, not a message")
-
-
-def _token_counts(usage: msgspec.Raw | None) -> _TokenCounts:
-    """The counts of an answer's ``usage``; none of another shape (nothing to count)."""
-    if usage is None:
-        return _TokenCounts()
-    try:
-        return _counts_decoder.decode(usage)
-    except msgspec.DecodeError:
-        return _TokenCounts()
 
 
 async def _relayed_events(response: httpx.Response, model: str) -> AsyncGenerator[bytes, None]:
@@ -267,7 +245,9 @@ async def _relayed_events(response: httpx.Response, model: str) -> AsyncGenerato
         await response.aclose()
 
 
-def _upstream_error(response: httpx.Response, content: bytes) -> EngineError:
+def upstream_error(response: httpx.Response, content: bytes) -> EngineError:
+    """An upstream's non-2xx answer as our error: its Anthropic type and message (else the
+    type its status means) and its ``retry-after``, so retries behave as against Anthropic."""
     status = response.status_code
     error_type: ErrorType = ERROR_TYPE_FOR_STATUS.get(
         status, "api_error" if status >= 500 else "invalid_request_error"
@@ -289,10 +269,10 @@ def _upstream_error(response: httpx.Response, content: bytes) -> EngineError:
         )
         error.headers["x-should-retry"] = "false"  # asking again cannot help
         return error
-    return EngineError(error_type, message, retry_after=_retry_after(response))
+    return EngineError(error_type, message, retry_after=retry_after_seconds(response))
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after_seconds(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after")
     try:
         return float(value) if value is not None else None

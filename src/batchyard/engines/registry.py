@@ -54,10 +54,23 @@ def _anthropic(model: ModelConfig) -> Relay:
     return AnthropicEngine.from_config(model)
 
 
+def _anthropic_batch(model: ModelConfig) -> Relay:
+    """Sync calls of a passthrough model go through the plain relay; its batch requests
+    never reach an engine (see :attr:`ModelRegistry.dispatched`)."""
+    from batchyard.engines.anthropic_batches import batch_options
+    from batchyard.engines.anthropic_http import AnthropicEngine
+
+    return AnthropicEngine(model, batch_options(model))
+
+
+#: The engine whose batch requests go upstream as Message Batches, not one call each.
+PASSTHROUGH_ENGINE = "anthropic-batch"
+
 ENGINE_FACTORIES: dict[str, Callable[[ModelConfig], Engine | Relay]] = {
     "simulated": _simulated,
     "local": _local,
     "anthropic": _anthropic,
+    PASSTHROUGH_ENGINE: _anthropic_batch,
 }
 
 
@@ -333,7 +346,20 @@ class ModelRegistry:
         return list(self._served)
 
     @property
+    def dispatched(self) -> list[ServedModel]:
+        """The models whose batch requests the dispatcher runs, one engine call each."""
+        return [s for s in self._served if s.config.engine != PASSTHROUGH_ENGINE]
+
+    @property
+    def passthrough(self) -> list[ServedModel]:
+        """The models whose batch requests go upstream as Message Batches
+        (:mod:`batchyard.worker.upstream_batches`)."""
+        return [s for s in self._served if s.config.engine == PASSTHROUGH_ENGINE]
+
+    @property
     def names(self) -> list[str]:
+        """Every servable name (a passthrough model's too: nobody errors its requests as
+        unserved)."""
         return list(self._by_name)
 
     async def warm_up(self) -> None:

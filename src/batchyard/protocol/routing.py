@@ -110,6 +110,29 @@ def raw_value(value: object) -> msgspec.Raw:
     return msgspec.Raw(_encoder.encode(value))
 
 
+class _TokenCounts(msgspec.Struct):
+    """The two counts of an answer's ``usage``; ``null`` or absent counts as 0."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+_counts_decoder = msgspec.json.Decoder(_TokenCounts)
+
+
+def usage_counts(message: RawObject) -> tuple[int, int]:
+    """``(input_tokens, output_tokens)`` of a relayed message's ``usage``, kept beside a
+    batch outcome; 0 for a count that is missing, ``null`` or of another shape."""
+    usage = message.get("usage")
+    if usage is None:
+        return 0, 0
+    try:
+        counts = _counts_decoder.decode(usage)
+    except msgspec.DecodeError:
+        return 0, 0
+    return counts.input_tokens or 0, counts.output_tokens or 0
+
+
 def with_model(raw: bytes, model: str, *, drop: Iterable[str] = ()) -> bytes:
     """``raw`` (a JSON object) with ``model`` set to ``model`` and the keys in ``drop``
     removed; every other value byte for byte as it was."""

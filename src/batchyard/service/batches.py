@@ -21,7 +21,7 @@ from batchyard.store.protocols import BatchStore
 from batchyard.store.records import BatchRecord, Headers, NewBatch, NewRequest
 from batchyard.timeutil import MICROS_PER_SECOND, now_us, optional_rfc3339, rfc3339
 
-_UNFINISHED = frozenset({"queued", "running"})
+_UNFINISHED = frozenset({"queued", "running", "submitted"})
 _WITH_OUTCOME = frozenset({"succeeded", "errored"})
 
 

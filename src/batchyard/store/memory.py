@@ -29,7 +29,9 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
+from batchyard import ids
 from batchyard.errors import IdempotencyKeyTaken
 from batchyard.store.protocols import (
     BatchStore,
@@ -37,6 +39,7 @@ from batchyard.store.protocols import (
     OutboxStore,
     QueueStore,
     Store,
+    SubmissionStore,
     SweepStore,
 )
 from batchyard.store.records import (
@@ -44,17 +47,23 @@ from batchyard.store.records import (
     BatchPage,
     BatchRecord,
     BatchStatus,
+    Candidate,
     ClaimedRequest,
     DueDelivery,
     FinalState,
     Finished,
+    GatherPlan,
     Headers,
     NewBatch,
     NewRequest,
     RequestState,
     Retry,
     StoredOutcome,
+    Submission,
+    SubmissionState,
+    SubmittedRequest,
     UnstartedState,
+    UpstreamResult,
     WebhookRecord,
     closing_as,
 )
@@ -79,6 +88,8 @@ class _Request:
     outcome: bytes | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    #: The upstream submission of a ``submitted`` request (kept once it has its result).
+    submission_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -154,6 +165,23 @@ class _Delivery:
     last_error: str | None = None
 
 
+@dataclass(slots=True)
+class _Submission:
+    id: str
+    model: str
+    headers: Headers
+    request_count: int
+    created_at: int
+    next_check_at: int
+    lease_expires_at: int | None
+    state: SubmissionState = "submitting"
+    upstream_id: str | None = None
+    checks: int = 0
+    cancel_sent: bool = False
+    #: Row ids of its requests.
+    rows: list[int] = field(default_factory=list)
+
+
 # ---------------------------------------------------------------------------- shared state
 
 
@@ -175,6 +203,7 @@ class _State:
         self.running: set[int] = set()
         self.webhooks: dict[int, _Webhook] = {}
         self.deliveries: dict[int, _Delivery] = {}
+        self.submissions: dict[str, _Submission] = {}
         self._last_id: Counter[str] = Counter()
 
     def next_id(self, kind: str) -> int:
@@ -645,6 +674,184 @@ class _Sweeps:
         return len(purged)
 
 
+_OPEN_SUBMISSION = ("submitting", "submitted")
+
+
+class _Submissions:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def gather(
+        self,
+        *,
+        model: str,
+        names: Sequence[str],
+        now: int,
+        lease_until: int,
+        limit: int,
+        plan: GatherPlan,
+    ) -> list[Submission]:
+        s = self._s
+        queued = sorted(row_id for name in set(names) for row_id in s.ready.get(name, ()))
+        candidates: list[Candidate] = []
+        for row_id in queued:
+            request = s.requests.get(row_id)
+            if request is None or request.state != "queued":
+                continue  # a stale heap entry
+            batch = s.batches[request.batch_seq]
+            due = request.not_before is None or request.not_before <= now
+            if due and batch.is_open(now):
+                candidates.append(
+                    Candidate(row_id, len(request.params), batch.headers, batch.created_at)
+                )
+                if len(candidates) == limit:
+                    break
+        by_row = {candidate.row_id: candidate for candidate in candidates}
+        made = []
+        for group in plan(candidates):
+            submission = _Submission(
+                id=ids.submission_id(),
+                model=model,
+                headers=by_row[group[0]].headers,
+                request_count=len(group),
+                created_at=now,
+                next_check_at=now,
+                lease_expires_at=lease_until,
+                rows=list(group),
+            )
+            s.submissions[submission.id] = submission
+            for row_id in group:
+                request = s.requests[row_id]
+                s.transition(request, "submitted")
+                request.submission_id = submission.id
+                request.not_before = None
+            made.append(self._record(submission))
+        return made
+
+    async def claim_submissions(
+        self, *, model: str, now: int, lease_until: int, limit: int
+    ) -> list[Submission]:
+        due = sorted(
+            (
+                sub
+                for sub in self._s.submissions.values()
+                if sub.model == model
+                and sub.state in _OPEN_SUBMISSION
+                and sub.next_check_at <= now
+                and (sub.lease_expires_at is None or sub.lease_expires_at < now)
+            ),
+            key=lambda sub: sub.next_check_at,
+        )[:limit]
+        for sub in due:
+            sub.lease_expires_at = lease_until
+        return [self._record(sub) for sub in due]
+
+    async def submitted_requests(
+        self, submission_id: str, *, with_params: bool
+    ) -> list[SubmittedRequest]:
+        return [
+            SubmittedRequest(r.row_id, r.model, r.params if with_params else b"")
+            for r in self._waiting(submission_id)
+        ]
+
+    async def mark_submitted(
+        self, submission_id: str, upstream_id: str, *, now: int, next_check_at: int
+    ) -> str | None:
+        sub = self._s.submissions.get(submission_id)
+        if sub is None:
+            return None
+        if sub.state == "submitting":
+            sub.state = "submitted"
+            sub.upstream_id = upstream_id
+            sub.next_check_at = next_check_at
+            sub.checks = 0
+            sub.lease_expires_at = None
+        return sub.upstream_id if sub.state == "submitted" else None
+
+    async def reschedule(
+        self, submission_id: str, *, next_check_at: int, cancel_sent: bool, now: int
+    ) -> None:
+        sub = self._s.submissions.get(submission_id)
+        if sub is None or sub.state not in _OPEN_SUBMISSION:
+            return
+        sub.next_check_at = next_check_at
+        sub.checks += 1
+        sub.lease_expires_at = None
+        sub.cancel_sent = sub.cancel_sent or cancel_sent
+
+    async def record_results(
+        self, submission_id: str, results: Sequence[UpstreamResult], *, now: int, lease_until: int
+    ) -> int:
+        s = self._s
+        touched: dict[int, _Batch] = {}
+        written = 0
+        for result in results:
+            request = s.requests.get(result.row_id)
+            if request is None or not self._is_waiting(request, submission_id):
+                continue
+            batch = s.settle(request, result.state, result.outcome)
+            request.input_tokens = result.input_tokens
+            request.output_tokens = result.output_tokens
+            touched[batch.seq] = batch
+            written += 1
+        for batch in touched.values():
+            s.end_if_done(batch, now)
+        if (sub := s.submissions.get(submission_id)) is not None:
+            sub.lease_expires_at = lease_until
+        return written
+
+    async def close_submission(
+        self,
+        submission_id: str,
+        state: Literal["ended", "failed"],
+        *,
+        leftover: Callable[[], bytes],
+        now: int,
+    ) -> int:
+        s = self._s
+        waiting = self._waiting(submission_id)
+        touched = {s.settle(request, "errored", leftover()).seq: request for request in waiting}
+        for seq in touched:
+            s.end_if_done(s.batches[seq], now)
+        sub = s.submissions.get(submission_id)
+        if sub is not None and sub.state in _OPEN_SUBMISSION:
+            sub.state = state
+            sub.lease_expires_at = None
+        return len(waiting)
+
+    def _waiting(self, submission_id: str) -> list[_Request]:
+        sub = self._s.submissions.get(submission_id)
+        if sub is None:
+            return []
+        found = (self._s.requests.get(row_id) for row_id in sub.rows)
+        return [r for r in found if r is not None and self._is_waiting(r, submission_id)]
+
+    @staticmethod
+    def _is_waiting(request: _Request, submission_id: str) -> bool:
+        return request.state == "submitted" and request.submission_id == submission_id
+
+    def _record(self, sub: _Submission) -> Submission:
+        waiting = self._waiting(sub.id)
+        cancel_wanted = (
+            sub.state == "submitted"
+            and not sub.cancel_sent
+            and bool(waiting)
+            and all(self._s.batches[r.batch_seq].status != "in_progress" for r in waiting)
+        )
+        return Submission(
+            id=sub.id,
+            model=sub.model,
+            state=sub.state,
+            upstream_id=sub.upstream_id,
+            headers=sub.headers,
+            request_count=sub.request_count,
+            created_at=sub.created_at,
+            checks=sub.checks,
+            cancel_wanted=cancel_wanted,
+            cancel_sent=sub.cancel_sent,
+        )
+
+
 # ---------------------------------------------------------------------------- the bundle
 
 
@@ -658,6 +865,7 @@ class MemoryStore:
         self._queue = _Queue(state)
         self._outbox = _Outbox(state)
         self._sweeps = _Sweeps(state)
+        self._submissions = _Submissions(state)
 
     @property
     def keys(self) -> KeyStore:
@@ -678,6 +886,10 @@ class MemoryStore:
     @property
     def sweeps(self) -> SweepStore:
         return self._sweeps
+
+    @property
+    def submissions(self) -> SubmissionStore:
+        return self._submissions
 
     async def close(self) -> None:
         """Nothing to release: the data goes when the store object does."""

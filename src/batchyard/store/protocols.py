@@ -1,4 +1,4 @@
-"""What the services and the worker need from storage: five small protocols and their bundle.
+"""What the services and the worker need from storage: six small protocols and their bundle.
 
 Everything above the store depends on these, never on an implementation. Two implement
 them: the SQL store (:mod:`batchyard.store.sql`, SQLite and PostgreSQL) and the in-memory
@@ -23,7 +23,7 @@ control the clock.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 from batchyard.store.records import (
     BatchPage,
@@ -31,11 +31,15 @@ from batchyard.store.records import (
     ClaimedRequest,
     DueDelivery,
     Finished,
+    GatherPlan,
     NewBatch,
     NewRequest,
     Retry,
     StoredOutcome,
+    Submission,
+    SubmittedRequest,
     UnstartedState,
+    UpstreamResult,
     WebhookRecord,
 )
 
@@ -191,6 +195,81 @@ class SweepStore(Protocol):
         ...
 
 
+class SubmissionStore(Protocol):
+    """Requests relayed through upstream Message Batches (``anthropic-batch`` models).
+
+    A ``submitted`` request is still ``processing`` for its batch's counts, but it is never
+    claimed, leased or re-queued: its one result comes from its submission's upstream batch,
+    written only while it is still ``submitted`` to that submission (fencing).
+    """
+
+    async def gather(
+        self,
+        *,
+        model: str,
+        names: Sequence[str],
+        now: int,
+        lease_until: int,
+        limit: int,
+        plan: GatherPlan,
+    ) -> list[Submission]:
+        """Atomically take up to ``limit`` queued, due requests of open batches named by
+        ``names`` (oldest first), let ``plan`` group them, and store one ``submitting``
+        submission of ``model`` per group with its requests moved to ``submitted``, leased
+        to the caller until ``lease_until``. Concurrent gatherers never take a request
+        twice."""
+        ...
+
+    async def claim_submissions(
+        self, *, model: str, now: int, lease_until: int, limit: int
+    ) -> list[Submission]:
+        """Lease up to ``limit`` open submissions of ``model`` that are due and not leased."""
+        ...
+
+    async def submitted_requests(
+        self, submission_id: str, *, with_params: bool
+    ) -> list[SubmittedRequest]:
+        """The requests still ``submitted`` to this submission, by row id."""
+        ...
+
+    async def mark_submitted(
+        self, submission_id: str, upstream_id: str, *, now: int, next_check_at: int
+    ) -> str | None:
+        """Record the upstream batch id of a ``submitting`` submission and release it.
+
+        Returns the upstream id now recorded: ``upstream_id``, or the one an earlier send
+        recorded (the caller then holds a duplicate upstream batch), or ``None`` if the
+        submission is no longer open.
+        """
+        ...
+
+    async def reschedule(
+        self, submission_id: str, *, next_check_at: int, cancel_sent: bool, now: int
+    ) -> None:
+        """Release the submission until ``next_check_at``, counting one more check."""
+        ...
+
+    async def record_results(
+        self, submission_id: str, results: Sequence[UpstreamResult], *, now: int, lease_until: int
+    ) -> int:
+        """Write results of requests still ``submitted`` to this submission (the others are
+        discarded), moving counts and ending batches as :meth:`QueueStore.finish` does, and
+        extend the submission's lease. Returns how many were written."""
+        ...
+
+    async def close_submission(
+        self,
+        submission_id: str,
+        state: Literal["ended", "failed"],
+        *,
+        leftover: Callable[[], bytes],
+        now: int,
+    ) -> int:
+        """Close an open submission; every request still ``submitted`` to it is ``errored``
+        with the outcome ``leftover()``. Returns how many were."""
+        ...
+
+
 class Store(Protocol):
     """One storage backend, by concern."""
 
@@ -209,7 +288,18 @@ class Store(Protocol):
     @property
     def sweeps(self) -> SweepStore: ...
 
+    @property
+    def submissions(self) -> SubmissionStore: ...
+
     async def close(self) -> None: ...
 
 
-__all__ = ["BatchStore", "KeyStore", "OutboxStore", "QueueStore", "Store", "SweepStore"]
+__all__ = [
+    "BatchStore",
+    "KeyStore",
+    "OutboxStore",
+    "QueueStore",
+    "Store",
+    "SubmissionStore",
+    "SweepStore",
+]

@@ -8,11 +8,14 @@ called ``request_id`` and never mean a row.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 BatchStatus = Literal["in_progress", "canceling", "ended"]
-RequestState = Literal["queued", "running", "succeeded", "errored", "canceled", "expired"]
+RequestState = Literal[
+    "queued", "running", "submitted", "succeeded", "errored", "canceled", "expired"
+]
 FinalState = Literal["succeeded", "errored", "canceled", "expired"]
 #: The final states a request reaches without an engine: its batch closed before it ran.
 UnstartedState = Literal["canceled", "expired"]
@@ -164,3 +167,67 @@ class DueDelivery:
     #: Including the attempt now being made.
     attempts: int
     created_at: int
+
+
+# ---------------------------------------------------------------------------- upstream batches
+
+#: An upstream submission's life: ``submitting`` (stored with its requests, the upstream's
+#: create not yet known to have succeeded), ``submitted`` (the upstream batch id is known),
+#: then ``ended`` (its results are written) or ``failed`` (the upstream refused the create).
+SubmissionState = Literal["submitting", "submitted", "ended", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A queued request that could join an upstream batch, as a gathering plan sees it."""
+
+    row_id: int
+    #: ``len(params)``: what the request adds to the upstream create body, less framing.
+    size: int
+    headers: Headers
+    #: When its batch was created: how long the request has been waiting to be gathered.
+    queued_since: int
+
+
+#: Decides which candidates (oldest first) go upstream now, as groups of row ids, one
+#: upstream batch each; the rest stay queued (see :mod:`batchyard.worker.gathering`).
+GatherPlan = Callable[[Sequence[Candidate]], list[list[int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One upstream Message Batch of ours: its id is the create call's ``Idempotency-Key``."""
+
+    id: str
+    model: str
+    state: SubmissionState
+    upstream_id: str | None
+    headers: Headers
+    request_count: int
+    created_at: int
+    #: Checks (sends or polls) since the last change of state: the backoff exponent.
+    checks: int
+    #: Every request of it belongs to a local batch being canceled: cancel it upstream.
+    cancel_wanted: bool
+    cancel_sent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedRequest:
+    row_id: int
+    #: ``params.model`` as the client sent it: the name its answer must carry.
+    model: str
+    #: Empty unless asked for (only the create call needs them).
+    params: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResult:
+    """The upstream's result for one submitted request, as stored (like :class:`Finished`,
+    but fenced by the submission instead of an attempt)."""
+
+    row_id: int
+    state: FinalState
+    outcome: bytes | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0

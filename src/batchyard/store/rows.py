@@ -25,6 +25,10 @@ def encode_headers(headers: Headers) -> bytes | None:
     return _headers_encoder.encode(headers) if headers else None
 
 
+def decode_headers(raw: bytes | None) -> Headers:
+    return tuple(_headers_decoder.decode(raw)) if raw else ()
+
+
 async def batch_headers(conn: AsyncConnection, seqs: Iterable[int]) -> dict[int, Headers]:
     """The stored headers of the batches ``seqs`` that have any."""
     wanted = sorted(set(seqs))
@@ -35,7 +39,7 @@ async def batch_headers(conn: AsyncConnection, seqs: Iterable[int]) -> dict[int,
                 batches.c.seq.in_(wanted[start : start + CHUNK]), batches.c.headers.is_not(None)
             )
         )
-        found.update((row.seq, tuple(_headers_decoder.decode(row.headers))) for row in rows)
+        found.update((row.seq, decode_headers(row.headers)) for row in rows)
     return found
 
 

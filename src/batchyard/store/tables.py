@@ -80,10 +80,12 @@ batches = Table(
 )
 
 #: Request ``state``: queued → running → succeeded | errored, or back to queued on a retry or
-#: an expired lease; queued → canceled | expired (its batch closed before it ran), and
-#: running → canceled | expired too when a worker saw the close before starting it; running
-#: → errored when its leases ran out on every attempt. ``attempt`` is bumped by every claim
-#: and is the fencing token: a completion counts only if it names the attempt holding the row.
+#: an expired lease; queued → submitted → any final state for a model relayed through an
+#: upstream Message Batch (``submission_id`` names it; no lease, never claimed again);
+#: queued → canceled | expired (its batch closed before it ran), and running → canceled |
+#: expired too when a worker saw the close before starting it; running → errored when its
+#: leases ran out on every attempt. ``attempt`` is bumped by every claim and is the fencing
+#: token: a completion counts only if it names the attempt holding the row.
 requests = Table(
     "requests",
     metadata,
@@ -99,6 +101,8 @@ requests = Table(
     Column("lease_expires_at", BigInteger),
     Column("not_before", BigInteger),
     Column("params", LargeBinary, nullable=False),
+    #: The upstream batch (:data:`submissions`) a ``submitted`` request went into.
+    Column("submission_id", String(64)),
     UniqueConstraint("batch_seq", "custom_id", name="uq_requests_batch_custom_id"),
     Index(
         "ix_requests_queued",
@@ -106,6 +110,12 @@ requests = Table(
         "id",
         postgresql_where=text("state = 'queued'"),
         sqlite_where=text("state = 'queued'"),
+    ),
+    Index(
+        "ix_requests_submission",
+        "submission_id",
+        postgresql_where=text("submission_id IS NOT NULL"),
+        sqlite_where=text("submission_id IS NOT NULL"),
     ),
     Index(
         "ix_requests_leases",
@@ -168,5 +178,38 @@ webhook_deliveries = Table(
         "next_attempt_at",
         postgresql_where=text("next_attempt_at IS NOT NULL"),
         sqlite_where=text("next_attempt_at IS NOT NULL"),
+    ),
+)
+
+#: Upstream Message Batches of ``anthropic-batch`` models. A row and its requests' move to
+#: ``submitted`` commit together *before* the upstream's create is called, with ``id`` as its
+#: ``Idempotency-Key``: a crash at any point leaves a row that says what to re-send (state
+#: ``submitting``) or poll (``submitted``, ``upstream_id`` known). ``lease_expires_at`` is held
+#: by the one process working on it for one step (a send, a poll, a results download);
+#: ``next_check_at`` is when it is due again (backoff).
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    #: The configured model name whose engine options say where the upstream is.
+    Column("model", String(256), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("upstream_id", String(128)),
+    #: JSON ``[[name, value], …]`` forwarded with the create; ``NULL`` for none.
+    Column("headers", LargeBinary),
+    Column("request_count", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("submitted_at", BigInteger),
+    Column("ended_at", BigInteger),
+    Column("next_check_at", BigInteger, nullable=False),
+    Column("checks", Integer, nullable=False, server_default=text("0")),
+    Column("lease_expires_at", BigInteger),
+    Column("cancel_sent_at", BigInteger),
+    Index(
+        "ix_submissions_open",
+        "model",
+        "next_check_at",
+        postgresql_where=text("state IN ('submitting', 'submitted')"),
+        sqlite_where=text("state IN ('submitting', 'submitted')"),
     ),
 )

@@ -70,7 +70,7 @@ class Dispatcher:
         #: One queue per served model, drained by ``concurrency`` lanes: the lanes are the
         #: concurrency limit, and no task is created per request.
         self._lanes: dict[str, asyncio.Queue[_Work]] = {
-            served.config.name: asyncio.Queue() for served in models.models
+            served.config.name: asyncio.Queue() for served in models.dispatched
         }
         #: ``(row_id, attempt)`` of requests handed to an engine (the other held ones only
         #: wait in a lane's queue).
@@ -93,7 +93,7 @@ class Dispatcher:
                 group.create_task(self._claim_loop())
                 group.create_task(self._outcomes.run())
                 group.create_task(self._leases.run())
-                for served in self._models.models:
+                for served in self._models.dispatched:
                     for _ in range(served.config.concurrency):
                         group.create_task(self._lane(served))
         finally:
@@ -165,7 +165,7 @@ class Dispatcher:
         lease_until = self._leases.lease_until(now)
         more_waiting = busy = False
         self._closing = await self._queue.closing_batches(now)
-        for served in self._models.models:
+        for served in self._models.dispatched:
             room = self._room(served)
             if not room:
                 busy = True

@@ -116,7 +116,8 @@ async def assert_counts(store: Store, record: BatchRecord) -> BatchRecord:
         == batch.total
     )
     assert sum(states.values()) == batch.total
-    assert batch.processing == states.get("queued", 0) + states.get("running", 0)
+    unfinished = ("queued", "running", "submitted")
+    assert batch.processing == sum(states.get(name, 0) for name in unfinished)
     for name in ("succeeded", "errored", "canceled", "expired"):
         assert getattr(batch, name) == states.get(name, 0), (name, batch, states)
     assert (batch.status == "ended") == (batch.processing == 0)

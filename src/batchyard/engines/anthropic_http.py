@@ -42,6 +42,7 @@ import msgspec
 
 from batchyard.config import ModelConfig, engine_options
 from batchyard.engines.base import Answer, RelayRequest
+from batchyard.engines.upstream import read_body, read_error_body, retry_after, send
 from batchyard.errors import EngineError, UnreadableAnswer
 from batchyard.protocol.errors import ERROR_TYPE_FOR_STATUS, ErrorType
 from batchyard.protocol.models import UpstreamModel
@@ -145,7 +146,7 @@ class AnthropicEngine:
         drop = ("stream",) if in_batch else ()
         body = with_model(request.body, self._upstream_model_name, drop=drop)
         response = await self._open("/v1/messages", body, request.headers)
-        answer = _answer_object(await _read(response))
+        answer = _answer_object(await read_body(response))
         answer["model"] = request.model  # the name the client asked for, not the upstream's
         try:
             usage = msgspec.convert(answer, _Counted).usage or _TokenCounts()
@@ -165,7 +166,7 @@ class AnthropicEngine:
     async def relay_count_tokens(self, request: RelayRequest) -> bytes:
         body = with_model(request.body, self._upstream_model_name)
         response = await self._open("/v1/messages/count_tokens", body, request.headers)
-        content = await _read(response)
+        content = await read_body(response)
         _answer_object(content)
         return content
 
@@ -177,31 +178,10 @@ class AnthropicEngine:
         outgoing = self._client.build_request(
             "POST", path, content=body, headers=[*headers, ("content-type", "application/json")]
         )
-        try:
-            response = await self._client.send(outgoing, stream=True)
-        except httpx.TimeoutException as exc:
-            raise EngineError("timeout_error", f"upstream timed out: {exc}") from None
-        except httpx.TransportError as exc:
-            raise EngineError("api_error", f"upstream unreachable: {exc}") from None
+        response = await send(self._client, outgoing)
         if response.is_success:
             return response
-        try:
-            content = await response.aread()
-        except httpx.TransportError:
-            content = b""
-        finally:
-            await response.aclose()
-        raise _upstream_error(response, content)
-
-
-async def _read(response: httpx.Response) -> bytes:
-    """The whole body of a 2xx answer; one that breaks off is unreadable."""
-    try:
-        return await response.aread()
-    except httpx.TransportError as exc:
-        raise UnreadableAnswer(f"the upstream's answer broke off: {exc!r}") from None
-    finally:
-        await response.aclose()
+        raise _upstream_error(response, await read_error_body(response))
 
 
 def _answer_object(content: bytes) -> dict[str, Any]:
@@ -240,12 +220,4 @@ def _upstream_error(response: httpx.Response, content: bytes) -> EngineError:
     else:
         error_type = _KNOWN_ERROR_TYPES.get(detail.type, error_type)
         message = detail.message or message
-    return EngineError(error_type, message, retry_after=_retry_after(response))
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return EngineError(error_type, message, retry_after=retry_after(response))

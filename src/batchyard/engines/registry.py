@@ -54,10 +54,17 @@ def _anthropic(model: ModelConfig) -> Relay:
     return AnthropicEngine.from_config(model)
 
 
+def _openai(model: ModelConfig) -> Engine:
+    from batchyard.engines.openai_http import OpenAIEngine
+
+    return OpenAIEngine.from_config(model)
+
+
 ENGINE_FACTORIES: dict[str, Callable[[ModelConfig], Engine | Relay]] = {
     "simulated": _simulated,
     "local": _local,
     "anthropic": _anthropic,
+    "openai": _openai,
 }
 
 

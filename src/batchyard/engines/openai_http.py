@@ -195,7 +195,8 @@ class OpenAIEngine:
 
     @property
     def max_output_tokens(self) -> None:
-        """Unknown: OpenAI's ``/v1/models`` does not say (the upstream refuses too much)."""
+        """Unknown here (OpenAI's ``/v1/models`` does not say); the upstream refuses a
+        ``max_tokens`` above its own limit."""
         return None
 
     async def start(self) -> None:
@@ -227,26 +228,8 @@ class OpenAIEngine:
                 ) from None
             return answer_message(completion, params)
         request.stream, request.stream_options = True, StreamOptions(include_usage=True)
-        response = await self._open(url, _encoder.encode(request))
         stream = StreamedAnswer(params.stop_sequences or [], sink)
-        try:
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue  # comments, event names, blank lines
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                try:
-                    chunk = _chunk_decoder.decode(data)
-                except msgspec.DecodeError as exc:
-                    raise UnreadableAnswer(
-                        f"the upstream sent an unreadable chunk: {exc}"
-                    ) from None
-                stream.feed(chunk)
-        except httpx.TransportError as exc:
-            raise UnreadableAnswer(f"the upstream's stream broke off: {exc!r}") from None
-        finally:
-            await response.aclose()
+        await _read_stream(await self._open(url, _encoder.encode(request)), stream)
         return answer_message(stream.completion(), params)
 
     async def count_tokens(self, params: MessageCountTokensParams) -> int:
@@ -283,6 +266,26 @@ class OpenAIEngine:
         if missing is not None and response.status_code in (404, 405):
             raise missing
         raise upstream_error(response, content)
+
+
+async def _read_stream(response: httpx.Response, stream: StreamedAnswer) -> None:
+    """Feed ``stream`` the ``data:`` events of ``response`` until ``[DONE]`` or its end."""
+    try:
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue  # comments, event names, blank lines
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            try:
+                chunk = _chunk_decoder.decode(data)
+            except msgspec.DecodeError as exc:
+                raise UnreadableAnswer(f"the upstream sent an unreadable chunk: {exc}") from None
+            stream.feed(chunk)
+    except httpx.TransportError as exc:
+        raise UnreadableAnswer(f"the upstream's stream broke off: {exc!r}") from None
+    finally:
+        await response.aclose()
 
 
 # --------------------------------------------------------------------------- params → request

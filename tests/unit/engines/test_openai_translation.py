@@ -24,7 +24,8 @@ from batchyard.engines.openai_http import (
     chat_request,
     upstream_error,
 )
-from batchyard.errors import EngineError, ParamsError, UnreadableAnswer
+from batchyard.engines.registry import ModelRegistry
+from batchyard.errors import ConfigError, EngineError, ParamsError, UnreadableAnswer
 from batchyard.protocol.messages import (
     MessageCreateParams,
     decode_count_tokens_params,
@@ -605,3 +606,15 @@ async def test_count_tokens_asks_vllms_tokenize_route() -> None:
         "model": "qwen",
         "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
     }
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_registered_with_its_options_checked() -> None:
+    served = ModelRegistry([ModelConfig(name="gpt", engine="openai")]).get("gpt")
+    assert served is not None and isinstance(served.engine, OpenAIEngine)
+    info = served.model_info("gpt")
+    assert info.capabilities is not None and info.capabilities.image_input.supported  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match=r"models\.gpt: .*api_key_variable"):
+        ModelRegistry([ModelConfig(name="gpt", engine="openai", options={"api_key_variable": "X"})])

@@ -37,6 +37,10 @@ def request_id() -> str:
     return _opaque("req_")
 
 
+def tool_use_id() -> str:
+    return _opaque("toolu_")
+
+
 def api_key() -> str:
     """A new secret API key; only its hash is ever stored."""
     return "sk-by-" + secrets.token_urlsafe(32)

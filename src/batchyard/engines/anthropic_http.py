@@ -41,6 +41,7 @@ import msgspec
 
 from batchyard.config import ModelConfig, engine_options
 from batchyard.engines.base import Answer, RelayRequest
+from batchyard.engines.upstream import read_body, read_error_body, retry_after, send
 from batchyard.errors import EngineError, UnreadableAnswer
 from batchyard.protocol.errors import ERROR_TYPE_FOR_STATUS, ErrorType
 from batchyard.protocol.models import ModelCapabilities, UpstreamModel
@@ -150,7 +151,7 @@ class AnthropicEngine:
         drop = ("stream",) if in_batch else ()
         body = with_model(request.body, self._upstream_model_name, drop=drop)
         response = await self._open("/v1/messages", body, request.headers)
-        answer = _message(response, await _read(response))
+        answer = _message(response, await read_body(response))
         answer["model"] = raw_value(request.model)  # the client's name, not the upstream's
         input_tokens, output_tokens = usage_counts(answer)
         return Answer(encode_raw_object(answer), input_tokens, output_tokens)
@@ -161,14 +162,14 @@ class AnthropicEngine:
         if not response.headers.get("content-type", "").startswith("text/event-stream"):
             # A 2xx that is no event stream (a proxy's page, an error object): said before
             # the first byte, as for a plain call, rather than passed on as if it were SSE.
-            _message(response, await _read(response))
+            _message(response, await read_body(response))
             raise UnreadableAnswer("the upstream answered a stream request with no event stream")
         return _relayed_events(response, request.model)
 
     async def relay_count_tokens(self, request: RelayRequest) -> bytes:
         body = with_model(request.body, self._upstream_model_name)
         response = await self._open("/v1/messages/count_tokens", body, request.headers)
-        content = await _read(response)
+        content = await read_body(response)
         _json_object(content)
         return content
 
@@ -180,31 +181,10 @@ class AnthropicEngine:
         outgoing = self._client.build_request(
             "POST", path, content=body, headers=[*headers, ("content-type", "application/json")]
         )
-        try:
-            response = await self._client.send(outgoing, stream=True)
-        except httpx.TimeoutException as exc:
-            raise EngineError("timeout_error", f"upstream timed out: {exc}") from None
-        except httpx.TransportError as exc:
-            raise EngineError("api_error", f"upstream unreachable: {exc}") from None
+        response = await send(self._client, outgoing)
         if response.is_success:
             return response
-        try:
-            content = await response.aread()
-        except httpx.TransportError:
-            content = b""
-        finally:
-            await response.aclose()
-        raise upstream_error(response, content)
-
-
-async def _read(response: httpx.Response) -> bytes:
-    """The whole body of a 2xx answer; one that breaks off is unreadable."""
-    try:
-        return await response.aread()
-    except httpx.TransportError as exc:
-        raise UnreadableAnswer(f"the upstream's answer broke off: {exc!r}") from None
-    finally:
-        await response.aclose()
+        raise upstream_error(response, await read_error_body(response))
 
 
 def _json_object(content: bytes) -> RawObject:
@@ -269,12 +249,5 @@ def upstream_error(response: httpx.Response, content: bytes) -> EngineError:
         )
         error.headers["x-should-retry"] = "false"  # asking again cannot help
         return error
-    return EngineError(error_type, message, retry_after=retry_after_seconds(response))
+    return EngineError(error_type, message, retry_after=retry_after(response))
 
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

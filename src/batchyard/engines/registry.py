@@ -66,11 +66,18 @@ def _anthropic_batch(model: ModelConfig) -> Relay:
 #: The engine whose batch requests go upstream as Message Batches, not one call each.
 PASSTHROUGH_ENGINE = "anthropic-batch"
 
+def _openai(model: ModelConfig) -> Engine:
+    from batchyard.engines.openai_http import OpenAIEngine
+
+    return OpenAIEngine.from_config(model)
+
+
 ENGINE_FACTORIES: dict[str, Callable[[ModelConfig], Engine | Relay]] = {
     "simulated": _simulated,
     "local": _local,
     "anthropic": _anthropic,
     PASSTHROUGH_ENGINE: _anthropic_batch,
+    "openai": _openai,
 }
 
 

@@ -40,15 +40,37 @@ _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 # --------------------------------------------------------------------------- input, as read
 
 
+class SourceParam(Struct, omit_defaults=True):
+    """The ``source`` of an image (or document) block: base64 data, a URL or a file id."""
+
+    type: str
+    media_type: str = ""
+    data: str = ""
+    url: str = ""
+    file_id: str = ""
+
+
 class ContentBlockParam(Struct, omit_defaults=True):
-    """Any input content block, as an engine reads it: its ``type`` and, for text, its text.
+    """Any input content block, as an engine reads it: its ``type`` and the fields of the
+    blocks some engine translates (text, image, tool_use, tool_result).
 
     Its shape was checked against the SDK's types already; every other key and every block
-    type passes through here, so an engine can name the block it cannot take.
+    type passes through here, so an engine can name the block it cannot take. A field's
+    type is the widest any block gives that key (``source`` is a URL string in a
+    ``search_result``; ``content`` is an object in some server-tool results).
     """
 
     type: str
     text: str = ""
+    source: SourceParam | str | None = None
+    #: tool_use
+    id: str = ""
+    name: str = ""
+    input: dict[str, Any] | None = None
+    #: tool_result
+    tool_use_id: str = ""
+    content: str | list[ContentBlockParam] | dict[str, Any] | None = None
+    is_error: bool | None = None
 
 
 class MessageParam(Struct, omit_defaults=True):

@@ -60,10 +60,7 @@ def load_model(
     if path.is_dir():
         source, cache_hit = path, True
     elif path.is_file() and path.suffix == ".gguf":
-        source = cache_root / f"{path.stem}-{_file_digest(path)[:16]}"
-        cache_hit = source.is_dir()
-        if not cache_hit:
-            _convert_gguf(path, source)
+        source, cache_hit = converted_weights(path, cache_root)
     else:
         raise EngineError("api_error", f"model path {str(path)!r}: not a .gguf file or a directory")
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -71,6 +68,17 @@ def load_model(
     torch.nn.Module.to(model, device)
     torch.nn.Module.eval(model)
     return LoadedModel(model, tokenizer, time.perf_counter() - started, cache_hit)
+
+
+def converted_weights(gguf: Path, cache_root: Path) -> tuple[Path, bool]:
+    """The transformers directory of ``gguf``'s converted weights in ``cache_root``, written
+    first if missing, and whether it was there already. Other servers can serve it too
+    (``transformers serve``, with ``"architectures"`` set in a copy of its config)."""
+    source = cache_root / f"{gguf.stem}-{_file_digest(gguf)[:16]}"
+    cache_hit = source.is_dir()
+    if not cache_hit:
+        _convert_gguf(gguf, source)
+    return source, cache_hit
 
 
 def _file_digest(path: Path) -> str:

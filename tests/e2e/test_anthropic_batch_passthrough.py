@@ -123,7 +123,11 @@ def test_2500_requests_exactly_once_across_a_sigkill_after_submission(
     ).json()
     wait_for(lambda: upstream_saw(upstream)[0] >= 1000)
     first.kill()
-    assert relay_submissions(first)["submitted"] >= 1
+    # The upstream holds the batch: killed either after its id was stored (``submitted``)
+    # or before (``submitting``, to be re-sent under the same Idempotency-Key); on a busy
+    # machine either can be caught, and both must end exactly once.
+    states = relay_submissions(first)
+    assert states["submitted"] + states["submitting"] >= 1, states
 
     second = ServerProcess(tmp_path, url, config).start()
     try:

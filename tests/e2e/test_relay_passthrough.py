@@ -22,6 +22,7 @@ import httpx
 import pytest
 from harness import OLD_PYTHON_SDK, Api, ServerProcess, add_key, sim_config
 from recording_upstream import MODEL_INFO, TOOLS_ANSWER, RecordingUpstream
+from wire_rows import ROWS, call_args
 
 RELAY_KEY = "sk-relay-own-key"
 USER = [{"role": "user", "content": "hi"}]
@@ -440,3 +441,68 @@ def test_fast_mode_is_refused_in_a_relayed_batch(relay: ServerProcess, key: str)
         "type": "invalid_request_error",
         "message": "speed: fast mode is not supported for requests in a Message Batch",
     }
+
+
+# ------------------------------------------------------------------------------ issue 7's rows
+
+
+def _received_as(upstream: RecordingUpstream, body: dict[str, Any]) -> int:
+    """How many calls reached the upstream with exactly ``body`` but for ``model``."""
+    return sum(
+        1
+        for received in upstream.received
+        if received.path == "/v1/messages"
+        and received.json.get("model") == "up-tools"
+        and without_model(received.json) == without_model(body)
+    )
+
+
+@pytest.mark.parametrize("row", list(ROWS))
+def test_each_row_is_relayed_as_sent(
+    upstream: RecordingUpstream, relay: ServerProcess, key: str, row: str
+) -> None:
+    """Every body of the table, through the latest SDK to a relay model: the relay does not
+    judge it (valid or not, its upstream does), it forwards it whole with its betas, and the
+    upstream's answer comes back. (The recording upstream answers every body alike; a real
+    one refuses the malformed rows with its own 400.)"""
+    client = anthropic.Anthropic(api_key=key, base_url=relay.base_url, max_retries=0)
+    method: Any = client.beta.messages.create if ROWS[row].betas else client.messages.create
+    arguments = call_args(method, ROWS[row], "relay-tools")
+    before = _received_as(upstream, ROWS[row].params("relay-tools"))
+    message = method(**arguments)
+    assert message.model == "relay-tools"
+    assert _received_as(upstream, ROWS[row].params("relay-tools")) == before + 1
+    if ROWS[row].betas:
+        [received, *_] = reversed(upstream.calls("/v1/messages", ""))
+        assert received.headers["anthropic-beta"] == ",".join(ROWS[row].betas)
+
+
+def test_every_row_is_relayed_as_sent_in_a_batch(
+    upstream: RecordingUpstream, relay: ServerProcess, key: str
+) -> None:
+    """The table as two batches (the beta rows in one made with their betas): each body
+    reaches the upstream once more, as sent but for ``model``, and succeeds."""
+    client = anthropic.Anthropic(api_key=key, base_url=relay.base_url, max_retries=0)
+    betas = sorted({beta for row in ROWS.values() for beta in row.betas})
+    before = {name: _received_as(upstream, row.params("relay-tools")) for name, row in ROWS.items()}
+    for beta_rows, batches, options in (
+        (False, client.messages.batches, {}),
+        (True, client.beta.messages.batches, {"betas": betas}),
+    ):
+        requests: Any = [
+            {"custom_id": name, "params": row.params("relay-tools")}
+            for name, row in ROWS.items()
+            if bool(row.betas) == beta_rows
+        ]
+        batch: Any = batches.create(requests=requests, **options)
+        deadline = time.monotonic() + 60
+        while batch.processing_status != "ended":
+            assert time.monotonic() < deadline, batch
+            time.sleep(0.05)
+            batch = batches.retrieve(batch.id, **options)
+        results = list(batches.results(batch.id, **options))
+        assert {result.result.type for result in results} == {"succeeded"}, results
+    for name, row in ROWS.items():
+        params = row.params("relay-tools")
+        twins = sum(other.params("relay-tools") == params for other in ROWS.values())
+        assert _received_as(upstream, params) == before[name] + twins, name

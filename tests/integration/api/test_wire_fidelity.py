@@ -10,14 +10,14 @@ validation, before any engine, with the same message on both.
 Sync rows go through ``client.messages.create`` (``client.beta.messages.create`` with the
 row's betas); a key the method has a keyword for travels as that keyword, any other through
 ``extra_body``. Batch rows go through ``client.messages.batches.create`` in one batch, read
-back with ``client.messages.batches.results``. Batches do not carry ``anthropic-beta`` yet,
-so beta rows are skipped there (named in the skip reason).
+back with ``client.messages.batches.results``; the beta rows in a second batch made with
+``client.beta.messages.batches.create`` and their betas (the batch's ``anthropic-beta``
+governs how its requests are checked). The table itself is in tests/wire_rows.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,13 +30,7 @@ import pytest_asyncio
 from anthropic.types.messages import MessageBatchIndividualResponse
 from harness import sim_config
 from inprocess import InProcessServer, running_app
-
-PLAIN = "sim"
-LENIENT = "sim-lenient"
-MODELS = (PLAIN, LENIENT)
-USER: list[dict[str, Any]] = [{"role": "user", "content": "Say something short."}]
-STRUCTURED_OUTPUTS = "structured-outputs-2025-11-13"
-JSON_FORMAT = {"type": "json_schema", "schema": {"type": "object", "properties": {}}}
+from wire_rows import LENIENT, MODELS, PLAIN, ROWS, USER, Names, Row, call_args
 
 CONFIG = sim_config(
     sim_latency_ms=0,
@@ -49,188 +43,6 @@ CONFIG = sim_config(
     ),
 )
 
-
-@dataclass(frozen=True)
-class Names:
-    """A refusal whose wording is msgspec's, not pinned here: it starts with ``path: `` and
-    quotes the bad ``value``."""
-
-    path: str
-    value: str
-
-    def matches(self, message: str) -> bool:
-        return message.startswith(f"{self.path}: ") and f"'{self.value}'" in message
-
-
-#: ``None``: succeeded; a string: ``invalid_request_error`` with exactly that message.
-Outcome = str | Names | None
-
-
-@dataclass(frozen=True)
-class Row:
-    """A body (merged over a minimal valid one) and its outcome on each model."""
-
-    body: dict[str, Any]
-    plain: Outcome
-    lenient: Outcome
-    betas: tuple[str, ...] = field(default=())
-
-    def params(self, model: str) -> dict[str, Any]:
-        return {"model": model, "max_tokens": 8, "messages": USER, **self.body}
-
-    def expected(self, model: str) -> Outcome:
-        return self.plain if model == PLAIN else self.lenient
-
-
-def invalid(message: str | Names) -> Row:
-    """A body that fails validation: the same 400 on every model."""
-    return Row(body={}, plain=message, lenient=message)
-
-
-SERVER_TOOL_HISTORY: list[dict[str, Any]] = [
-    *USER,
-    {
-        "role": "assistant",
-        "content": [
-            {
-                "type": "server_tool_use",
-                "id": "srvtoolu_01",
-                "name": "web_search",
-                "input": {"query": "batchyard"},
-            },
-            {
-                "type": "web_search_tool_result",
-                "tool_use_id": "srvtoolu_01",
-                "content": [
-                    {
-                        "type": "web_search_result",
-                        "url": "https://example.com/",
-                        "title": "Example",
-                        "encrypted_content": "opaque",
-                    }
-                ],
-            },
-            {"type": "text", "text": "Found it."},
-        ],
-    },
-    {"role": "user", "content": "Summarise."},
-]
-READ_ONLY = "(it reads text only)"
-
-ROWS: dict[str, Row] = {
-    "system-role-message": Row(
-        body={"messages": [{"role": "system", "content": "Be terse."}, *USER]},
-        plain=None,
-        lenient=None,
-    ),
-    "toolset-without-name": Row(
-        body={"tools": [{"type": "computer_toolset_20260801"}]},
-        plain=f"tools: tool use is not supported by {PLAIN}",
-        lenient=None,
-    ),
-    "server-tool-blocks-in-history": Row(
-        body={"messages": SERVER_TOOL_HISTORY},
-        plain=(
-            "messages.1.content.0: content blocks of type 'server_tool_use' are not supported "
-            f"by {PLAIN} {READ_ONLY}"
-        ),
-        lenient=None,
-    ),
-    "container-upload-block": Row(
-        body={
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": "Read the uploaded file."},
-                        {"type": "container_upload", "file_id": "file_011"},
-                    ],
-                }
-            ]
-        },
-        plain=(
-            "messages.0.content.1: content blocks of type 'container_upload' are not supported "
-            f"by {PLAIN} {READ_ONLY}"
-        ),
-        lenient=None,
-    ),
-    "tool-without-input-schema": Row(
-        body={"tools": [{"name": "t"}]},
-        plain="tools.0.input_schema: Field required",
-        lenient="tools.0.input_schema: Field required",
-    ),
-    "tool-choice-bogus": Row(
-        body={"tool_choice": {"type": "bogus"}},
-        plain=Names("tool_choice.type", "bogus"),
-        lenient=Names("tool_choice.type", "bogus"),
-    ),
-    "thinking-bogus": Row(
-        body={"thinking": {"type": "bogus"}},
-        plain=Names("thinking.type", "bogus"),
-        lenient=Names("thinking.type", "bogus"),
-    ),
-    "cache-control-ttl-2h": Row(
-        body={
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {
-                            "type": "text",
-                            "text": "Cache me.",
-                            "cache_control": {"type": "ephemeral", "ttl": "2h"},
-                        }
-                    ],
-                }
-            ]
-        },
-        plain=Names("messages.0.content.0.cache_control.ttl", "2h"),
-        lenient=Names("messages.0.content.0.cache_control.ttl", "2h"),
-    ),
-    "unknown-key-in-message": Row(
-        body={"messages": [{"role": "user", "content": "Hi.", "bogus": True}]},
-        plain="messages.0.bogus: Extra inputs are not permitted",
-        lenient="messages.0.bogus: Extra inputs are not permitted",
-    ),
-    "output-format-under-beta": Row(
-        body={"output_format": JSON_FORMAT},
-        plain=f"output_format: not supported by {PLAIN}",
-        lenient=None,
-        betas=(STRUCTURED_OUTPUTS,),
-    ),
-    "output-format-without-beta": Row(
-        body={"output_format": JSON_FORMAT},
-        plain="output_format: Extra inputs are not permitted",
-        lenient="output_format: Extra inputs are not permitted",
-    ),
-    "context-management-under-beta": Row(
-        body={"context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}},
-        plain=f"context_management: not supported by {PLAIN}",
-        lenient=None,
-        betas=("context-management-2025-06-27",),
-    ),
-    "context-management-without-beta": Row(
-        body={"context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}},
-        plain="context_management: Extra inputs are not permitted",
-        lenient="context_management: Extra inputs are not permitted",
-    ),
-    "mcp-servers-under-beta": Row(
-        body={"mcp_servers": [{"type": "url", "url": "https://mcp.example.com/sse", "name": "ex"}]},
-        plain=f"mcp_servers: not supported by {PLAIN}",
-        lenient=None,
-        betas=("mcp-client-2025-11-20",),
-    ),
-    "sampling-via-extra-body": Row(
-        body={"temperature": 0.5, "top_p": 0.9, "top_k": 5},
-        plain=None,
-        lenient=None,
-    ),
-    "temperature-over-1": Row(
-        body={"temperature": 1.5},
-        plain="temperature: Expected `float` <= 1.0",
-        lenient="temperature: Expected `float` <= 1.0",
-    ),
-}
 
 CASES = [(row, model) for row in ROWS for model in MODELS]
 #: Every beta any row names: a batch carries one ``anthropic-beta`` for all its requests.
@@ -303,16 +115,9 @@ async def _run_batch(
 
 
 async def create(sdk: anthropic.AsyncAnthropic, row: Row, model: str) -> Any:
-    """``messages.create`` (``beta.messages.create`` with betas): the SDK's keywords where it
-    has them, ``extra_body`` for the rest."""
+    """``messages.create`` (``beta.messages.create`` with betas)."""
     method: Any = sdk.beta.messages.create if row.betas else sdk.messages.create
-    keywords = set(inspect.signature(method).parameters)
-    params = row.params(model)
-    kwargs = {key: value for key, value in params.items() if key in keywords}
-    extra = {key: value for key, value in params.items() if key not in keywords}
-    if row.betas:
-        kwargs["betas"] = list(row.betas)
-    return await method(**kwargs, extra_body=extra or None)
+    return await method(**call_args(method, row, model))
 
 
 # ------------------------------------------------------------------------------ the table

@@ -50,6 +50,11 @@ class Engine(Protocol):
         """The most output tokens one answer can have here, if this engine knows it."""
         ...
 
+    @property
+    def max_input_tokens(self) -> int | None:
+        """The most prompt tokens a request can have here (the context window), if known."""
+        ...
+
     async def create_message(
         self, params: MessageCreateParams, sink: AnswerSink | None = None
     ) -> Message:

@@ -194,6 +194,11 @@ class OpenAIEngine:
         return CAPABILITIES
 
     @property
+    def max_input_tokens(self) -> None:
+        """Unknown here, as :attr:`max_output_tokens` is."""
+        return None
+
+    @property
     def max_output_tokens(self) -> None:
         """Unknown here (OpenAI's ``/v1/models`` does not say); the upstream refuses a
         ``max_tokens`` above its own limit."""

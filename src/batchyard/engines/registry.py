@@ -239,7 +239,7 @@ class ServedModel:
                 max_input, capabilities = upstream.max_input_tokens, upstream.capabilities
         else:
             engine = self._own_engine()
-            max_output = engine.max_output_tokens
+            max_input, max_output = engine.max_input_tokens, engine.max_output_tokens
             capabilities = engine.capabilities.wire()
         return ModelInfo(
             id=name,

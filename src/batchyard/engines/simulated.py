@@ -151,6 +151,11 @@ class SimulatedEngine:
         """No limit of its own (a config may set one)."""
         return None
 
+    @property
+    def max_input_tokens(self) -> None:
+        """No context window: any prompt is counted and answered."""
+        return None
+
     async def start(self) -> None:
         return None
 

@@ -84,6 +84,12 @@ class LocalEngine:
         return self._context_window - 1 if self.loaded is not None else None
 
     @property
+    def max_input_tokens(self) -> int | None:
+        """Its context window, once the weights are loaded (a prompt leaves at least one
+        token of it for the answer, or is refused)."""
+        return self._context_window if self.loaded is not None else None
+
+    @property
     def capabilities(self) -> Capabilities:
         """Text in, text out (checked in :func:`~batchyard.engines.local.prompt.chat_turns`)."""
         return TEXT_ONLY

@@ -253,7 +253,7 @@ def test_requests_the_model_cannot_take(
 def test_its_output_cap_is_its_context_window(engine: LocalEngine) -> None:
     """Unless a config sets one, ``max_tokens`` is capped by nothing but the context window:
     a longer answer stops there (``model_context_window_exceeded``), as the API's models do."""
-    assert engine.max_output_tokens == 8191
+    assert engine.max_output_tokens == 8191 and engine.max_input_tokens == 8192
 
 
 def test_a_second_start_in_a_fresh_process_hits_the_cache(engine: LocalEngine) -> None:

@@ -36,7 +36,7 @@ def chat_turns(params: MessageCountTokensParams) -> tuple[Chat, str]:
     prefill = ""
     if chat[-1]["role"] == "assistant":
         prefill = chat.pop()["content"]
-    if not chat or chat[-1]["role"] == "system":
+    if not any(turn["role"] == "user" for turn in chat):
         raise ParamsError("messages: the conversation must contain at least one user message")
     return chat, prefill
 

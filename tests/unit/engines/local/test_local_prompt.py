@@ -108,6 +108,10 @@ def test_final_assistant_turn_is_a_prefill() -> None:
             {"messages": [{"role": "assistant", "content": "I start"}]},
             "messages: the conversation must contain at least one user message",
         ),
+        (
+            {"messages": [{"role": "system", "content": "Be terse."}]},
+            "messages: the conversation must contain at least one user message",
+        ),
     ],
 )
 def test_unsupported_content_is_an_invalid_request(fields: dict[str, Any], message: str) -> None:
@@ -115,3 +119,17 @@ def test_unsupported_content_is_an_invalid_request(fields: dict[str, Any], messa
         chat_turns(params(**fields))
     assert caught.value.error_type == "invalid_request_error"
     assert caught.value.message.startswith(message)
+
+
+def test_a_system_turn_may_close_the_conversation() -> None:
+    """A system turn after the user's (an instruction for the answer) stays where it is."""
+    chat, prefill = chat_turns(
+        params(
+            messages=[
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+                {"role": "system", "content": "Answer in French."},
+            ]
+        )
+    )
+    assert [turn["role"] for turn in chat] == ["user", "assistant", "system"] and prefill == ""

@@ -14,11 +14,15 @@ never the client's. The upstream validates; it refuses what it would not honour.
 
 Upstream errors keep their Anthropic type, so overloaded / rate-limit / 5xx / timeouts are
 retried by the worker (honouring ``retry-after``) and the rest become ``errored`` results
-with the upstream's own message. A 2xx answer that is not JSON (or is cut off) is an
-:class:`~batchyard.errors.UnreadableAnswer`. ``count_tokens`` is the upstream's own
-``POST /v1/messages/count_tokens``: only the upstream knows its tokenizer. At start the relay
-asks ``GET /v1/models/{upstream_model}`` for the model's limits and capabilities, which
-``/v1/models`` reports (nothing, if the upstream could not say).
+with the upstream's own message. The upstream's rate-limit headers (Anthropic's
+``anthropic-ratelimit-*``, OpenAI's ``x-ratelimit-*``, ``retry-after`` in seconds or as an HTTP
+date) are read into the answer's or error's ``limits``, for the worker's pacing
+(:mod:`batchyard.worker.pacing`) and the sync answer's headers. A 2xx answer that is not
+JSON (or is cut off) is an :class:`~batchyard.errors.UnreadableAnswer`. ``count_tokens`` is
+the upstream's own ``POST /v1/messages/count_tokens``: only the upstream knows its
+tokenizer. At start the relay asks ``GET /v1/models/{upstream_model}`` for the model's
+limits and capabilities, which ``/v1/models`` reports (nothing, if the upstream could not
+say).
 
 Options::
 
@@ -45,8 +49,10 @@ from batchyard.engines.base import Answer, RelayRequest
 from batchyard.errors import EngineError, UnreadableAnswer
 from batchyard.protocol.errors import ERROR_TYPE_FOR_STATUS, ErrorType
 from batchyard.protocol.models import UpstreamModel
+from batchyard.protocol.ratelimits import RateLimits, read_rate_limits
 from batchyard.protocol.routing import ForwardedHeaders, decode_object, encode_object, with_model
 from batchyard.protocol.streaming import StartRenamer, error_event
+from batchyard.timeutil import now_us
 
 logger = logging.getLogger("batchyard.engines")
 
@@ -155,6 +161,7 @@ class AnthropicEngine:
             message=encode_object(answer),
             input_tokens=usage.input_tokens or 0,
             output_tokens=usage.output_tokens or 0,
+            limits=_limits(response),
         )
 
     async def relay_stream(self, request: RelayRequest) -> AsyncGenerator[bytes, None]:
@@ -240,12 +247,11 @@ def _upstream_error(response: httpx.Response, content: bytes) -> EngineError:
     else:
         error_type = _KNOWN_ERROR_TYPES.get(detail.type, error_type)
         message = detail.message or message
-    return EngineError(error_type, message, retry_after=_retry_after(response))
+    limits = _limits(response)
+    retry_after = limits.retry_after if limits is not None else None
+    return EngineError(error_type, message, retry_after=retry_after, limits=limits)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+def _limits(response: httpx.Response) -> RateLimits | None:
+    """The upstream's rate-limit headers (``retry-after`` in seconds or as an HTTP date)."""
+    return read_rate_limits(response.headers, now_us())

@@ -27,6 +27,7 @@ from batchyard.protocol.messages import (
     decode_params,
 )
 from batchyard.protocol.models import ModelCapabilities, ModelInfo
+from batchyard.protocol.ratelimits import RateLimits
 from batchyard.protocol.routing import ForwardedHeaders, Route, check_relayed, decode_route
 from batchyard.protocol.streaming import error_event
 
@@ -61,10 +62,28 @@ ENGINE_FACTORIES: dict[str, Callable[[ModelConfig], Engine | Relay]] = {
 }
 
 
-def typed_answer(message: Message) -> Answer:
+def typed_answer(message: Message, limits: RateLimits | None = None) -> Answer:
     """The :class:`Answer` of an engine that answers with a typed ``Message``."""
     usage = message.usage
-    return Answer(_encoder.encode(message), usage.input_tokens, usage.output_tokens)
+    return Answer(_encoder.encode(message), usage.input_tokens, usage.output_tokens, limits)
+
+
+class _LimitsOnly:
+    """The sink of a whole (not streamed) sync answer: only its rate-limit state is kept,
+    for the answer's headers. A batch call passes no sink, so an engine never streams
+    text nobody reads."""
+
+    def __init__(self) -> None:
+        self.limits: RateLimits | None = None
+
+    def prompt_read(self, input_tokens: int) -> None:
+        """Not needed: the whole answer reports its usage."""
+
+    def text(self, piece: str) -> None:
+        """Not needed: the whole answer has the whole text."""
+
+    def rate_limits(self, limits: RateLimits) -> None:
+        self.limits = limits
 
 
 def local_extra_installed() -> bool:
@@ -165,8 +184,11 @@ class ServedModel:
         engine = self._own_engine()
         params = decode_params(body, in_batch=in_batch, beta=beta)
         self._check_output_cap(params.max_tokens, params.model)
-        message = await self._call(lambda: engine.create_message(params))
-        return typed_answer(message)
+        if in_batch:
+            return typed_answer(await self._call(lambda: engine.create_message(params)))
+        sink = _LimitsOnly()
+        message = await self._call(lambda: engine.create_message(params, sink))
+        return typed_answer(message, sink.limits)
 
     async def stream_message(
         self, route: Route, body: bytes, headers: ForwardedHeaders = (), *, beta: bool = False

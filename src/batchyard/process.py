@@ -113,7 +113,9 @@ def create_server_app(
                 "default", ids.hash_api_key(initial_key), initial_key[:10], now_us()
             )
         models = model_registry(settings)
-        dispatcher = Dispatcher(store.queue, models, settings) if run_worker else None
+        dispatcher = (
+            Dispatcher(store.queue, models, settings, store.rate_limits) if run_worker else None
+        )
         app.state.context = ApiContext(
             settings=settings,
             keys=store.keys,
@@ -138,7 +140,7 @@ async def run_worker(settings: Settings) -> None:
     """A worker without the HTTP API (``batchyard worker``), until cancelled."""
     store = await open_store(settings.resolved_database_url())
     models = model_registry(settings)
-    dispatcher = Dispatcher(store.queue, models, settings)
+    dispatcher = Dispatcher(store.queue, models, settings, store.rate_limits)
     try:
         async with background(*_background_jobs(store, models, settings, dispatcher)):
             await dispatcher.run()

@@ -156,6 +156,12 @@ class ServedModel:
             self._failed = True
 
     @property
+    def upstream(self) -> bool:
+        """Whether its answers come from another server, with rate limits of its own that
+        nobody may have configured here (a relay), rather than from this process."""
+        return self._relay is not None
+
+    @property
     def names(self) -> list[str]:
         """Every name clients may use for this model."""
         return [self.config.name, *self.config.aliases]

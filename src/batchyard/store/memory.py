@@ -36,6 +36,7 @@ from batchyard.store.protocols import (
     KeyStore,
     OutboxStore,
     QueueStore,
+    RateLimitStore,
     Store,
     SweepStore,
 )
@@ -648,6 +649,16 @@ class _Sweeps:
 # ---------------------------------------------------------------------------- the bundle
 
 
+class _RateLimits:
+    """Shared rate-limit states; a change never awaits, so it is atomic on one event loop."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, bytes] = {}
+
+    async def update_rate_limit(self, key: str, change: Callable[[bytes | None], bytes]) -> None:
+        self._states[key] = change(self._states.get(key))
+
+
 class MemoryStore:
     """A :class:`~batchyard.store.protocols.Store` held in this process's memory."""
 
@@ -658,6 +669,7 @@ class MemoryStore:
         self._queue = _Queue(state)
         self._outbox = _Outbox(state)
         self._sweeps = _Sweeps(state)
+        self._rate_limits = _RateLimits()
 
     @property
     def keys(self) -> KeyStore:
@@ -678,6 +690,10 @@ class MemoryStore:
     @property
     def sweeps(self) -> SweepStore:
         return self._sweeps
+
+    @property
+    def rate_limits(self) -> RateLimitStore:
+        return self._rate_limits
 
     async def close(self) -> None:
         """Nothing to release: the data goes when the store object does."""

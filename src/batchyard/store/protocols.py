@@ -1,4 +1,4 @@
-"""What the services and the worker need from storage: five small protocols and their bundle.
+"""What the services and the worker need from storage: six small protocols and their bundle.
 
 Everything above the store depends on these, never on an implementation. Two implement
 them: the SQL store (:mod:`batchyard.store.sql`, SQLite and PostgreSQL) and the in-memory
@@ -191,6 +191,18 @@ class SweepStore(Protocol):
         ...
 
 
+class RateLimitStore(Protocol):
+    """Small shared states, one per key, changed atomically: the pacing of a rate-limited
+    model for the whole deployment (:mod:`batchyard.worker.pacing`)."""
+
+    async def update_rate_limit(self, key: str, change: Callable[[bytes | None], bytes]) -> None:
+        """Replace the state stored under ``key`` (``None`` if none yet) by
+        ``change(state)``, with no other change to that key in between, whichever process
+        makes it. ``change`` is pure and may be called more than once (a lost race is
+        retried); only its last result is stored."""
+        ...
+
+
 class Store(Protocol):
     """One storage backend, by concern."""
 
@@ -209,7 +221,18 @@ class Store(Protocol):
     @property
     def sweeps(self) -> SweepStore: ...
 
+    @property
+    def rate_limits(self) -> RateLimitStore: ...
+
     async def close(self) -> None: ...
 
 
-__all__ = ["BatchStore", "KeyStore", "OutboxStore", "QueueStore", "Store", "SweepStore"]
+__all__ = [
+    "BatchStore",
+    "KeyStore",
+    "OutboxStore",
+    "QueueStore",
+    "RateLimitStore",
+    "Store",
+    "SweepStore",
+]

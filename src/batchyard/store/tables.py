@@ -170,3 +170,12 @@ webhook_deliveries = Table(
         sqlite_where=text("next_attempt_at IS NOT NULL"),
     ),
 )
+
+#: Shared pacing state of each rate-limited model (:mod:`batchyard.worker.buckets`, msgspec
+#: JSON), read and rewritten under a row lock by every worker on each call it lets out.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", String(256), primary_key=True),
+    Column("state", LargeBinary, nullable=False),
+)

@@ -206,7 +206,9 @@ class ServerProcess:
             *self.extra_args,
         ]
         if self.command == "serve":
-            args += ["--port", str(self.port), "--log-level", "warning"]
+            args += ["--port", str(self.port)]
+            if "--log-level" not in self.extra_args:
+                args += ["--log-level", "warning"]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)

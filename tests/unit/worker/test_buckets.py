@@ -1,0 +1,94 @@
+"""The pacing arithmetic on a fake clock: buckets, learning from headers, AIMD."""
+
+from __future__ import annotations
+
+import pytest
+
+from batchyard.protocol.ratelimits import Quota, RateLimits
+from batchyard.worker import buckets
+from batchyard.worker.buckets import Bucket, Buckets
+
+SECOND = 1_000_000
+T0 = 1_000 * SECOND
+
+
+def calls_let_out(state: Buckets, seconds: float, configured: dict[str, int]) -> int:
+    """How many one-request calls go out in ``seconds``, asking every millisecond."""
+    count = 0
+    for tick in range(int(seconds * 1000)):
+        state = buckets.advance(state, T0 + tick * 1000, configured)  # type: ignore[arg-type]
+        state, wait = buckets.take(state, {"requests": 1})
+        count += wait == 0
+    return count
+
+
+def test_a_configured_rpm_lets_out_one_second_of_burst_then_the_rate() -> None:
+    # 600 rpm: 10 a second, a bucket of 10. Over 0-5 s: the 10 at once, then 10 a second.
+    assert calls_let_out(Buckets(), 5.001, {"requests": 600}) == 10 + 50
+
+
+def test_a_token_need_bigger_than_the_bucket_waits_for_a_full_bucket_and_goes_into_debt() -> None:
+    state = buckets.advance(Buckets(), T0, {"input_tokens": 6000})  # 100 a second
+    state, wait = buckets.take(state, {"input_tokens": 250})
+    assert wait == 0 and state.buckets["input_tokens"].level == -150
+    state = buckets.advance(state, T0 + SECOND, {"input_tokens": 6000})
+    state, wait = buckets.take(state, {"input_tokens": 10})
+    assert wait == pytest.approx(0.6 * SECOND, rel=0.01)  # -50 → 10 at 100/s
+
+
+def test_output_is_charged_after_and_only_debt_holds_calls_back() -> None:
+    state = buckets.advance(Buckets(), T0, {"output_tokens": 600})  # 10 a second
+    state, wait = buckets.take(state, {"requests": 1})
+    assert wait == 0
+    state = buckets.charge(state, {"output_tokens": 30})  # the answer used 30
+    state, wait = buckets.take(state, {"requests": 1})
+    assert wait == 2 * SECOND  # 10 - 30 = -20: two seconds of debt
+
+
+def test_corrections_give_back_but_not_beyond_the_bucket() -> None:
+    state = buckets.advance(Buckets(), T0, {"input_tokens": 600})
+    state = buckets.charge(state, {"input_tokens": -1000})
+    assert state.buckets["input_tokens"].level == 10
+
+
+def test_learned_limits_start_at_what_remains_and_configured_ones_win() -> None:
+    seen = RateLimits(
+        seen_us=T0,
+        quotas={"requests": Quota(3000, 7, None), "output_tokens": Quota(90000, 90000, None)},
+    )
+    state = buckets.learn(buckets.advance(Buckets(), T0, {}), seen, {})
+    assert state.buckets["requests"] == Bucket(3000, 7)
+    assert state.buckets["output_tokens"] == Bucket(90000, 1500)  # one second's worth
+    configured = buckets.learn(
+        buckets.advance(Buckets(), T0, {"requests": 60}), seen, {"requests": 60}
+    )
+    assert configured.buckets["requests"] == Bucket(60, 1)
+    # A later answer does not reset a known bucket's level (our own count is fresher).
+    again = buckets.learn(state, seen, {})
+    assert again.buckets == state.buckets
+
+
+def test_aimd_halves_once_per_burst_pauses_and_recovers_additively() -> None:
+    state = buckets.advance(Buckets(), T0, {"requests": 600})
+    state = buckets.overloaded(state, retry_after=2.0)
+    state = buckets.overloaded(state, retry_after=1.0)  # the same burst: one cut
+    assert state.factor == 0.5 and state.paused_until_us == T0 + 2 * SECOND
+    assert state.buckets["requests"].level == 0
+    _, wait = buckets.take(state, {"requests": 1})
+    assert wait == 2 * SECOND
+    later = buckets.advance(state, T0 + 2 * SECOND, {"requests": 600})
+    assert later.factor == pytest.approx(0.6)
+    # Refilled at half the rate while cut: 2 s x 5/s = 10 (the bucket's capacity).
+    assert later.buckets["requests"].level == pytest.approx(10)
+    twice = buckets.overloaded(later, None)
+    assert twice.factor == pytest.approx(0.3)
+    floor = Buckets(at_us=T0, factor=buckets.MIN_FACTOR)
+    assert buckets.overloaded(floor, None).factor == buckets.MIN_FACTOR
+    assert buckets.advance(Buckets(at_us=T0, factor=0.5), T0 + 60 * SECOND, {}).factor == 1.0
+
+
+def test_nothing_known_is_not_limited_and_round_trips_through_bytes() -> None:
+    assert not buckets.advance(buckets.decode(None), T0, {}).limited
+    state = buckets.advance(Buckets(), T0, {"requests": 60, "input_tokens": 1000})
+    assert state.limited
+    assert buckets.decode(buckets.encode(state)) == state

@@ -165,7 +165,7 @@ def relay_run(
     relay_dir.mkdir()
     relay = ServerProcess(relay_dir, f"sqlite:///{relay_dir / 'relay.db'}", config).start()
     try:
-        before = _upstream_429s(upstream)
+        before = upstream.answered(429)
         api = Api(relay.base_url, add_key(relay.db_url, "bench"))
         requests_body = [
             {"custom_id": f"r{n:05d}", "params": {**_body(n), "model": "relayed"}}
@@ -176,15 +176,10 @@ def relay_run(
         ended = api.wait_ended(batch["id"], timeout=requests / rpm * 60 * 4 + 120)
         elapsed = time.monotonic() - started
         counts = ended["request_counts"]
-        refused = _upstream_429s(upstream) - before
+        refused = upstream.answered(429) - before
     finally:
         relay.stop()
     return Result(f"batchyard, {name}", counts["succeeded"], requests, refused, elapsed, rpm)
-
-
-def _upstream_429s(upstream: ServerProcess) -> int:
-    """429s the upstream answered so far, from its access log."""
-    return sum(1 for line in upstream.log().splitlines() if '" 429' in line)
 
 
 def main() -> None:

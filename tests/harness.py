@@ -233,6 +233,11 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def answered(self, status: int) -> int:
+        """Responses with ``status`` in the access log (``extra_args`` must hold
+        ``--log-level info``)."""
+        return sum(f'" {status} ' in line for line in self.log().splitlines())
+
     def peak_rss_mib(self) -> float:
         """Peak resident set size of the server process (VmHWM), in MiB."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():

@@ -16,10 +16,14 @@ the store can apply them inside one transaction and tests can run them on a fake
   bytes / 4, corrected by the answer's ``usage`` afterwards); and output tokens only *after*
   the answer, by its ``usage``: reserving ``max_tokens`` would cap throughput at the rare
   answer that uses them all, so the output bucket only has to be out of debt for a call to go.
-* **AIMD**: a 429 or 529 halves ``factor`` (at most once a second: one burst of refusals is
-  one signal), which scales every refill rate and, where no limit is known, how many calls
-  each worker keeps in flight; ``factor`` then grows back by 5% of the full rate a second. A
-  refusal also empties the buckets and pauses every call until its ``retry-after``.
+* **AIMD**: a 429 or 529 cuts ``factor`` to 70% (at most once a second: one burst of
+  refusals is one signal), which scales every refill rate and each worker's in-flight cap;
+  ``factor`` then grows back by 10% of the full rate a second. A refusal also empties the
+  buckets. Where no limit is known, it also pauses every call until its ``retry-after``, the
+  only measure there is; where buckets exist, emptying them is the pause (``retry-after``
+  comes in whole seconds, and a one-second stop of the whole deployment for each refusal
+  costs more than the refusal), and the refused call itself still waits its ``retry-after``
+  on its way back through the queue.
 """
 
 from __future__ import annotations
@@ -34,9 +38,9 @@ from batchyard.timeutil import MICROS_PER_SECOND
 
 #: AIMD: the multiplicative cut on overload, its floor, the additive recovery per second,
 #: and how close together two refusals count as one.
-CUT = 0.5
+CUT = 0.7
 MIN_FACTOR = 1 / 16
-RECOVERY_PER_SECOND = 0.05
+RECOVERY_PER_SECOND = 0.1
 CUT_SPACING_US = MICROS_PER_SECOND
 #: How many seconds of its limit a bucket holds.
 BURST_SECONDS = 1.0
@@ -145,12 +149,13 @@ def learn(state: Buckets, limits: RateLimits, configured: Mapping[Dimension, int
 
 def overloaded(state: Buckets, retry_after: float | None) -> Buckets:
     """A 429 or 529: cut ``factor`` (once per :data:`CUT_SPACING_US`), empty the buckets,
-    and pause until ``retry_after`` seconds from ``state.at_us`` (it must be advanced)."""
+    or, with none, pause until ``retry_after`` seconds from ``state.at_us`` (it must be
+    advanced)."""
     now = state.at_us
     factor, cut_at = state.factor, state.cut_at_us
     if now - cut_at >= CUT_SPACING_US:
         factor, cut_at = max(MIN_FACTOR, factor * CUT), now
-    pause = now + int((retry_after or 0.0) * MICROS_PER_SECOND)
+    pause = now if state.buckets else now + int((retry_after or 0.0) * MICROS_PER_SECOND)
     buckets = {d: Bucket(b.per_minute, min(b.level, 0.0)) for d, b in state.buckets.items()}
     return msgspec.structs.replace(
         state,

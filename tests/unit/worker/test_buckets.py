@@ -68,23 +68,29 @@ def test_learned_limits_start_at_what_remains_and_configured_ones_win() -> None:
     assert again.buckets == state.buckets
 
 
-def test_aimd_halves_once_per_burst_pauses_and_recovers_additively() -> None:
+def test_aimd_cuts_once_per_burst_empties_the_buckets_and_recovers_additively() -> None:
     state = buckets.advance(Buckets(), T0, {"requests": 600})
     state = buckets.overloaded(state, retry_after=2.0)
     state = buckets.overloaded(state, retry_after=1.0)  # the same burst: one cut
-    assert state.factor == 0.5 and state.paused_until_us == T0 + 2 * SECOND
-    assert state.buckets["requests"].level == 0
+    assert state.factor == 0.7 and state.buckets["requests"].level == 0
+    # With buckets, emptying them is the pause: one call's worth at the cut rate (7 a second).
     _, wait = buckets.take(state, {"requests": 1})
-    assert wait == 2 * SECOND
-    later = buckets.advance(state, T0 + 2 * SECOND, {"requests": 600})
-    assert later.factor == pytest.approx(0.6)
-    # Refilled at half the rate while cut: 2 s x 5/s = 10 (the bucket's capacity).
-    assert later.buckets["requests"].level == pytest.approx(10)
-    twice = buckets.overloaded(later, None)
-    assert twice.factor == pytest.approx(0.3)
+    assert wait == pytest.approx(SECOND / 7, abs=1)
+    later = buckets.advance(state, T0 + SECOND, {"requests": 600})
+    assert later.factor == pytest.approx(0.8)
+    assert later.buckets["requests"].level == pytest.approx(7)  # refilled at the cut rate
+    again = buckets.overloaded(later, None)
+    assert again.factor == pytest.approx(0.56)
     floor = Buckets(at_us=T0, factor=buckets.MIN_FACTOR)
     assert buckets.overloaded(floor, None).factor == buckets.MIN_FACTOR
     assert buckets.advance(Buckets(at_us=T0, factor=0.5), T0 + 60 * SECOND, {}).factor == 1.0
+
+
+def test_with_no_limit_known_a_refusal_pauses_until_its_retry_after() -> None:
+    state = buckets.overloaded(buckets.advance(Buckets(), T0, {}), retry_after=2.0)
+    assert state.paused_until_us == T0 + 2 * SECOND and state.limited
+    _, wait = buckets.take(state, {"requests": 1})
+    assert wait == 2 * SECOND
 
 
 def test_nothing_known_is_not_limited_and_round_trips_through_bytes() -> None:

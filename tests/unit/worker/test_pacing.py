@@ -48,8 +48,9 @@ async def test_three_workers_share_one_configured_budget() -> None:
     store = MemoryStore()
     pacers = [Pacer(relayed(rpm=1200), store.rate_limits, upstream=True) for _ in range(3)]
     admitted = await count_admitted(pacers, 1.0)
-    # 20 a second with a burst of 20: about 40 in 1 s for all three workers together.
-    assert 36 <= admitted <= 41
+    # 20 a second with a burst of 20: at most 40 in 1 s for all three workers together
+    # (fewer on a busy machine).
+    assert 30 <= admitted <= 41
 
 
 async def test_unknown_upstream_is_probed_then_paced_by_its_headers() -> None:
@@ -78,7 +79,7 @@ async def test_an_upstream_without_headers_runs_at_full_concurrency_after_the_pr
     await asyncio.wait_for(blocked, 1)
 
 
-async def test_a_refusal_halves_the_in_flight_cap_and_pauses() -> None:
+async def test_a_refusal_cuts_the_in_flight_cap_and_pauses() -> None:
     pacer = Pacer(relayed(), MemoryStore().rate_limits, upstream=True)
     pacer.settle(await pacer.admit(40), answer(), None)
     refused = await pacer.admit(40)
@@ -91,8 +92,8 @@ async def test_a_refusal_halves_the_in_flight_cap_and_pauses() -> None:
             tickets.append(await asyncio.wait_for(pacer.admit(40), 0.1))
         except TimeoutError:
             break
-    # Half of 50, and the 5% a second it grows back meanwhile.
-    assert 25 <= len(tickets) <= 28
+    # 70% of 50, and the 10% a second it grows back meanwhile.
+    assert 35 <= len(tickets) <= 38
     for ticket in tickets:
         pacer.settle(ticket, answer(), None)
     await asyncio.wait_for(pacer.admit(40), 1)

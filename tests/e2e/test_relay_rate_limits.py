@@ -89,9 +89,10 @@ def assert_paced(counts: dict[str, int], seconds: float, upstream: ServerProcess
     assert counts["succeeded"] == 2 * REQUESTS, counts
     refused = upstream.answered(429)
     assert refused <= 2, f"{refused} calls refused upstream\n{upstream.log()[-3000:]}"
-    # Each model: a burst of 10, then 10 a second; slower than that is not keeping up.
-    least = (REQUESTS - RPM / 60) / (RPM / 60)
-    assert least - 1 <= seconds <= least * 1.6, seconds
+    # Each model: a burst of 5, then 10 a second. Far slower is not keeping up (the bound is
+    # loose: worker processes start while the clock runs, on a shared 2-core machine).
+    least = (REQUESTS - RPM / 120) / (RPM / 60)
+    assert least - 1 <= seconds <= 2 * least + 5, seconds
 
 
 def test_one_relay_keeps_to_learned_and_configured_limits(

@@ -6,10 +6,15 @@ see :mod:`batchyard.worker.pacing`). Each function here takes it and returns a n
 the store can apply them inside one transaction and tests can run them on a fake clock.
 
 * **A bucket per limit** (requests, input tokens, output tokens, all tokens; per minute):
-  refilled continuously at ``per_minute / 60`` a second, holding at most one second's worth.
-  A full minute's worth would let a minute's calls out in the first second, which APIs refuse:
-  Anthropic enforces its per-minute limits over shorter intervals ("60 RPM may be enforced as
-  1 request per second"). A call is let out when every bucket has what it needs (a token
+  refilled continuously at ``per_minute / 60`` a second, holding at most half a second's
+  worth. A full minute's worth would let a minute's calls out in the first second, which APIs
+  refuse: Anthropic enforces its per-minute limits over shorter intervals ("60 RPM may be
+  enforced as 1 request per second"). Half of that presumed second is left for calls that
+  reach the upstream out of step with when they were let out (another worker's call set off
+  later, a busy event loop, a new connection): calls let out at the rate with a burst of
+  half a second still arrive within the upstream's one second's worth when they are up to
+  half a second apart in transit. It costs nothing at the steady rate, only half a first
+  burst. A call is let out when every bucket has what it needs (a token
   need larger than the bucket only needs a full bucket); its need is then taken, and a bucket
   may go below zero, paying the debt back before the next call.
 * **What a call needs**: one request; its input tokens as estimated beforehand (the body's
@@ -42,8 +47,8 @@ CUT = 0.7
 MIN_FACTOR = 1 / 16
 RECOVERY_PER_SECOND = 0.1
 CUT_SPACING_US = MICROS_PER_SECOND
-#: How many seconds of its limit a bucket holds.
-BURST_SECONDS = 1.0
+#: How many seconds of its limit a bucket holds (see the module docstring).
+BURST_SECONDS = 0.5
 
 
 class Bucket(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
@@ -87,8 +92,13 @@ def decode(stored: bytes | None) -> Buckets:
 
 def advance(state: Buckets, now_us: int, configured: Mapping[Dimension, int]) -> Buckets:
     """``state`` at ``now_us``: buckets refilled, ``factor`` recovered, and the configured
-    limits in force (a configured limit wins over one learned from headers)."""
-    elapsed = max(0, now_us - state.at_us) if state.at_us else 0
+    limits in force (a configured limit wins over one learned from headers).
+
+    Time never goes back: a worker whose clock reads earlier than the last change (it read
+    it before waiting for the row, or its clock lags) refills nothing, rather than making
+    the next change refill the same interval twice."""
+    now_us = max(now_us, state.at_us)
+    elapsed = now_us - state.at_us if state.at_us else 0
     factor = min(1.0, state.factor + RECOVERY_PER_SECOND * elapsed / MICROS_PER_SECOND)
     buckets: dict[Dimension, Bucket] = {}
     for dimension, bucket in state.buckets.items():

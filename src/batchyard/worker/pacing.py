@@ -152,14 +152,15 @@ class Pacer:
     async def _round_trip(self, need: dict[Dimension, float]) -> int:
         """Apply what happened since the last trip to the shared state and try to take
         ``need``; microseconds to wait before trying again (0: taken)."""
-        now = now_us()
         charges, seen, refused = self._charges, self._seen, self._refused
         self._charges, self._seen, self._refused = {}, None, None
         configured = self._configured
         outcome: list[tuple[Buckets, int]] = []
 
         def change(stored: bytes | None) -> bytes:
-            state = buckets.advance(buckets.decode(stored), now, configured)
+            # The clock is read with the row held: another worker may have changed it
+            # while this one waited.
+            state = buckets.advance(buckets.decode(stored), now_us(), configured)
             if seen is not None:
                 state = buckets.learn(state, seen, configured)
             state = buckets.charge(state, charges)

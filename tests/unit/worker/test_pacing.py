@@ -48,9 +48,9 @@ async def test_three_workers_share_one_configured_budget() -> None:
     store = MemoryStore()
     pacers = [Pacer(relayed(rpm=1200), store.rate_limits, upstream=True) for _ in range(3)]
     admitted = await count_admitted(pacers, 1.0)
-    # 20 a second with a burst of 20: at most 40 in 1 s for all three workers together
+    # 20 a second with a burst of 10: at most 30 in 1 s for all three workers together
     # (fewer on a busy machine).
-    assert 30 <= admitted <= 41
+    assert 22 <= admitted <= 31
 
 
 async def test_unknown_upstream_is_probed_then_paced_by_its_headers() -> None:

@@ -97,6 +97,10 @@ class Pacer:
             "input_tokens": estimate,
             "tokens": estimate,
         }
+        idle_door = not self._door.locked() and self._probe is None
+        if idle_door and not self._needs_round_trip() and self._room():
+            self._in_flight += 1  # nothing to wait for: no lock, no await
+            return Ticket(estimate, probe=False)
         async with self._door:
             if self._probe is not None:
                 await self._probe.wait()
@@ -183,9 +187,11 @@ class Pacer:
     async def _slot(self) -> None:
         """Wait for room under this worker's in-flight cap: ``concurrency`` scaled by the
         AIMD factor (the only brake where no limit is known)."""
-        factor = self._state.factor if self._state is not None else 1.0
-        allowed = max(1, math.ceil(self._concurrency * factor))
-        while self._in_flight >= allowed:
+        while not self._room():
             self._freed.clear()
             await self._freed.wait()
         self._in_flight += 1
+
+    def _room(self) -> bool:
+        factor = self._state.factor if self._state is not None else 1.0
+        return self._in_flight < max(1, math.ceil(self._concurrency * factor))

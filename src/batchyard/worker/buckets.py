@@ -126,6 +126,22 @@ def take(state: Buckets, need: Amounts) -> tuple[Buckets, int]:
     return charge(state, need), 0
 
 
+def take_up_to(state: Buckets, need: Amounts, most: int) -> tuple[Buckets, int, int]:
+    """Up to ``most`` calls of ``need`` at once (for the lanes of a worker that wait, in one
+    round trip to the store): ``(state after, taken, 0)``, or ``(state, 0, wait)`` as
+    :func:`take` when not even one may go."""
+    state, wait = take(state, need)
+    if wait:
+        return state, 0, wait
+    taken = 1
+    while taken < most:
+        after, again = take(state, need)
+        if again:
+            break
+        state, taken = after, taken + 1
+    return state, taken, 0
+
+
 def charge(state: Buckets, amounts: Amounts) -> Buckets:
     """Take ``amounts`` from the buckets (a negative amount gives back, up to capacity)."""
     if not amounts:

@@ -16,9 +16,12 @@ the budget, needs every worker to know N at every moment (a membership table wit
 heartbeats), wastes the share of a worker that has nothing to do, and overshoots while a dead
 worker is still counted. The cost is one short write transaction per call let out while a
 limit is known (a few hundred a second is nothing for PostgreSQL, and SQLite serves one
-machine). Within a worker, one lane at a time goes to the store (the others queue behind it),
-so waiting lanes do not hammer the row. If the store cannot be reached the call goes
-unpaced: pacing must not stop work, and the upstream's own refusals still slow things down.
+machine). Within a worker, one lane at a time goes to the store, taking turns for the lanes
+queued behind it as well (as many as the buckets allow), so waiting lanes neither hammer the
+row nor wait for one commit each: a commit that takes as long as the gap between two calls
+(SQLite syncs each one to disk) would otherwise cap the rate. If the store cannot be reached
+the call goes unpaced: pacing must not stop work, and the upstream's own refusals still slow
+things down.
 
 **An upstream whose limits nobody knows yet** (nothing configured, nothing learned by any
 worker): its first call goes out alone, and the rest wait for its answer, whose headers may
@@ -88,6 +91,11 @@ class Pacer:
         self._probe: asyncio.Event | None = None
         self._in_flight = 0
         self._freed = asyncio.Event()
+        #: Lanes queued at the door, and turns already taken from the shared buckets for
+        #: them (each as a call of ``_granted_estimate`` input tokens) by the lane before.
+        self._queued = 0
+        self._granted = 0
+        self._granted_estimate = 0.0
 
     async def admit(self, body_size: int) -> Ticket:
         """Wait until a call with a body of ``body_size`` bytes may go out."""
@@ -101,19 +109,27 @@ class Pacer:
         if idle_door and not self._needs_round_trip() and self._room():
             self._in_flight += 1  # nothing to wait for: no lock, no await
             return Ticket(estimate, probe=False)
-        async with self._door:
+        self._queued += 1
+        try:
+            await self._door.acquire()
+        finally:
+            self._queued -= 1
+        try:
             if self._probe is not None:
                 await self._probe.wait()
             first = self._state is None
-            while self._needs_round_trip():
-                wait = await self._round_trip(need)
-                if not wait:
-                    break
-                await asyncio.sleep(wait / MICROS_PER_SECOND)
+            if self._granted and self._needs_round_trip():
+                self._granted -= 1  # taken by the lane before: only the estimate differs
+                self._add("input_tokens", estimate - self._granted_estimate)
+                self._add("tokens", estimate - self._granted_estimate)
+            else:
+                await self._take_turn(need)
             probe = first and self._upstream and not (self._state and self._state.limited)
             if probe:
                 self._probe = asyncio.Event()
             await self._slot()
+        finally:
+            self._door.release()
         return Ticket(estimate, probe)
 
     def settle(self, ticket: Ticket, answer: Answer | None, error: ApiError | None) -> None:
@@ -153,13 +169,24 @@ class Pacer:
             or self._refused is not None
         )
 
-    async def _round_trip(self, need: dict[Dimension, float]) -> int:
-        """Apply what happened since the last trip to the shared state and try to take
-        ``need``; microseconds to wait before trying again (0: taken)."""
+    async def _take_turn(self, need: dict[Dimension, float]) -> None:
+        """Round trips to the store until this call may go (none while nothing limits it),
+        taking turns for the lanes queued behind as well."""
+        while self._needs_round_trip():
+            taken, wait = await self._round_trip(need)
+            if taken:
+                self._granted, self._granted_estimate = taken - 1, need["input_tokens"]
+                return
+            await asyncio.sleep(wait / MICROS_PER_SECOND)
+
+    async def _round_trip(self, need: dict[Dimension, float]) -> tuple[int, int]:
+        """Apply what happened since the last trip to the shared state and take calls of
+        ``need`` for this lane and those queued behind it by the time the row is held:
+        ``(taken, 0)``, or ``(0, microseconds to wait)``."""
         charges, seen, refused = self._charges, self._seen, self._refused
         self._charges, self._seen, self._refused = {}, None, None
         configured = self._configured
-        outcome: list[tuple[Buckets, int]] = []
+        outcome: list[tuple[Buckets, int, int]] = []
 
         def change(stored: bytes | None) -> bytes:
             # The clock is read with the row held: another worker may have changed it
@@ -170,9 +197,8 @@ class Pacer:
             state = buckets.charge(state, charges)
             if refused is not None:
                 state = buckets.overloaded(state, refused)
-            state, wait = buckets.take(state, need)
-            outcome[:] = [(state, wait)]
-            return buckets.encode(state)
+            outcome[:] = [buckets.take_up_to(state, need, 1 + self._queued)]
+            return buckets.encode(outcome[0][0])
 
         try:
             await self._store.update_rate_limit(self._key, change)
@@ -180,9 +206,9 @@ class Pacer:
             logger.exception("%s: pacing state unavailable; this call goes unpaced", self._key)
             if self._state is None:
                 self._state = Buckets()
-            return 0
-        self._state, wait = outcome[0]
-        return wait
+            return 1, 0
+        self._state, taken, wait = outcome[0]
+        return taken, wait
 
     async def _slot(self) -> None:
         """Wait for room under this worker's in-flight cap: ``concurrency`` scaled by the

@@ -36,6 +36,17 @@ def test_a_token_need_bigger_than_the_bucket_waits_for_a_full_bucket_and_goes_in
     assert wait == pytest.approx(0.3 * SECOND, rel=0.01)  # -50 → 10 at 200/s
 
 
+def test_a_worker_takes_turns_for_its_queued_lanes_as_far_as_the_buckets_allow() -> None:
+    state = buckets.advance(Buckets(), T0, {"requests": 600, "input_tokens": 6000})
+    state, taken, wait = buckets.take_up_to(state, {"requests": 1, "input_tokens": 20}, 8)
+    assert (taken, wait) == (2, 0)  # 5 requests held, but 50 input tokens: 20 + 20 (+ debt)
+    state = buckets.charge(state, {"input_tokens": -100})
+    state, taken, wait = buckets.take_up_to(state, {"requests": 1, "input_tokens": 1}, 8)
+    assert (taken, wait) == (3, 0)  # the requests left
+    state, taken, wait = buckets.take_up_to(state, {"requests": 1}, 8)
+    assert taken == 0 and wait == SECOND // 10
+
+
 def test_output_is_charged_after_and_only_debt_holds_calls_back() -> None:
     state = buckets.advance(Buckets(), T0, {"output_tokens": 1200})  # 20 a second, 10 held
     state, wait = buckets.take(state, {"requests": 1})

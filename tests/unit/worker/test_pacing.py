@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from batchyard.config import ModelConfig
 from batchyard.engines.base import Answer
@@ -104,3 +105,24 @@ async def test_a_model_answered_here_is_not_probed() -> None:
     pacer = Pacer(local, MemoryStore().rate_limits, upstream=False)
     tickets = [await asyncio.wait_for(pacer.admit(10), 1) for _ in range(4)]
     assert len(tickets) == 4
+
+
+class CountingStore:
+    """The in-memory rate-limit store, counting round trips."""
+
+    def __init__(self) -> None:
+        self._store = MemoryStore().rate_limits
+        self.trips = 0
+
+    async def update_rate_limit(self, key: str, change: Callable[[bytes | None], bytes]) -> None:
+        self.trips += 1
+        await asyncio.sleep(0.001)  # a database round trip: other lanes queue meanwhile
+        await self._store.update_rate_limit(key, change)
+
+
+async def test_queued_lanes_get_their_turns_in_one_round_trip() -> None:
+    store = CountingStore()
+    pacer = Pacer(relayed(rpm=2400), store, upstream=True)  # 40 a second, 20 held
+    tickets = await asyncio.gather(*(pacer.admit(40) for _ in range(20)))
+    assert len(tickets) == 20
+    assert store.trips <= 3, "the first lane's trip took turns for the lanes behind it"

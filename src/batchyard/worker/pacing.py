@@ -144,6 +144,7 @@ class Pacer:
             limits = error.limits
             if error.error_type in _OVERLOAD_TYPES:
                 self._refused = max(self._refused or 0.0, error.retry_after or 0.0)
+                self._granted = 0  # turns taken before the refusal are not to be trusted
         newest = self._seen is None or (limits is not None and limits.seen_us >= self._seen.seen_us)
         if limits is not None and limits.quotas and newest:
             self._seen = limits
@@ -197,7 +198,9 @@ class Pacer:
             state = buckets.charge(state, charges)
             if refused is not None:
                 state = buckets.overloaded(state, refused)
-            outcome[:] = [buckets.take_up_to(state, need, 1 + self._queued)]
+            # Turns for others only from buckets: with none, this call may be a probe.
+            most = 1 + self._queued if state.buckets else 1
+            outcome[:] = [buckets.take_up_to(state, need, most)]
             return buckets.encode(outcome[0][0])
 
         try:

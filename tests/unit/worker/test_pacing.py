@@ -24,6 +24,19 @@ def answer(limits: RateLimits | None = None) -> Answer:
     return Answer(b"{}", input_tokens=10, output_tokens=5, limits=limits)
 
 
+class CountingStore:
+    """The in-memory rate-limit store, counting round trips."""
+
+    def __init__(self) -> None:
+        self._store = MemoryStore().rate_limits
+        self.trips = 0
+
+    async def update_rate_limit(self, key: str, change: Callable[[bytes | None], bytes]) -> None:
+        self.trips += 1
+        await asyncio.sleep(0.001)  # a database round trip: other lanes queue meanwhile
+        await self._store.update_rate_limit(key, change)
+
+
 async def count_admitted(pacers: list[Pacer], seconds: float) -> int:
     """Calls let out in ``seconds`` by 20 lanes per pacer, each answered at once."""
     admitted = 0
@@ -55,18 +68,18 @@ async def test_three_workers_share_one_configured_budget() -> None:
 
 
 async def test_unknown_upstream_is_probed_then_paced_by_its_headers() -> None:
-    store = MemoryStore()
-    pacer = Pacer(relayed(), store.rate_limits, upstream=True)
-    probe = await pacer.admit(40)
-    second = asyncio.create_task(pacer.admit(40))
+    pacer = Pacer(relayed(), CountingStore(), upstream=True)
+    probe, second, third = (asyncio.create_task(pacer.admit(40)) for _ in range(3))
     await asyncio.sleep(0.05)
-    assert not second.done(), "the rest wait for the probe's answer"
+    assert probe.done() and not second.done(), "the rest wait for the probe's answer"
     headers = RateLimits(seen_us=now_us(), quotas={"requests": Quota(600, 0, None)})
-    pacer.settle(probe, answer(headers), None)
+    pacer.settle(await probe, answer(headers), None)
     started = time.monotonic()
     pacer.settle(await second, answer(), None)
-    # Learned: 10 a second, and the upstream said none remain, so the next one waits.
+    # Learned: 10 a second, and the upstream said none remain, so each waits its turn.
     assert time.monotonic() - started >= 0.08
+    pacer.settle(await third, answer(), None)
+    assert time.monotonic() - started >= 0.18
 
 
 async def test_an_upstream_without_headers_runs_at_full_concurrency_after_the_probe() -> None:
@@ -105,19 +118,6 @@ async def test_a_model_answered_here_is_not_probed() -> None:
     pacer = Pacer(local, MemoryStore().rate_limits, upstream=False)
     tickets = [await asyncio.wait_for(pacer.admit(10), 1) for _ in range(4)]
     assert len(tickets) == 4
-
-
-class CountingStore:
-    """The in-memory rate-limit store, counting round trips."""
-
-    def __init__(self) -> None:
-        self._store = MemoryStore().rate_limits
-        self.trips = 0
-
-    async def update_rate_limit(self, key: str, change: Callable[[bytes | None], bytes]) -> None:
-        self.trips += 1
-        await asyncio.sleep(0.001)  # a database round trip: other lanes queue meanwhile
-        await self._store.update_rate_limit(key, change)
 
 
 async def test_queued_lanes_get_their_turns_in_one_round_trip() -> None:

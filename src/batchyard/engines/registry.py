@@ -69,9 +69,9 @@ def typed_answer(message: Message, limits: RateLimits | None = None) -> Answer:
 
 
 class _LimitsOnly:
-    """The sink of a whole (not streamed) sync answer: only its rate-limit state is kept,
-    for the answer's headers. A batch call passes no sink, so an engine never streams
-    text nobody reads."""
+    """The sink of a whole (not streamed) answer: only its rate-limit state is kept, for a
+    sync answer's headers and an upstream's pacing. A batch call to a model answered here
+    passes no sink, so the local engine never streams text nobody reads."""
 
     def __init__(self) -> None:
         self.limits: RateLimits | None = None
@@ -190,7 +190,7 @@ class ServedModel:
         engine = self._own_engine()
         params = decode_params(body, in_batch=in_batch, beta=beta)
         self._check_output_cap(params.max_tokens, params.model)
-        if in_batch:
+        if in_batch and not self.upstream:  # nobody paces by its limits: no sink needed
             return typed_answer(await self._call(lambda: engine.create_message(params)))
         sink = _LimitsOnly()
         message = await self._call(lambda: engine.create_message(params, sink))

@@ -23,7 +23,7 @@ from typing import Literal
 from batchyard.timeutil import MICROS_PER_SECOND, rfc3339
 
 #: What a limit counts: requests, input tokens, output tokens, or all tokens together (what
-#: OpenAI-compatible servers limit, and Anthropic's most restrictive of the two).
+#: OpenAI-compatible servers limit).
 Dimension = Literal["requests", "input_tokens", "output_tokens", "tokens"]
 DIMENSIONS: tuple[Dimension, ...] = ("requests", "input_tokens", "output_tokens", "tokens")
 
@@ -71,6 +71,10 @@ def read_rate_limits(headers: Mapping[str, str], now_us: int) -> RateLimits | No
         quota = _anthropic_quota(headers, dimension) or _openai_quota(headers, dimension, now_us)
         if quota is not None:
             quotas[dimension] = quota
+    if "input_tokens" in quotas or "output_tokens" in quotas:
+        # Anthropic's ``tokens`` is whichever of those two is tighter, not a third limit on
+        # their sum: counted as one, an input-heavy load would stop at the output limit.
+        quotas.pop("tokens", None)
     retry_after = parse_retry_after(headers.get("retry-after"), now_us)
     if not quotas and retry_after is None:
         return None

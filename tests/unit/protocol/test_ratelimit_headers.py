@@ -18,6 +18,9 @@ def test_anthropic_headers_are_read_per_dimension() -> None:
             "anthropic-ratelimit-output-tokens-limit": "80000",
             "anthropic-ratelimit-output-tokens-remaining": "79990",
             "anthropic-ratelimit-output-tokens-reset": "2023-11-14T22:13:20.500000+00:00",
+            # The tighter of the two above, not a limit of its own: not a bucket.
+            "anthropic-ratelimit-tokens-limit": "80000",
+            "anthropic-ratelimit-tokens-remaining": "79990",
         },
         NOW,
     )
@@ -25,6 +28,7 @@ def test_anthropic_headers_are_read_per_dimension() -> None:
     assert limits.quotas["requests"] == Quota(3000, 2999, NOW + 1_000_000)
     assert limits.quotas["input_tokens"] == Quota(400000, 399000, None)
     assert limits.quotas["output_tokens"] == Quota(80000, 79990, NOW + 500_000)
+    assert "tokens" not in limits.quotas
 
 
 def test_openai_headers_with_durations() -> None:

@@ -14,9 +14,9 @@ the store can apply them inside one transaction and tests can run them on a fake
   later, a busy event loop, a new connection): calls let out at the rate with a burst of
   half a second still arrive within the upstream's one second's worth when they are up to
   half a second apart in transit. It costs nothing at the steady rate, only half a first
-  burst. A call is let out when every bucket has what it needs (a token
-  need larger than the bucket only needs a full bucket); its need is then taken, and a bucket
-  may go below zero, paying the debt back before the next call.
+  burst. A call is let out when every bucket has what it needs (a token need larger than the
+  bucket only needs a full bucket); its need is then taken, and a bucket may go below zero,
+  paying the debt back before the next call.
 * **What a call needs**: one request; its input tokens as estimated beforehand (the body's
   bytes / 4, corrected by the answer's ``usage`` afterwards); and output tokens only *after*
   the answer, by its ``usage``: reserving ``max_tokens`` would cap throughput at the rare

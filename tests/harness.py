@@ -206,7 +206,9 @@ class ServerProcess:
             *self.extra_args,
         ]
         if self.command == "serve":
-            args += ["--port", str(self.port), "--log-level", "warning"]
+            args += ["--port", str(self.port)]
+            if "--log-level" not in self.extra_args:
+                args += ["--log-level", "warning"]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -230,6 +232,11 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def answered(self, status: int) -> int:
+        """Responses with ``status`` in the access log (``extra_args`` must hold
+        ``--log-level info``)."""
+        return sum(f'" {status} ' in line for line in self.log().splitlines())
 
     def peak_rss_mib(self) -> float:
         """Peak resident set size of the server process (VmHWM), in MiB."""

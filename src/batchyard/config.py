@@ -51,6 +51,12 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True):
     price_input_per_mtok: float = 0.0
     price_output_per_mtok: float = 0.0
     batch_discount: float = 0.5
+    #: The model's rate limits per minute, for the whole deployment (every worker together):
+    #: requests, input tokens, output tokens. Unset, they are learned from the upstream's
+    #: rate-limit headers, if it sends any (:mod:`batchyard.worker.pacing`).
+    rpm: Annotated[int, Meta(ge=1)] | None = None
+    input_tpm: Annotated[int, Meta(ge=1)] | None = None
+    output_tpm: Annotated[int, Meta(ge=1)] | None = None
     options: dict[str, Any] = {}
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 
 from batchyard.protocol.errors import RETRYABLE_ERROR_TYPES, STATUS_FOR_ERROR_TYPE, ErrorType
+from batchyard.protocol.ratelimits import RateLimits
 
 
 class BatchyardError(Exception):
@@ -74,6 +75,10 @@ class EngineError(ApiError):
 
     Retryable by type (overloaded, rate limit, 5xx, timeout) unless the engine knows better
     (``retryable``), e.g. an engine that failed the same way for reasons a retry cannot change.
+
+    ``limits`` is what the engine (or its upstream) said about its rate limits with the
+    refusal: the worker paces later calls by it, and the sync API sends it on as
+    ``anthropic-ratelimit-*`` headers, as the real API does on a 429.
     """
 
     def __init__(
@@ -83,9 +88,16 @@ class EngineError(ApiError):
         *,
         retry_after: float | None = None,
         retryable: bool | None = None,
+        limits: RateLimits | None = None,
     ) -> None:
+        if retry_after is None and limits is not None:
+            retry_after = limits.retry_after
         super().__init__(error_type, message, retry_after=retry_after)
         self.retryable = retryable if retryable is not None else error_type in RETRYABLE_ERROR_TYPES
+        self.limits = limits
+        if limits is not None:
+            for name, value in limits.headers().items():
+                self.headers.setdefault(name, value)
 
 
 class UnreadableAnswer(EngineError):

@@ -142,7 +142,9 @@ def create_server_app(
                 "default", ids.hash_api_key(initial_key), initial_key[:10], now_us()
             )
         models = model_registry(settings)
-        dispatcher = Dispatcher(store.queue, models, settings) if run_worker else None
+        dispatcher = (
+            Dispatcher(store.queue, models, settings, store.rate_limits) if run_worker else None
+        )
         passthrough = upstream_batches(store, models, settings) if run_worker else []
         app.state.context = ApiContext(
             settings=settings,
@@ -169,7 +171,7 @@ async def run_worker(settings: Settings) -> None:
     """A worker without the HTTP API (``batchyard worker``), until cancelled."""
     store = await open_store(settings.resolved_database_url())
     models = model_registry(settings)
-    dispatcher = Dispatcher(store.queue, models, settings)
+    dispatcher = Dispatcher(store.queue, models, settings, store.rate_limits)
     jobs = _background_jobs(store, models, settings, dispatcher)
     jobs += [part.run() for part in upstream_batches(store, models, settings)]
     try:

@@ -46,7 +46,8 @@ async def create_message(request: Request) -> Response:
             headers={**request_id, "cache-control": "no-cache"},
         )
     answer = await served.create_message(route, body, headers, in_batch=False, beta=beta)
-    return Response(answer.message, media_type="application/json", headers=request_id)
+    limits = answer.limits.headers() if answer.limits is not None else {}
+    return Response(answer.message, media_type="application/json", headers={**request_id, **limits})
 
 
 routes = [Route("/v1/messages", create_message, methods=["POST"])]

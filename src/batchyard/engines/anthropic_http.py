@@ -14,11 +14,15 @@ never the client's. The upstream validates; it refuses what it would not honour.
 
 Upstream errors keep their Anthropic type, so overloaded / rate-limit / 5xx / timeouts are
 retried by the worker (honouring ``retry-after``) and the rest become ``errored`` results
-with the upstream's own message. A 2xx answer that is not JSON (or is cut off) is an
-:class:`~batchyard.errors.UnreadableAnswer`. ``count_tokens`` is the upstream's own
-``POST /v1/messages/count_tokens``: only the upstream knows its tokenizer. At start the relay
-asks ``GET /v1/models/{upstream_model}`` for the model's limits and capabilities, which
-``/v1/models`` reports (nothing, if the upstream could not say).
+with the upstream's own message. The upstream's rate-limit headers (Anthropic's
+``anthropic-ratelimit-*``, OpenAI's ``x-ratelimit-*``, ``retry-after`` in seconds or as an HTTP
+date) are read into the answer's or error's ``limits``, for the worker's pacing
+(:mod:`batchyard.worker.pacing`) and the sync answer's headers. A 2xx answer that is not
+JSON (or is cut off) is an :class:`~batchyard.errors.UnreadableAnswer`. ``count_tokens`` is
+the upstream's own ``POST /v1/messages/count_tokens``: only the upstream knows its
+tokenizer. At start the relay asks ``GET /v1/models/{upstream_model}`` for the model's
+limits and capabilities, which ``/v1/models`` reports (nothing, if the upstream could not
+say).
 
 Options::
 
@@ -41,10 +45,11 @@ import msgspec
 
 from batchyard.config import ModelConfig, engine_options
 from batchyard.engines.base import Answer, RelayRequest
-from batchyard.engines.upstream import read_body, read_error_body, retry_after, send
+from batchyard.engines.upstream import read_body, read_error_body, send
 from batchyard.errors import EngineError, UnreadableAnswer
 from batchyard.protocol.errors import ERROR_TYPE_FOR_STATUS, ErrorType
 from batchyard.protocol.models import ModelCapabilities, UpstreamModel
+from batchyard.protocol.ratelimits import RateLimits, read_rate_limits
 from batchyard.protocol.routing import (
     ForwardedHeaders,
     RawObject,
@@ -55,6 +60,7 @@ from batchyard.protocol.routing import (
     with_model,
 )
 from batchyard.protocol.streaming import StartRenamer, error_event
+from batchyard.timeutil import now_us
 
 logger = logging.getLogger("batchyard.engines")
 
@@ -154,7 +160,9 @@ class AnthropicEngine:
         answer = _message(response, await read_body(response))
         answer["model"] = raw_value(request.model)  # the client's name, not the upstream's
         input_tokens, output_tokens = usage_counts(answer)
-        return Answer(encode_raw_object(answer), input_tokens, output_tokens)
+        return Answer(
+            encode_raw_object(answer), input_tokens, output_tokens, limits=_limits(response)
+        )
 
     async def relay_stream(self, request: RelayRequest) -> AsyncGenerator[bytes, None]:
         body = with_model(request.body, self._upstream_model_name)
@@ -240,6 +248,7 @@ def upstream_error(response: httpx.Response, content: bytes) -> EngineError:
     else:
         error_type = _KNOWN_ERROR_TYPES.get(detail.type, error_type)
         message = detail.message or message
+    limits = _limits(response)
     if status in _RELAY_MISCONFIGURED:
         error = EngineError(
             "api_error",
@@ -249,5 +258,11 @@ def upstream_error(response: httpx.Response, content: bytes) -> EngineError:
         )
         error.headers["x-should-retry"] = "false"  # asking again cannot help
         return error
-    return EngineError(error_type, message, retry_after=retry_after(response))
+    retry_after = limits.retry_after if limits is not None else None
+    return EngineError(error_type, message, retry_after=retry_after, limits=limits)
+
+
+def _limits(response: httpx.Response) -> RateLimits | None:
+    """The upstream's rate-limit headers (``retry-after`` in seconds or as an HTTP date)."""
+    return read_rate_limits(response.headers, now_us())
 

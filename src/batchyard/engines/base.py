@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 from batchyard.engines.capabilities import Capabilities
 from batchyard.protocol.messages import Message, MessageCountTokensParams, MessageCreateParams
 from batchyard.protocol.models import UpstreamModel
+from batchyard.protocol.ratelimits import RateLimits
 from batchyard.protocol.routing import ForwardedHeaders
 
 
@@ -34,6 +35,12 @@ class AnswerSink(Protocol):
 
     def text(self, piece: str) -> None:
         """A piece of the answer's text that is final."""
+        ...
+
+    def rate_limits(self, limits: RateLimits) -> None:
+        """This call's rate-limit state, from an engine that enforces or relays one (the
+        simulated engine's ``rate_limit_rpm``, an upstream's headers); at most once, before
+        any text. A sync answer sends it as ``anthropic-ratelimit-*`` headers."""
         ...
 
 
@@ -62,7 +69,8 @@ class Engine(Protocol):
 
         An engine that can stream tells ``sink`` its prompt's token count, then the pieces of
         the answer's text as they are final (their concatenation is a prefix of the returned
-        text; the caller sends the rest). Others ignore it.
+        text; the caller sends the rest). Others ignore it. An engine with rate limits of its
+        own (or its upstream's) tells ``sink`` the call's state.
 
         Raise :class:`~batchyard.errors.EngineError` for anything the caller should report
         or retry, and :class:`~batchyard.errors.ParamsError` for content this engine cannot
@@ -90,12 +98,15 @@ class Engine(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A finished answer: the ``Message`` JSON as the client gets it, and the token counts
-    of its usage (kept beside a batch outcome for reports, without decoding it again)."""
+    """A finished answer: the ``Message`` JSON as the client gets it, the token counts
+    of its usage (kept beside a batch outcome for reports, without decoding it again), and
+    the rate-limit state the engine or its upstream reported with it, if any (the worker
+    paces later calls by it; the sync API sends it as headers)."""
 
     message: bytes
     input_tokens: int
     output_tokens: int
+    limits: RateLimits | None = None
 
 
 @dataclass(frozen=True, slots=True)

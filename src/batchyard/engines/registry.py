@@ -27,6 +27,7 @@ from batchyard.protocol.messages import (
     decode_params,
 )
 from batchyard.protocol.models import ModelCapabilities, ModelInfo
+from batchyard.protocol.ratelimits import RateLimits
 from batchyard.protocol.routing import ForwardedHeaders, Route, check_relayed, decode_route
 from batchyard.protocol.streaming import error_event
 
@@ -81,10 +82,28 @@ ENGINE_FACTORIES: dict[str, Callable[[ModelConfig], Engine | Relay]] = {
 }
 
 
-def typed_answer(message: Message) -> Answer:
+def typed_answer(message: Message, limits: RateLimits | None = None) -> Answer:
     """The :class:`Answer` of an engine that answers with a typed ``Message``."""
     usage = message.usage
-    return Answer(_encoder.encode(message), usage.input_tokens, usage.output_tokens)
+    return Answer(_encoder.encode(message), usage.input_tokens, usage.output_tokens, limits)
+
+
+class _LimitsOnly:
+    """The sink of a whole (not streamed) answer: only its rate-limit state is kept, for a
+    sync answer's headers and an upstream's pacing. A batch call to a model answered here
+    passes no sink, so the local engine never streams text nobody reads."""
+
+    def __init__(self) -> None:
+        self.limits: RateLimits | None = None
+
+    def prompt_read(self, input_tokens: int) -> None:
+        """Not needed: the whole answer reports its usage."""
+
+    def text(self, piece: str) -> None:
+        """Not needed: the whole answer has the whole text."""
+
+    def rate_limits(self, limits: RateLimits) -> None:
+        self.limits = limits
 
 
 def local_extra_installed() -> bool:
@@ -157,6 +176,12 @@ class ServedModel:
             self._failed = True
 
     @property
+    def upstream(self) -> bool:
+        """Whether its answers come from another server, with rate limits of its own that
+        nobody may have configured here (a relay), rather than from this process."""
+        return self._relay is not None
+
+    @property
     def names(self) -> list[str]:
         """Every name clients may use for this model."""
         return [self.config.name, *self.config.aliases]
@@ -187,8 +212,11 @@ class ServedModel:
         engine = self._own_engine()
         params = decode_params(body, in_batch=in_batch, beta=beta)
         self._check_output_cap(params.max_tokens, params.model)
-        message = await self._call(lambda: engine.create_message(params))
-        return typed_answer(message)
+        if in_batch and not self.upstream:  # nobody paces by its limits: no sink needed
+            return typed_answer(await self._call(lambda: engine.create_message(params)))
+        sink = _LimitsOnly()
+        message = await self._call(lambda: engine.create_message(params, sink))
+        return typed_answer(message, sink.limits)
 
     async def stream_message(
         self, route: Route, body: bytes, headers: ForwardedHeaders = (), *, beta: bool = False

@@ -9,6 +9,9 @@ Options (all optional)::
 
     latency_ms = 20              # mean latency
     latency_distribution = "fixed"  # fixed | uniform | exponential
+    latency_ms_min = 200         # with latency_ms_max: uniform in [min, max] instead
+    latency_ms_max = 2000
+    rate_limit_rpm = 3000        # calls per minute taken; see below
     output_tokens = 16           # words generated before natural end (capped by max_tokens)
     seed = 0
     overloaded_rate = 0.0        # injected failures, per call, by error type
@@ -18,6 +21,15 @@ Options (all optional)::
     fail_first_calls = 0         # the first N calls for each distinct request fail ...
     fail_first_error = "overloaded_error"  # ... with this error type
     accept_unsupported = false   # see below
+
+``rate_limit_rpm`` makes it behave like a rate-limited API: a call over the limit is refused
+at once with ``rate_limit_error`` and a ``retry-after``, and every answer and refusal reports
+``anthropic-ratelimit-requests-limit/-remaining/-reset`` (a sync answer's headers). It is not
+a 60 s window, fixed or sliding: either would take a whole minute's calls in its first second
+and measure nothing about pacing. It is a token bucket refilled continuously at
+``rate_limit_rpm / 60`` calls a second holding one second's worth, the way Anthropic enforces
+its per-minute limits ("60 RPM may be enforced as 1 request per second"). ``remaining`` is
+what the bucket holds, ``reset`` when it will be full again.
 
 It honours no tool, output format or thinking: a request asking for one is refused naming the
 field, like on any engine that would not honour it. A load test that replays real production
@@ -32,9 +44,10 @@ import asyncio
 import hashlib
 import math
 from collections import Counter
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
 
 from batchyard import ids
 from batchyard.config import ModelConfig, engine_options
@@ -51,6 +64,8 @@ from batchyard.protocol.messages import (
     message_text,
     system_text,
 )
+from batchyard.protocol.ratelimits import Quota, RateLimits
+from batchyard.timeutil import MICROS_PER_SECOND, now_us
 
 _WORDS = (
     "alpha",
@@ -77,6 +92,9 @@ _WORDS = (
 class SimulatedOptions(msgspec.Struct, forbid_unknown_fields=True):
     latency_ms: float = 0.0
     latency_distribution: Literal["fixed", "uniform", "exponential"] = "fixed"
+    latency_ms_min: Annotated[float, Meta(ge=0)] = 0.0
+    latency_ms_max: Annotated[float, Meta(ge=0)] | None = None
+    rate_limit_rpm: Annotated[int, Meta(ge=1)] | None = None
     output_tokens: int = 16
     seed: int = 0
     overloaded_rate: float = 0.0
@@ -124,11 +142,43 @@ class _Draws:
         return [_WORDS[byte % len(_WORDS)] for byte in self._bytes(count)]
 
 
+class _RequestBucket:
+    """``rate_limit_rpm`` as a token bucket of one second's calls (module docstring)."""
+
+    def __init__(self, rpm: int) -> None:
+        self._rpm = rpm
+        self._per_us = rpm / 60 / MICROS_PER_SECOND
+        self._capacity = max(1.0, rpm / 60)
+        self._level = self._capacity
+        self._at = now_us()
+
+    def take(self) -> RateLimits:
+        """Take one call, or raise the ``rate_limit_error`` a real API would answer."""
+        now = now_us()
+        self._level = min(self._capacity, self._level + (now - self._at) * self._per_us)
+        self._at = now
+        admitted = self._level >= 1
+        if admitted:
+            self._level -= 1
+        full_at = now + int((self._capacity - self._level) / self._per_us)
+        quota = Quota(self._rpm, int(self._level), full_at)
+        if admitted:
+            return RateLimits(seen_us=now, quotas={"requests": quota})
+        wait = (1 - self._level) / self._per_us / MICROS_PER_SECOND
+        refused = RateLimits(seen_us=now, quotas={"requests": quota}, retry_after=wait)
+        raise EngineError(
+            "rate_limit_error",
+            f"Number of requests has exceeded your rate limit of {self._rpm} per minute",
+            limits=refused,
+        )
+
+
 class SimulatedEngine:
     """Answers with words derived from the prompt; see the module docstring for options."""
 
     def __init__(self, options: SimulatedOptions) -> None:
         self._options = options
+        self._bucket = _RequestBucket(options.rate_limit_rpm) if options.rate_limit_rpm else None
         self._calls: Counter[bytes] = Counter()  # bounded by distinct prompts seen
         self._failure_rates: list[tuple[ErrorType, float]] = [
             ("overloaded_error", options.overloaded_rate),
@@ -165,8 +215,13 @@ class SimulatedEngine:
     async def create_message(
         self, params: MessageCreateParams, sink: AnswerSink | None = None
     ) -> Message:
-        """The whole answer at once; ``sink`` is not called (the caller sends it all)."""
+        """The whole answer at once; ``sink`` hears only the rate-limit state (the caller
+        sends the whole text)."""
         prompt = self._prompt_words(params)
+        if self._bucket is not None:
+            limits = self._bucket.take()
+            if sink is not None:
+                sink.rate_limits(limits)
         content = f"{self._options.seed}\0{' '.join(prompt)}".encode()
         self._calls[content] += 1
         call_number = self._calls[content]
@@ -197,6 +252,9 @@ class SimulatedEngine:
         return " ".join(texts).split()
 
     async def _sleep(self, rng: _Draws) -> None:
+        if (longest := self._options.latency_ms_max) is not None:
+            await asyncio.sleep(rng.uniform(self._options.latency_ms_min, longest) / 1000)
+            return
         mean = self._options.latency_ms / 1000
         if mean <= 0:
             return

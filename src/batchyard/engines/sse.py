@@ -14,6 +14,7 @@ from batchyard.engines.base import AnswerSink
 from batchyard.errors import ApiError
 from batchyard.ids import message_id
 from batchyard.protocol.messages import Message, TextBlock, Usage
+from batchyard.protocol.ratelimits import RateLimits
 from batchyard.protocol.streaming import (
     block_events,
     block_stop,
@@ -38,6 +39,9 @@ class _Pieces:
 
     def text(self, piece: str) -> None:
         self.queue.put_nowait(piece)
+
+    def rate_limits(self, limits: RateLimits) -> None:
+        """Not sent: a sync stream carries no rate-limit headers yet (protocol.md §15.6)."""
 
 
 async def engine_events(

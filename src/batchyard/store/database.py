@@ -86,14 +86,17 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
 async def ensure_schema(db: Database) -> None:
     """Create the tables in an empty database; refuse one made by an older batchyard.
 
-    There are no migrations yet: a database that has some of batchyard's tables but lacks a
-    table or column this version needs gets a clear :class:`~batchyard.errors.SchemaMismatch`
+    There are no migrations yet: a table this version added is created, but a database whose
+    tables lack a column this version needs gets a clear :class:`~batchyard.errors.SchemaMismatch`
     here, instead of failing on its first insert or silently ignoring older data.
     """
     async with db.writer.begin() as conn:
         missing = await conn.run_sync(_missing_parts)
-        if missing is None:
+        if missing is None or not any("." in part for part in missing):
+            # Empty, or only whole tables missing (a table a newer version added, like
+            # ``rate_limits``): creating them changes nothing that is there.
             await conn.run_sync(metadata.create_all)
+            missing = []
     if missing:
         raise SchemaMismatch(
             "the database was created by an older batchyard and lacks "

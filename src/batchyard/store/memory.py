@@ -38,6 +38,7 @@ from batchyard.store.protocols import (
     KeyStore,
     OutboxStore,
     QueueStore,
+    RateLimitStore,
     Store,
     SubmissionStore,
     SweepStore,
@@ -855,6 +856,16 @@ class _Submissions:
 # ---------------------------------------------------------------------------- the bundle
 
 
+class _RateLimits:
+    """Shared rate-limit states; a change never awaits, so it is atomic on one event loop."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, bytes] = {}
+
+    async def update_rate_limit(self, key: str, change: Callable[[bytes | None], bytes]) -> None:
+        self._states[key] = change(self._states.get(key))
+
+
 class MemoryStore:
     """A :class:`~batchyard.store.protocols.Store` held in this process's memory."""
 
@@ -866,6 +877,7 @@ class MemoryStore:
         self._outbox = _Outbox(state)
         self._sweeps = _Sweeps(state)
         self._submissions = _Submissions(state)
+        self._rate_limits = _RateLimits()
 
     @property
     def keys(self) -> KeyStore:
@@ -890,6 +902,10 @@ class MemoryStore:
     @property
     def submissions(self) -> SubmissionStore:
         return self._submissions
+
+    @property
+    def rate_limits(self) -> RateLimitStore:
+        return self._rate_limits
 
     async def close(self) -> None:
         """Nothing to release: the data goes when the store object does."""

@@ -270,6 +270,18 @@ class SubmissionStore(Protocol):
         ...
 
 
+class RateLimitStore(Protocol):
+    """Small shared states, one per key, changed atomically: the pacing of a rate-limited
+    model for the whole deployment (:mod:`batchyard.worker.pacing`)."""
+
+    async def update_rate_limit(self, key: str, change: Callable[[bytes | None], bytes]) -> None:
+        """Replace the state stored under ``key`` (``None`` if none yet) by
+        ``change(state)``, with no other change to that key in between, whichever process
+        makes it. ``change`` is pure and may be called more than once (a lost race is
+        retried); only its last result is stored."""
+        ...
+
+
 class Store(Protocol):
     """One storage backend, by concern."""
 
@@ -291,6 +303,9 @@ class Store(Protocol):
     @property
     def submissions(self) -> SubmissionStore: ...
 
+    @property
+    def rate_limits(self) -> RateLimitStore: ...
+
     async def close(self) -> None: ...
 
 
@@ -299,6 +314,7 @@ __all__ = [
     "KeyStore",
     "OutboxStore",
     "QueueStore",
+    "RateLimitStore",
     "Store",
     "SubmissionStore",
     "SweepStore",

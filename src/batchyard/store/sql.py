@@ -11,6 +11,7 @@ from batchyard.store.database import Database, connect, ensure_schema
 from batchyard.store.keys import SqlKeys
 from batchyard.store.outbox import SqlOutbox
 from batchyard.store.queue import SqlQueue
+from batchyard.store.rate_limits import SqlRateLimits
 from batchyard.store.submissions import SqlSubmissions
 from batchyard.store.sweeps import SqlSweeps
 
@@ -26,6 +27,7 @@ class SqlStore:
         self.outbox = SqlOutbox(db)
         self.sweeps = SqlSweeps(db)
         self.submissions = SqlSubmissions(db)
+        self.rate_limits = SqlRateLimits(db)
 
     @classmethod
     async def open(cls, database_url: str) -> SqlStore:

@@ -213,3 +213,13 @@ submissions = Table(
         sqlite_where=text("state IN ('submitting', 'submitted')"),
     ),
 )
+
+
+#: Shared pacing state of each rate-limited model (:mod:`batchyard.worker.buckets`, msgspec
+#: JSON), read and rewritten under a row lock by every worker on each call it lets out.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", String(256), primary_key=True),
+    Column("state", LargeBinary, nullable=False),
+)

@@ -28,12 +28,13 @@ from batchyard.protocol import outcomes
 from batchyard.protocol.errors import ErrorType
 from batchyard.protocol.messages import decode_params
 from batchyard.protocol.routing import Route, names_a_beta
-from batchyard.store.protocols import QueueStore
+from batchyard.store.protocols import QueueStore, RateLimitStore
 from batchyard.store.records import ClaimedRequest, Finished, Retry, UnstartedState
 from batchyard.timeutil import now_us
 from batchyard.worker.backoff import backoff_micros
 from batchyard.worker.lease_keeper import LeaseKeeper
 from batchyard.worker.outcome_buffer import OutcomeBuffer
+from batchyard.worker.pacing import Pacer
 
 logger = logging.getLogger("batchyard.worker")
 
@@ -53,7 +54,13 @@ _validate = partial(decode_params, in_batch=True)
 
 
 class Dispatcher:
-    def __init__(self, queue: QueueStore, models: ModelRegistry, settings: Settings) -> None:
+    def __init__(
+        self,
+        queue: QueueStore,
+        models: ModelRegistry,
+        settings: Settings,
+        rate_limits: RateLimitStore,
+    ) -> None:
         self._queue = queue
         self._models = models
         self._settings = settings
@@ -71,6 +78,11 @@ class Dispatcher:
         #: concurrency limit, and no task is created per request.
         self._lanes: dict[str, asyncio.Queue[_Work]] = {
             served.config.name: asyncio.Queue() for served in models.dispatched
+        }
+        #: Each model's calls wait here for their turn under its rate limits.
+        self._pacers: dict[str, Pacer] = {
+            served.config.name: Pacer(served.config, rate_limits, upstream=served.upstream)
+            for served in models.models
         }
         #: ``(row_id, attempt)`` of requests handed to an engine (the other held ones only
         #: wait in a lane's queue).
@@ -248,7 +260,10 @@ class Dispatcher:
     ) -> Finished | Retry:
         if closed_as := self._closing.get(request.batch_seq):
             return Finished(row_id=request.row_id, attempt=request.attempt, state=closed_as)
+        pacer = self._pacers[served.config.name]
+        ticket = await pacer.admit(len(request.params))
         self._started.add((request.row_id, request.attempt))
+        answer = error = None
         try:
             answer = await served.create_message(
                 route,
@@ -258,7 +273,10 @@ class Dispatcher:
                 beta=names_a_beta(request.headers),
             )
         except ApiError as exc:
+            error = exc
             return self._failed(request, exc)
+        finally:
+            pacer.settle(ticket, answer, error)
         return Finished(
             row_id=request.row_id,
             attempt=request.attempt,

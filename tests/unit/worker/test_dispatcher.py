@@ -96,7 +96,9 @@ class Running:
 
     def __init__(self, store: Store, models: list[ModelConfig], **overrides: object) -> None:
         self.registry = ModelRegistry(models)
-        self.dispatcher = Dispatcher(store.queue, self.registry, settings(**overrides))
+        self.dispatcher = Dispatcher(
+            store.queue, self.registry, settings(**overrides), store.rate_limits
+        )
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Dispatcher:
@@ -161,7 +163,7 @@ async def test_holds_at_most_twice_the_concurrency_and_refills(store: Store) -> 
     batch = await create(store, 30)
     queue = RecordingQueue(store.queue)
     registry = ModelRegistry([sim(latency_ms=30, concurrency=3)])
-    task = asyncio.create_task(Dispatcher(queue, registry, settings()).run())
+    task = asyncio.create_task(Dispatcher(queue, registry, settings(), store.rate_limits).run())
     try:
         await wait_for(lambda: _ended(store, batch))
     finally:
@@ -290,7 +292,7 @@ async def test_a_lease_lost_in_a_short_outage_costs_one_attempt_not_all(store: S
     queue = HiccupQueue(store.queue, seconds=1.2)
     config = settings(lease_seconds=0.9, max_attempts=4)
     registry = ModelRegistry([sim(latency_ms=1500, concurrency=2)])
-    dispatcher = asyncio.create_task(Dispatcher(queue, registry, config).run())
+    dispatcher = asyncio.create_task(Dispatcher(queue, registry, config, store.rate_limits).run())
     sweeps = asyncio.create_task(run_maintenance(store.sweeps, config))
     try:
         await wait_for(lambda: _ended(store, batch), timeout=20)

@@ -96,8 +96,9 @@ async def main() -> None:
     parser.add_argument(
         "--concurrency",
         type=int,
-        default=64,
-        help="the served model's concurrency in the product pass (its engine batches up to 64)",
+        default=None,
+        help="the served model's concurrency in the product pass (default: the engine's own, "
+        "its max_batch_size of 64)",
     )
     args = parser.parse_args()
     requests = ticket_prompts(args.prompts, args.max_tokens)
@@ -142,7 +143,7 @@ async def main() -> None:
     print(
         f"product:    {len(requests)} requests as one batch over HTTP, {product.output_tokens} "
         f"output tokens in {product.seconds:.1f} s = {product_rate:.1f} tok/s "
-        f"(concurrency {args.concurrency})"
+        f"(concurrency {args.concurrency or 'the engine default'})"
     )
     print(
         f"product / batched engine: {product_rate / batch_rate:.2f} (goal >= 0.9); "
@@ -157,17 +158,16 @@ class ProductRun(msgspec.Struct):
 
 
 def through_server(
-    requests: list[MessageCreateParams], cache_dir: str, concurrency: int
+    requests: list[MessageCreateParams], cache_dir: str, concurrency: int | None
 ) -> ProductRun:
     """``requests`` as one batch through ``batchyard serve``, timed from create to ``ended``
     (the model warmed by one sync call first, as the engine pass is)."""
-    config = f"""
+    config = f'''
 [[models]]
 name = "smollm2-135m"
 engine = "local"
-concurrency = {concurrency}
 cache_dir = "{cache_dir}"
-"""
+''' + (f"concurrency = {concurrency}\n" if concurrency is not None else "")
     with tempfile.TemporaryDirectory() as workdir:
         db_url = f"sqlite:///{workdir}/bench.sqlite"
         server = ServerProcess(Path(workdir), db_url, config).start()

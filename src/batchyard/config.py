@@ -40,8 +40,9 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     engine: str
     aliases: list[str] = []
-    #: Requests of this model that one worker keeps in flight at once.
-    concurrency: Annotated[int, Meta(ge=1)] = 16
+    #: Requests of this model that one worker keeps in flight at once; unset, what its engine
+    #: takes at once (the local engine: its ``max_batch_size``; a relay: 16).
+    concurrency: Annotated[int, Meta(ge=1)] | None = None
     #: The largest ``max_tokens`` accepted; unset, whatever the engine can do (the local
     #: model: its context window; a relay: its upstream's limit).
     max_output_tokens: Annotated[int, Meta(ge=1)] | None = None

@@ -265,4 +265,3 @@ def upstream_error(response: httpx.Response, content: bytes) -> EngineError:
 def _limits(response: httpx.Response) -> RateLimits | None:
     """The upstream's rate-limit headers (``retry-after`` in seconds or as an HTTP date)."""
     return read_rate_limits(response.headers, now_us())
-

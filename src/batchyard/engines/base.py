@@ -24,6 +24,10 @@ from batchyard.protocol.models import UpstreamModel
 from batchyard.protocol.ratelimits import RateLimits
 from batchyard.protocol.routing import ForwardedHeaders
 
+#: In-flight requests per worker for an engine that batches nothing itself (the config's
+#: ``concurrency`` overrides it).
+DEFAULT_CONCURRENCY = 16
+
 
 class AnswerSink(Protocol):
     """Receives an answer as it is made (see ``Engine.create_message``), on the event loop."""
@@ -55,6 +59,12 @@ class Engine(Protocol):
     @property
     def max_output_tokens(self) -> int | None:
         """The most output tokens one answer can have here, if this engine knows it."""
+        ...
+
+    @property
+    def concurrency(self) -> int:
+        """How many requests to keep in flight on it when the config does not say: as many
+        as it answers together (fewer would leave the local engine's batch half empty)."""
         ...
 
     @property

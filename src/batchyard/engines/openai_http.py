@@ -194,6 +194,11 @@ class OpenAIEngine:
         return CAPABILITIES
 
     @property
+    def concurrency(self) -> int:
+        """As many calls as it keeps connections (a GPU server batches what it is sent)."""
+        return self._options.max_connections
+
+    @property
     def max_input_tokens(self) -> None:
         """Unknown here, as :attr:`max_output_tokens` is."""
         return None

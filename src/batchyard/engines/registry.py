@@ -17,7 +17,7 @@ from typing import TypeVar
 import msgspec
 
 from batchyard.config import DEFAULT_LOCAL_MODEL, ModelConfig
-from batchyard.engines.base import Answer, Engine, Relay, RelayRequest
+from batchyard.engines.base import DEFAULT_CONCURRENCY, Answer, Engine, Relay, RelayRequest
 from batchyard.engines.sse import engine_events
 from batchyard.errors import ApiError, ConfigError, EngineError, ParamsError
 from batchyard.protocol.messages import (
@@ -66,6 +66,7 @@ def _anthropic_batch(model: ModelConfig) -> Relay:
 
 #: The engine whose batch requests go upstream as Message Batches, not one call each.
 PASSTHROUGH_ENGINE = "anthropic-batch"
+
 
 def _openai(model: ModelConfig) -> Engine:
     from batchyard.engines.openai_http import OpenAIEngine
@@ -174,6 +175,13 @@ class ServedModel:
         if self._started is started and started.done():
             self._started = None
             self._failed = True
+
+    @property
+    def concurrency(self) -> int:
+        """Requests one worker keeps in flight on it: the config's, else its engine's."""
+        if self.config.concurrency is not None:
+            return self.config.concurrency
+        return DEFAULT_CONCURRENCY if self._runner is None else self._runner.concurrency
 
     @property
     def upstream(self) -> bool:

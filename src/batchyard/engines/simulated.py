@@ -51,7 +51,7 @@ from msgspec import Meta
 
 from batchyard import ids
 from batchyard.config import ModelConfig, engine_options
-from batchyard.engines.base import AnswerSink
+from batchyard.engines.base import DEFAULT_CONCURRENCY, AnswerSink
 from batchyard.engines.capabilities import TEXT_ONLY, Capabilities, refuse_unsupported
 from batchyard.errors import EngineError
 from batchyard.protocol.errors import ErrorType
@@ -200,6 +200,10 @@ class SimulatedEngine:
     def max_output_tokens(self) -> None:
         """No limit of its own (a config may set one)."""
         return None
+
+    @property
+    def concurrency(self) -> int:
+        return DEFAULT_CONCURRENCY
 
     @property
     def max_input_tokens(self) -> None:

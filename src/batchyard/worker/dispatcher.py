@@ -81,7 +81,9 @@ class Dispatcher:
         }
         #: Each model's calls wait here for their turn under its rate limits.
         self._pacers: dict[str, Pacer] = {
-            served.config.name: Pacer(served.config, rate_limits, upstream=served.upstream)
+            served.config.name: Pacer(
+                served.config, rate_limits, upstream=served.upstream, concurrency=served.concurrency
+            )
             for served in models.models
         }
         #: ``(row_id, attempt)`` of requests handed to an engine (the other held ones only
@@ -106,7 +108,7 @@ class Dispatcher:
                 group.create_task(self._outcomes.run())
                 group.create_task(self._leases.run())
                 for served in self._models.dispatched:
-                    for _ in range(served.config.concurrency):
+                    for _ in range(served.concurrency):
                         group.create_task(self._lane(served))
         finally:
             await self._drain()
@@ -210,7 +212,7 @@ class Dispatcher:
     def _room(self, served: ServedModel) -> int:
         """How many more requests to claim for ``served``: none until it drains to its
         refill point (``concurrency`` left), then enough for ``_BUFFER_FACTOR`` sets."""
-        load, concurrency = self._load[served.config.name], served.config.concurrency
+        load, concurrency = self._load[served.config.name], served.concurrency
         return _BUFFER_FACTOR * concurrency - load if load <= concurrency else 0
 
     def _accept(self, claimed: list[ClaimedRequest]) -> None:
@@ -251,7 +253,7 @@ class Dispatcher:
                 logger.exception("request %s failed unexpectedly", request.row_id)
                 outcome = self._failed(request, EngineError("api_error", f"internal error: {exc}"))
             self._load[name] -= 1
-            if self._load[name] == served.config.concurrency:
+            if self._load[name] == served.concurrency:
                 self.wake()  # the refill point: claim more before the lanes run dry
             self._outcomes.add(outcome)
 

@@ -73,11 +73,13 @@ class Ticket:
 class Pacer:
     """Lets one model's calls out of this worker at the pace of the model's limits."""
 
-    def __init__(self, config: ModelConfig, store: RateLimitStore, *, upstream: bool) -> None:
+    def __init__(
+        self, config: ModelConfig, store: RateLimitStore, *, upstream: bool, concurrency: int
+    ) -> None:
         self._upstream = upstream
         self._key = f"model:{config.name}"
         self._configured = configured_limits(config)
-        self._concurrency = config.concurrency
+        self._concurrency = concurrency
         self._store = store
         #: One lane at a time negotiates with the store; the others queue here, in order.
         self._door = asyncio.Lock()

@@ -60,7 +60,9 @@ async def count_admitted(pacers: list[Pacer], seconds: float) -> int:
 
 async def test_three_workers_share_one_configured_budget() -> None:
     store = MemoryStore()
-    pacers = [Pacer(relayed(rpm=1200), store.rate_limits, upstream=True) for _ in range(3)]
+    pacers = [
+        Pacer(relayed(rpm=1200), store.rate_limits, upstream=True, concurrency=50) for _ in range(3)
+    ]
     admitted = await count_admitted(pacers, 1.0)
     # 20 a second with a burst of 10: at most 30 in 1 s for all three workers together
     # (fewer on a busy machine).
@@ -68,7 +70,7 @@ async def test_three_workers_share_one_configured_budget() -> None:
 
 
 async def test_unknown_upstream_is_probed_then_paced_by_its_headers() -> None:
-    pacer = Pacer(relayed(), CountingStore(), upstream=True)
+    pacer = Pacer(relayed(), CountingStore(), upstream=True, concurrency=50)
     probe, second, third = (asyncio.create_task(pacer.admit(40)) for _ in range(3))
     await asyncio.sleep(0.05)
     assert probe.done() and not second.done(), "the rest wait for the probe's answer"
@@ -83,7 +85,7 @@ async def test_unknown_upstream_is_probed_then_paced_by_its_headers() -> None:
 
 
 async def test_an_upstream_without_headers_runs_at_full_concurrency_after_the_probe() -> None:
-    pacer = Pacer(relayed(), MemoryStore().rate_limits, upstream=True)
+    pacer = Pacer(relayed(), MemoryStore().rate_limits, upstream=True, concurrency=50)
     pacer.settle(await pacer.admit(40), answer(), None)
     tickets = [await asyncio.wait_for(pacer.admit(40), 1) for _ in range(50)]
     blocked = asyncio.create_task(pacer.admit(40))
@@ -94,7 +96,7 @@ async def test_an_upstream_without_headers_runs_at_full_concurrency_after_the_pr
 
 
 async def test_a_refusal_cuts_the_in_flight_cap_and_pauses() -> None:
-    pacer = Pacer(relayed(), MemoryStore().rate_limits, upstream=True)
+    pacer = Pacer(relayed(), MemoryStore().rate_limits, upstream=True, concurrency=50)
     pacer.settle(await pacer.admit(40), answer(), None)
     refused = await pacer.admit(40)
     pacer.settle(refused, None, EngineError("rate_limit_error", "slow down", retry_after=0.2))
@@ -115,14 +117,14 @@ async def test_a_refusal_cuts_the_in_flight_cap_and_pauses() -> None:
 
 async def test_a_model_answered_here_is_not_probed() -> None:
     local = ModelConfig(name="sim", engine="simulated", concurrency=4)
-    pacer = Pacer(local, MemoryStore().rate_limits, upstream=False)
+    pacer = Pacer(local, MemoryStore().rate_limits, upstream=False, concurrency=16)
     tickets = [await asyncio.wait_for(pacer.admit(10), 1) for _ in range(4)]
     assert len(tickets) == 4
 
 
 async def test_queued_lanes_get_their_turns_in_one_round_trip() -> None:
     store = CountingStore()
-    pacer = Pacer(relayed(rpm=2400), store, upstream=True)  # 40 a second, 20 held
+    pacer = Pacer(relayed(rpm=2400), store, upstream=True, concurrency=50)  # 40 a second, 20 held
     tickets = await asyncio.gather(*(pacer.admit(40) for _ in range(20)))
     assert len(tickets) == 20
     assert store.trips <= 3, "the first lane's trip took turns for the lanes behind it"

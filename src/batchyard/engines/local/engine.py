@@ -84,6 +84,11 @@ class LocalEngine:
         return self._context_window - 1 if self.loaded is not None else None
 
     @property
+    def concurrency(self) -> int:
+        """Its batch: every request it can decode together."""
+        return self.options.max_batch_size
+
+    @property
     def max_input_tokens(self) -> int | None:
         """Its context window, once the weights are loaded (a prompt leaves at least one
         token of it for the answer, or is refused)."""

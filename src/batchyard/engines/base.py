@@ -32,6 +32,10 @@ DEFAULT_CONCURRENCY = 16
 class AnswerSink(Protocol):
     """Receives an answer as it is made (see ``Engine.create_message``), on the event loop."""
 
+    #: Whether the caller streams the text (a live SSE answer); ``False``: only the
+    #: rate-limit state is wanted, and an engine answers as it would with no sink.
+    streams: bool
+
     def prompt_read(self, input_tokens: int) -> None:
         """The prompt is read and counted; called once, before any text. A live stream's
         ``message_start`` carries this count, as the API's does."""
@@ -59,6 +63,12 @@ class Engine(Protocol):
     @property
     def max_output_tokens(self) -> int | None:
         """The most output tokens one answer can have here, if this engine knows it."""
+        ...
+
+    @property
+    def upstream(self) -> bool:
+        """Whether it answers by calling another server, whose rate limits its calls are
+        paced by (it reports them through :meth:`AnswerSink.rate_limits`)."""
         ...
 
     @property

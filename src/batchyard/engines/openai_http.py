@@ -89,8 +89,9 @@ from batchyard import ids
 from batchyard.config import ModelConfig, engine_options
 from batchyard.engines.base import AnswerSink
 from batchyard.engines.capabilities import Capabilities, refuse_unsupported
-from batchyard.engines.upstream import read_body, read_error_body, retry_after, send
+from batchyard.engines.upstream import read_body, read_error_body, send
 from batchyard.errors import ApiError, EngineError, ParamsError, UnreadableAnswer
+from batchyard.protocol.errors import ErrorType
 from batchyard.protocol.messages import (
     ContentBlock,
     ContentBlockParam,
@@ -136,6 +137,8 @@ from batchyard.protocol.openai_chat import (
     ToolMessage,
     UserMessage,
 )
+from batchyard.protocol.ratelimits import RateLimits, read_rate_limits
+from batchyard.timeutil import now_us
 
 #: Tools, images and tool results translate; thinking and output formats do not.
 CAPABILITIES = Capabilities(tools=True, image_input=True)
@@ -194,6 +197,11 @@ class OpenAIEngine:
         return CAPABILITIES
 
     @property
+    def upstream(self) -> bool:
+        """It calls an OpenAI-compatible server: its ``x-ratelimit-*`` headers pace the calls."""
+        return True
+
+    @property
     def concurrency(self) -> int:
         """As many calls as it keeps connections (a GPU server batches what it is sent)."""
         return self._options.max_connections
@@ -228,8 +236,11 @@ class OpenAIEngine:
     ) -> Message:
         request = chat_request(params, self._upstream_model, top_k=self._options.extra_sampling)
         url = f"{self._base_url}/chat/completions"
-        if sink is None:
-            content = await read_body(await self._open(url, _encoder.encode(request)))
+        if sink is None or not sink.streams:
+            response = await self._open(url, _encoder.encode(request))
+            if sink is not None and (limits := _limits(response)) is not None:
+                sink.rate_limits(limits)
+            content = await read_body(response)
             try:
                 completion = _completion_decoder.decode(content)
             except msgspec.DecodeError as exc:
@@ -239,7 +250,10 @@ class OpenAIEngine:
             return answer_message(completion, params)
         request.stream, request.stream_options = True, StreamOptions(include_usage=True)
         stream = StreamedAnswer(params.stop_sequences or [], sink)
-        await _read_stream(await self._open(url, _encoder.encode(request)), stream)
+        response = await self._open(url, _encoder.encode(request))
+        if (limits := _limits(response)) is not None:
+            sink.rate_limits(limits)
+        await _read_stream(response, stream)
         return answer_message(stream.completion(), params)
 
     async def count_tokens(self, params: MessageCountTokensParams) -> int:
@@ -621,13 +635,18 @@ def upstream_error(response: httpx.Response, content: bytes) -> EngineError:
     message = f"upstream answered HTTP {status}"
     if detail := _error_message(content):
         message += f": {detail}"
-    if status == 429:
-        return EngineError("rate_limit_error", message, retry_after=retry_after(response))
     if status in (408, 504):
         return EngineError("timeout_error", message)
-    if status >= 500:
-        return EngineError("api_error", message, retry_after=retry_after(response))
+    if status == 429 or status >= 500:
+        # The limits (and their retry-after) matter where the call is retried and paced.
+        error_type: ErrorType = "rate_limit_error" if status == 429 else "api_error"
+        return EngineError(error_type, message, limits=_limits(response))
     return EngineError("invalid_request_error", message)
+
+
+def _limits(response: httpx.Response) -> RateLimits | None:
+    """The upstream's ``x-ratelimit-*`` (and ``retry-after``, seconds or an HTTP date)."""
+    return read_rate_limits(response.headers, now_us())
 
 
 def _error_message(content: bytes) -> str:

@@ -94,6 +94,8 @@ class _LimitsOnly:
     sync answer's headers and an upstream's pacing. A batch call to a model answered here
     passes no sink, so the local engine never streams text nobody reads."""
 
+    streams = False
+
     def __init__(self) -> None:
         self.limits: RateLimits | None = None
 
@@ -186,8 +188,9 @@ class ServedModel:
     @property
     def upstream(self) -> bool:
         """Whether its answers come from another server, with rate limits of its own that
-        nobody may have configured here (a relay), rather than from this process."""
-        return self._relay is not None
+        nobody may have configured here (a relay, the openai engine), rather than from this
+        process."""
+        return self._relay is not None or self._own_engine().upstream
 
     @property
     def names(self) -> list[str]:

@@ -202,6 +202,11 @@ class SimulatedEngine:
         return None
 
     @property
+    def upstream(self) -> bool:
+        """It answers here (its own ``rate_limit_rpm`` is enforced, not paced by)."""
+        return False
+
+    @property
     def concurrency(self) -> int:
         return DEFAULT_CONCURRENCY
 

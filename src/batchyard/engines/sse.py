@@ -28,6 +28,8 @@ from batchyard.protocol.streaming import (
 
 
 class _Pieces:
+    streams = True
+
     """The sink of a live stream: the prompt's token count, then the text in a queue."""
 
     def __init__(self) -> None:

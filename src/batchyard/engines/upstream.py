@@ -1,5 +1,6 @@
 """What every engine that calls an upstream over HTTP does alike: send a request and report
-a connection failure, read a 2xx body whole, read ``retry-after``.
+a connection failure, read a 2xx body whole (``retry-after`` and the rate-limit headers are
+read by :func:`batchyard.protocol.ratelimits.read_rate_limits`).
 
 The upstream's own error bodies and answers differ by API (Anthropic's, OpenAI's) and are
 read by each engine.
@@ -41,12 +42,3 @@ async def read_body(response: httpx.Response) -> bytes:
         raise UnreadableAnswer(f"the upstream's answer broke off: {exc!r}") from None
     finally:
         await response.aclose()
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """The upstream's ``retry-after`` in seconds, if it sent a number."""
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

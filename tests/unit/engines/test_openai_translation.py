@@ -542,6 +542,7 @@ def test_a_stream_that_fails_or_stops_short() -> None:
     ],
 )
 def test_upstream_errors(status: int, error_type: str, retryable: bool) -> None:
+    """Retried refusals keep the upstream's retry-after and rate-limit state (for pacing)."""
     body = {"error": {"message": "bad things", "type": "invalid_request_error", "code": None}}
     error = upstream_error(
         httpx.Response(status, headers={"retry-after": "7"}), json.dumps(body).encode()
@@ -614,7 +615,22 @@ async def test_count_tokens_asks_vllms_tokenize_route() -> None:
 def test_registered_with_its_options_checked() -> None:
     served = ModelRegistry([ModelConfig(name="gpt", engine="openai")]).get("gpt")
     assert served is not None and isinstance(served.engine, OpenAIEngine)
+    # Its calls go to another server: paced by that server's rate limits, 64 in flight.
+    assert served.upstream and served.concurrency == 64
     info = served.model_info("gpt")
     assert info.capabilities is not None and info.capabilities.image_input.supported  # type: ignore[union-attr]
     with pytest.raises(ConfigError, match=r"models\.gpt: .*api_key_variable"):
         ModelRegistry([ModelConfig(name="gpt", engine="openai", options={"api_key_variable": "X"})])
+
+
+def test_a_429_carries_the_upstreams_rate_limits_for_pacing() -> None:
+    """OpenAI's ``x-ratelimit-*`` headers on a refusal reach the pacer (as ``limits``)."""
+    headers = {
+        "x-ratelimit-limit-requests": "3000",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "20ms",
+        "retry-after": "1",
+    }
+    error = upstream_error(httpx.Response(429, headers=headers), b"{}")
+    assert error.limits is not None and error.retry_after == 1.0
+    assert error.limits.quotas["requests"].limit == 3000

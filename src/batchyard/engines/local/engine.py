@@ -84,6 +84,11 @@ class LocalEngine:
         return self._context_window - 1 if self.loaded is not None else None
 
     @property
+    def upstream(self) -> bool:
+        """It answers here."""
+        return False
+
+    @property
     def concurrency(self) -> int:
         """Its batch: every request it can decode together."""
         return self.options.max_batch_size
@@ -121,7 +126,7 @@ class LocalEngine:
                 stop_sequence=None,
                 usage=Usage(input_tokens=len(job.prompt), output_tokens=0),
             )
-        if sink is not None:
+        if sink is not None and sink.streams:
             sink.prompt_read(len(job.prompt))
             loop = asyncio.get_running_loop()
             text = sink.text

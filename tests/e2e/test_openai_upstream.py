@@ -88,9 +88,11 @@ def transformers_serve(weights: Path, tmp_path_factory: pytest.TempPathFactory) 
         deadline = time.monotonic() + 180
         while True:
             if process.poll() is not None:
-                pytest.skip(
-                    "transformers serve cannot start here (is transformers[serving] "
-                    f"installed?):\n{log_path.read_text(errors='replace')[-2000:]}"
+                # `make install` installs transformers[serving]: a server that cannot start
+                # is a failure to see, not a reason to skip the engine's only real check.
+                pytest.fail(
+                    "transformers serve exited before answering:\n"
+                    f"{log_path.read_text(errors='replace')[-2000:]}"
                 )
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:

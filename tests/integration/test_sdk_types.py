@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
+from harness import OLD_PYTHON_SDK
 from sdk_examples import Examples, Invalid, roots
 
 from batchyard.errors import ParamsError
@@ -35,7 +35,6 @@ from batchyard.protocol.messages import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-OLD_SDK = REPO / ".venv" / "sdks" / "anthropic-0.75.0"
 
 DECODERS = {
     name: msgspec.json.Decoder(getattr(sdk_params, name))
@@ -183,11 +182,11 @@ def test_engines_read_every_key_of_every_root_and_turn() -> None:
             assert not missing, f"MessageParam lacks {sorted(missing)} of {turn.__name__}"
 
 
-@pytest.mark.skipif(not OLD_SDK.is_dir(), reason="the old SDK is installed by `make install`")
 def test_what_the_oldest_supported_sdk_sends_is_accepted() -> None:
     """Older SDKs send keys the latest types dropped (``temperature``, the beta
     ``output_format``): those must still be taken."""
-    environment = {**os.environ, "PYTHONPATH": str(OLD_SDK)}
+    assert OLD_PYTHON_SDK.is_dir(), f"{OLD_PYTHON_SDK} is missing: run `make install`"
+    environment = {**os.environ, "PYTHONPATH": str(OLD_PYTHON_SDK)}
     walk = subprocess.run(
         [sys.executable, str(REPO / "tests" / "sdk_examples.py")],
         env=environment,

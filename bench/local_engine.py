@@ -9,6 +9,12 @@ text. The product pass sends the same requests as one Message Batch to a real
 process closed first so they do not share the two cores) and times create → ``ended``: what
 a user gets, beside the engine's own figure. Load time is measured cold (a fresh
 converted-weights cache) and warm (the cache reused).
+
+Beside the batched pass: the same pass with ``kernels = "reference"`` (transformers' SDPA and
+a float32 output layer, the engine without its CPU kernels) and how many greedy answers stay
+identical; the achieved FLOP rate against this machine's matmul peak measured in the same
+run; with ``--bfloat16``, the batched pass with bfloat16 weights (faster where the CPU has
+bfloat16 instructions, but it changes answers).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import torch
@@ -74,13 +81,43 @@ def ticket_prompts(count: int, max_tokens: int) -> list[MessageCreateParams]:
     return requests
 
 
-async def timed_start(cache_dir: str) -> tuple[LocalEngine, float]:
+async def timed_start(cache_dir: str, **options: str) -> tuple[LocalEngine, float]:
     engine = LocalEngine.from_config(
-        ModelConfig(name="smollm2-135m", engine="local", options={"cache_dir": cache_dir})
+        ModelConfig(
+            name="smollm2-135m", engine="local", options={"cache_dir": cache_dir, **options}
+        )
     )
     started = time.perf_counter()
     await engine.start()
     return engine, time.perf_counter() - started
+
+
+class Pass(msgspec.Struct):
+    """One timed pass over the requests through ``LocalEngine.create_message``."""
+
+    messages: list[Message]
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return _output_tokens(self.messages) / self.seconds
+
+    def same_as(self, other: Pass) -> int:
+        return sum(
+            _text(a) == _text(b) for a, b in zip(self.messages, other.messages, strict=False)
+        )
+
+
+async def batched_pass(engine: LocalEngine, requests: list[MessageCreateParams]) -> Pass:
+    started = time.perf_counter()
+    messages = await asyncio.gather(*(engine.create_message(r) for r in requests))
+    return Pass(list(messages), time.perf_counter() - started)
+
+
+async def engine_with(cache_dir: str, **options: str) -> LocalEngine:
+    engine, _ = await timed_start(cache_dir, **options)
+    await engine.create_message(ticket_prompts(1, 8)[0])  # first-call kernel setup
+    return engine
 
 
 async def main() -> None:
@@ -100,45 +137,80 @@ async def main() -> None:
         help="the served model's concurrency in the product pass (default: the engine's own, "
         "its max_batch_size of 64)",
     )
+    parser.add_argument(
+        "--bfloat16",
+        action="store_true",
+        help="also run the batched pass with dtype = bfloat16 (opt-in: it changes answers)",
+    )
     args = parser.parse_args()
     requests = ticket_prompts(args.prompts, args.max_tokens)
+    peak = machine_peak()
     with tempfile.TemporaryDirectory() as cache_dir:
         engine, cold = await timed_start(cache_dir)
         await engine.aclose()
         engine, warm = await timed_start(cache_dir)
         print(f"load: cold (convert GGUF) {cold:.1f} s, cache hit {warm:.1f} s")
+        config = engine.loaded.model.config if engine.loaded else None
         await engine.create_message(requests[0])  # warm-up: first-call kernel setup
 
         sequential_requests = requests[: args.sequential or len(requests)]
         started = time.perf_counter()
-        sequential = [await engine.create_message(request) for request in sequential_requests]
-        sequential_s = time.perf_counter() - started
-
-        started = time.perf_counter()
-        batched = await asyncio.gather(*(engine.create_message(r) for r in requests))
-        batched_s = time.perf_counter() - started
+        sequential = Pass(
+            [await engine.create_message(request) for request in sequential_requests],
+            time.perf_counter() - started,
+        )
+        batched = await batched_pass(engine, requests)
         await engine.aclose()
+        # The same pass with transformers' own attention and a float32 output projection,
+        # the engine before its CPU kernels: the speed-up, and that answers did not change.
+        reference_engine = await engine_with(cache_dir, kernels="reference")
+        reference = await batched_pass(reference_engine, requests)
+        await reference_engine.aclose()
+        bfloat16 = None
+        if args.bfloat16:
+            bfloat16_engine = await engine_with(cache_dir, dtype="bfloat16")
+            bfloat16 = await batched_pass(bfloat16_engine, requests)
+            await bfloat16_engine.aclose()
 
         product = await asyncio.to_thread(through_server, requests, cache_dir, args.concurrency)
 
-    seq_rate = _output_tokens(sequential) / sequential_s
-    batch_rate = _output_tokens(batched) / batched_s
-    same = sum(a.content == b.content for a, b in zip(sequential, batched, strict=False))
     print(
-        f"sequential: {len(sequential)} requests, {_output_tokens(sequential)} output tokens "
-        f"in {sequential_s:.1f} s = {seq_rate:.1f} tok/s"
+        f"sequential: {len(sequential.messages)} requests, "
+        f"{_output_tokens(sequential.messages)} output tokens in {sequential.seconds:.1f} s "
+        f"= {sequential.rate:.1f} tok/s"
     )
     print(
-        f"batched:    {len(batched)} requests, {_output_tokens(batched)} output tokens "
-        f"in {batched_s:.1f} s = {batch_rate:.1f} tok/s"
+        f"batched:    {len(batched.messages)} requests, {_output_tokens(batched.messages)} "
+        f"output tokens in {batched.seconds:.1f} s = {batched.rate:.1f} tok/s"
     )
     print(
-        f"ratio: {batch_rate / seq_rate:.1f}x; identical greedy answers: "
-        f"{same}/{len(sequential)}; torch threads: {torch.get_num_threads()}"
+        f"ratio: {batched.rate / sequential.rate:.1f}x; identical greedy answers: "
+        f"{sequential.same_as(batched)}/{len(sequential.messages)}; "
+        f"torch threads: {torch.get_num_threads()}"
     )
+    assert config is not None
+    flops = model_flops(config, batched.messages)
+    print(
+        f"FLOP rate:  {flops / 1e12:.2f} TFLOP of model work in {batched.seconds:.1f} s = "
+        f"{flops / batched.seconds / 1e9:.0f} GFLOP/s; this machine's matmul peak, measured "
+        f"now: float32 {peak['float32']:.0f} GFLOP/s "
+        f"({flops / batched.seconds / 1e9 / peak['float32']:.0%} of it), "
+        f"bfloat16 {peak['bfloat16']:.0f} GFLOP/s"
+    )
+    print(
+        f"reference kernels (transformers' SDPA, float32 output layer): {reference.rate:.1f} "
+        f"tok/s; batched / reference: {batched.rate / reference.rate:.2f}; identical greedy "
+        f"answers: {batched.same_as(reference)}/{len(requests)} (goal >= 60/64)"
+    )
+    if bfloat16 is not None:
+        print(
+            f"dtype bfloat16 (opt-in): {bfloat16.rate:.1f} tok/s; identical greedy answers to "
+            f"float32: {bfloat16.same_as(reference)}/{len(requests)}"
+        )
     product_rate = product.output_tokens / product.seconds
     same_texts = sum(
-        product.texts.get(f"r{index}") == _text(message) for index, message in enumerate(batched)
+        product.texts.get(f"r{index}") == _text(message)
+        for index, message in enumerate(batched.messages)
     )
     print(
         f"product:    {len(requests)} requests as one batch over HTTP, {product.output_tokens} "
@@ -146,9 +218,46 @@ async def main() -> None:
         f"(concurrency {args.concurrency or 'the engine default'})"
     )
     print(
-        f"product / batched engine: {product_rate / batch_rate:.2f} (goal >= 0.9); "
-        f"answers identical to the batched pass: {same_texts}/{len(batched)}"
+        f"product / batched engine: {product_rate / batched.rate:.2f} (goal >= 0.9); "
+        f"answers identical to the batched pass: {same_texts}/{len(requests)}"
     )
+
+
+def model_flops(config: Any, messages: list[Message]) -> float:
+    """Multiply-adds x 2 that the requests need of the model: every prompt token through the
+    layers, every answer token through the layers and the output layer, attention over the
+    tokens before each (what an engine without prefix sharing would compute)."""
+    hidden, layers = config.hidden_size, config.num_hidden_layers
+    head_dim = getattr(config, "head_dim", None) or hidden // config.num_attention_heads
+    query, key_value = config.num_attention_heads * head_dim, config.num_key_value_heads * head_dim
+    per_layer = (
+        hidden * (query + 2 * key_value) + query * hidden + 3 * hidden * config.intermediate_size
+    )
+    layer_flops, head_flops = 2 * layers * per_layer, 2 * hidden * config.vocab_size
+    attention_per_position = 4 * layers * query
+    total = 0.0
+    for message in messages:
+        prompt, answer = message.usage.input_tokens, message.usage.output_tokens
+        tokens = prompt + answer
+        total += tokens * layer_flops + answer * head_flops
+        total += attention_per_position * tokens * (tokens - 1) / 2
+    return total
+
+
+def machine_peak() -> dict[str, float]:
+    """GFLOP/s of a 2048^3 matmul in float32 and bfloat16, best of three, on torch's
+    threads: the ceiling the engine's figure is read against."""
+    peak = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        a @ b
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - started)
+        peak[str(dtype).removeprefix("torch.")] = 2 * 2048**3 / best / 1e9
+    return peak
 
 
 class ProductRun(msgspec.Struct):

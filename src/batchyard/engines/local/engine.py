@@ -12,8 +12,11 @@ import torch
 from batchyard.config import ModelConfig
 from batchyard.engines.base import AnswerSink
 from batchyard.engines.capabilities import TEXT_ONLY, Capabilities
+from batchyard.engines.local.attention import use_decode_attention
 from batchyard.engines.local.batcher import Batcher, Job
+from batchyard.engines.local.head import OutputHead
 from batchyard.engines.local.options import LocalOptions, parse_options
+from batchyard.engines.local.packed import pack_linear_layers
 from batchyard.engines.local.prompt import prompt_ids
 from batchyard.engines.local.sampling import DEFAULT_TEMPERATURE, SamplingParams
 from batchyard.engines.local.weights import LoadedModel, embedded_gguf_path, load_model
@@ -67,9 +70,16 @@ class LocalEngine:
         )
         config = loaded.model.config
         self._context_window = int(config.max_position_embeddings)
+        try:
+            head = await asyncio.to_thread(
+                _prepare_kernels, loaded.model, self.device, tuned=self.options.kernels == "auto"
+            )
+        except ValueError as exc:
+            raise EngineError("api_error", str(exc)) from exc
         batcher = Batcher(
             loaded.model,
             loaded.tokenizer,
+            head=head,
             device=self.device,
             max_batch_size=self.options.max_batch_size,
             max_batch_tokens=self.options.max_batch_tokens,
@@ -184,6 +194,16 @@ class LocalEngine:
         return self.loaded
 
 
+def _prepare_kernels(model: Any, device: torch.device, *, tuned: bool) -> OutputHead:
+    """With ``tuned`` on CPU: decode attention, oneDNN-packed linear layers and the exact
+    bfloat16 shortcut for greedy tokens, each where it is measured faster (see their modules;
+    greedy answers stay those of the float32 model). The model's output head either way."""
+    if tuned and device.type == "cpu":
+        use_decode_attention(model)
+        pack_linear_layers(model.get_decoder())
+    return OutputHead.for_model(model, shortcut=tuned)
+
+
 def resolve_device(options: LocalOptions) -> torch.device:
     if options.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -193,8 +213,9 @@ def resolve_device(options: LocalOptions) -> torch.device:
 
 
 def resolve_dtype(options: LocalOptions, device: torch.device) -> torch.dtype:
-    """float32 on CPU (bfloat16 measured ~10% slower on AVX-512 without AMX); on CUDA,
-    bfloat16 where supported, else float16."""
+    """float32 on CPU (bfloat16 is faster where the CPU has bfloat16 instructions, but it
+    changed 44 of 64 greedy answers, BENCHMARKS.md); on CUDA, bfloat16 where supported, else
+    float16."""
     if options.dtype != "auto":
         dtype: torch.dtype = getattr(torch, options.dtype)
         return dtype

@@ -13,6 +13,7 @@ from batchyard.config import ModelConfig, engine_options
 
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
+Kernels = Literal["auto", "reference"]
 
 
 class LocalOptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -25,7 +26,7 @@ class LocalOptions(msgspec.Struct, forbid_unknown_fields=True):
     #: A ``.gguf`` file or a transformers model directory; empty = the embedded SmolLM2 GGUF.
     path: str = ""
     device: Device = "auto"
-    #: ``auto`` = float32 on CPU (bfloat16 measured slower there), bfloat16/float16 on CUDA.
+    #: ``auto`` = float32 on CPU (bfloat16 changes greedy answers), bfloat16/float16 on CUDA.
     dtype: DType = "auto"
     max_batch_size: Annotated[int, Meta(ge=1)] = 64
     max_batch_tokens: Annotated[int, Meta(ge=1)] = 131_072
@@ -34,6 +35,11 @@ class LocalOptions(msgspec.Struct, forbid_unknown_fields=True):
     cache_dir: str = ""
     #: CPU threads for torch; 0 = torch's default (one per core).
     num_threads: Annotated[int, Meta(ge=0)] = 0
+    #: ``auto``: on CPU, batchyard's decode attention, oneDNN-packed linear layers and an
+    #: exact bfloat16 shortcut for greedy tokens, each where measured faster; ``reference``:
+    #: transformers' own layers, SDPA and a float32 output projection, for comparing (the
+    #: same greedy answers).
+    kernels: Kernels = "auto"
 
     def resolved_cache_dir(self) -> Path:
         if self.cache_dir:

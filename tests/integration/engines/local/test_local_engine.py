@@ -285,3 +285,25 @@ def test_max_tokens_zero_generates_nothing(runner: asyncio.Runner, engine: Local
     assert message.content == [] and message.stop_reason == "max_tokens"
     assert message.usage.output_tokens == 0
     assert message.usage.input_tokens == prompt_tokens(engine, params)
+
+
+def test_the_cpu_kernels_keep_the_reference_answers(
+    runner: asyncio.Runner, engine: LocalEngine
+) -> None:
+    """The module's engine runs with ``kernels = "auto"`` (decode attention, oneDNN-packed
+    layers, the bfloat16 shortcut for greedy tokens where each is faster here); an engine
+    with transformers' own layers gives the same greedy answers, in a batch and alone."""
+    probes = [request(q * (1 + i % 2), max_tokens=32) for i, q in enumerate(QUESTIONS)]
+    tuned = run_all(runner, engine, probes)
+    reference = LocalEngine.from_config(
+        ModelConfig(name="smollm2-135m", engine="local", options={"kernels": "reference"})
+    )
+    runner.run(reference.start())
+    try:
+        plain = run_all(runner, reference, probes)
+        alone = runner.run(reference.create_message(probes[0]))
+    finally:
+        runner.run(reference.aclose())
+    assert [text_of(m) for m in tuned] == [text_of(m) for m in plain]
+    assert text_of(alone) == text_of(tuned[0])
+    assert [m.usage for m in tuned] == [m.usage for m in plain]

@@ -33,7 +33,6 @@ from typing import Any
 import torch
 
 from batchyard.engines.local.detokenizer import TextStream
-from batchyard.engines.local.head import OutputHead
 from batchyard.engines.local.kv_cache import BatchCache
 from batchyard.engines.local.sampling import RowSampling, SamplingParams, next_tokens
 from batchyard.errors import EngineError
@@ -110,15 +109,12 @@ class Batcher:
         model: Any,
         tokenizer: Any,
         *,
-        head: OutputHead,
         device: torch.device,
         max_batch_size: int,
         max_batch_tokens: int,
         eos_token_ids: set[int],
     ) -> None:
-        #: The model without its output layer: hidden states in, hidden states out.
-        self._decoder = model.get_decoder()
-        self._head = head
+        self._model = model
         self._tokenizer = tokenizer
         self._device = device
         self._max_rows = max_batch_size
@@ -246,7 +242,7 @@ class Batcher:
             mask[row, shared + width - len(own) :] = 1
         ids, mask = ids.to(self._device), mask.to(self._device)
         positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
-        hidden = self._forward(ids, mask, positions[:, shared:], cache)
+        logits = self._forward(ids, mask, positions[:, shared:], cache)
         decode = self._decode_text
         group = _Batch(
             rows=[
@@ -259,7 +255,7 @@ class Batcher:
             tokens=ids[:, -1],
             sampling=RowSampling([job.sampling for job in jobs], self._device),
         )
-        self._advance(group, hidden)
+        self._advance(group, logits)
         self._compact(group)
         if not group.rows:
             return
@@ -272,25 +268,29 @@ class Batcher:
     def _decode_step(self, batch: _Batch) -> None:
         ones = torch.ones((len(batch.rows), 1), dtype=torch.long, device=self._device)
         batch.mask = torch.cat([batch.mask, ones], dim=1)
-        hidden = self._forward(
+        logits = self._forward(
             batch.tokens[:, None], batch.mask, batch.positions[:, None], batch.cache
         )
         batch.positions = batch.positions + 1
-        self._advance(batch, hidden)
+        self._advance(batch, logits)
         if not batch.rows:
             self._batch = None
 
     def _forward(
         self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: BatchCache
     ) -> torch.Tensor:
-        """The last position's hidden state per row (the output layer is the head's job)."""
-        output = self._decoder(
-            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True
+        output = self._model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
         )
-        hidden: torch.Tensor = output.last_hidden_state[:, -1, :]
-        return hidden
+        logits: torch.Tensor = output.logits[:, -1, :]
+        return logits
 
-    def _advance(self, batch: _Batch, hidden: torch.Tensor) -> None:
+    def _advance(self, batch: _Batch, logits: torch.Tensor) -> None:
         """Sample one token per row and settle the rows that are done.
 
         Finished rows are not evicted at once: eviction copies the whole key/value cache
@@ -298,7 +298,7 @@ class Batcher:
         decode step. The batch is compacted once a quarter of its rows are finished, when
         newcomers are merged in, or when every row is done.
         """
-        tokens = next_tokens(hidden, self._head, batch.sampling, self._generator)
+        tokens = next_tokens(logits, batch.sampling, self._generator)
         for row, token in zip(batch.rows, tokens.tolist(), strict=True):
             if row.done:
                 continue

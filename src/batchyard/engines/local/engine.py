@@ -14,7 +14,6 @@ from batchyard.engines.base import AnswerSink
 from batchyard.engines.capabilities import TEXT_ONLY, Capabilities
 from batchyard.engines.local.attention import use_decode_attention
 from batchyard.engines.local.batcher import Batcher, Job
-from batchyard.engines.local.head import OutputHead
 from batchyard.engines.local.options import LocalOptions, parse_options
 from batchyard.engines.local.packed import pack_linear_layers
 from batchyard.engines.local.prompt import prompt_ids
@@ -70,16 +69,11 @@ class LocalEngine:
         )
         config = loaded.model.config
         self._context_window = int(config.max_position_embeddings)
-        try:
-            head = await asyncio.to_thread(
-                _prepare_kernels, loaded.model, self.device, tuned=self.options.kernels == "auto"
-            )
-        except ValueError as exc:
-            raise EngineError("api_error", str(exc)) from exc
+        if self.options.kernels == "auto" and self.device.type == "cpu":
+            await asyncio.to_thread(_use_cpu_kernels, loaded.model)
         batcher = Batcher(
             loaded.model,
             loaded.tokenizer,
-            head=head,
             device=self.device,
             max_batch_size=self.options.max_batch_size,
             max_batch_tokens=self.options.max_batch_tokens,
@@ -194,14 +188,12 @@ class LocalEngine:
         return self.loaded
 
 
-def _prepare_kernels(model: Any, device: torch.device, *, tuned: bool) -> OutputHead:
-    """With ``tuned`` on CPU: decode attention, oneDNN-packed linear layers and the exact
-    bfloat16 shortcut for greedy tokens, each where it is measured faster (see their modules;
-    greedy answers stay those of the float32 model). The model's output head either way."""
-    if tuned and device.type == "cpu":
-        use_decode_attention(model)
-        pack_linear_layers(model.get_decoder())
-    return OutputHead.for_model(model, shortcut=tuned)
+def _use_cpu_kernels(model: Any) -> None:
+    """Decode attention and oneDNN-packed linear layers (the output layer too), the packing
+    where it is measured faster; greedy answers stay those of transformers' own layers (see
+    their modules and BENCHMARKS.md)."""
+    use_decode_attention(model)
+    pack_linear_layers(model)
 
 
 def resolve_device(options: LocalOptions) -> torch.device:

@@ -35,10 +35,9 @@ class LocalOptions(msgspec.Struct, forbid_unknown_fields=True):
     cache_dir: str = ""
     #: CPU threads for torch; 0 = torch's default (one per core).
     num_threads: Annotated[int, Meta(ge=0)] = 0
-    #: ``auto``: on CPU, batchyard's decode attention, oneDNN-packed linear layers and an
-    #: exact bfloat16 shortcut for greedy tokens, each where measured faster; ``reference``:
-    #: transformers' own layers, SDPA and a float32 output projection, for comparing (the
-    #: same greedy answers).
+    #: ``auto``: on CPU, batchyard's decode attention and linear layers on oneDNN with packed
+    #: weights (where measured faster than MKL); ``reference``: transformers' own layers and
+    #: SDPA, for comparing (the same greedy answers).
     kernels: Kernels = "auto"
 
     def resolved_cache_dir(self) -> Path:

@@ -1,9 +1,8 @@
 """Choosing the next token for every row of a batch, each row with its own sampling params.
 
 Rows at temperature 0 take the argmax of the raw logits, exactly as a batch of one would, so
-greedy answers do not depend on what else shares the batch (the head finds it without
-computing every logit, see :mod:`.head`). Other rows follow the usual order: temperature,
-then top-k, then top-p (nucleus) over what top-k kept.
+greedy answers do not depend on what else shares the batch. Other rows follow the usual
+order: temperature, then top-k, then top-p (nucleus) over what top-k kept.
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
-from batchyard.engines.local.head import OutputHead
 
 #: Anthropic's default when a request leaves ``temperature`` out.
 DEFAULT_TEMPERATURE = 1.0
@@ -58,17 +55,14 @@ class RowSampling:
 
 
 def next_tokens(
-    hidden: torch.Tensor, head: OutputHead, sampling: RowSampling, generator: torch.Generator
+    logits: torch.Tensor, sampling: RowSampling, generator: torch.Generator
 ) -> torch.Tensor:
-    """One token id per row of ``hidden`` (``[rows, hidden size]``, the last position's)."""
+    """One token id per row of ``logits`` (``[rows, vocab]``)."""
+    chosen = logits.argmax(dim=-1)
     if sampling.all_greedy:
-        return head.argmax(hidden)
+        return chosen
     rows = (~sampling.greedy).nonzero().squeeze(1)
-    if len(rows) == len(sampling.greedy):
-        chosen = torch.empty(len(rows), dtype=torch.long, device=hidden.device)
-    else:
-        chosen = head.argmax(hidden)
-    scores = head.logits(hidden[rows]) / sampling.temperature[rows, None]
+    scores = logits[rows].float() / sampling.temperature[rows, None]
     top_k, top_p = sampling.top_k[rows], sampling.top_p[rows]
     if bool((top_k > 0).any()) or bool((top_p < 1.0).any()):
         sorted_scores, order = scores.sort(dim=-1, descending=True)

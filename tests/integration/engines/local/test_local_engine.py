@@ -290,9 +290,9 @@ def test_max_tokens_zero_generates_nothing(runner: asyncio.Runner, engine: Local
 def test_the_cpu_kernels_keep_the_reference_answers(
     runner: asyncio.Runner, engine: LocalEngine
 ) -> None:
-    """The module's engine runs with ``kernels = "auto"`` (decode attention, oneDNN-packed
-    layers, the bfloat16 shortcut for greedy tokens where each is faster here); an engine
-    with transformers' own layers gives the same greedy answers, in a batch and alone."""
+    """The module's engine runs with ``kernels = "auto"`` (decode attention, and linear layers
+    on oneDNN where that is faster here); an engine with transformers' own layers gives the
+    same greedy answers, in a batch and alone."""
     probes = [request(q * (1 + i % 2), max_tokens=32) for i, q in enumerate(QUESTIONS)]
     tuned = run_all(runner, engine, probes)
     reference = LocalEngine.from_config(

@@ -1,22 +1,12 @@
-"""Per-row sampling, on hand-made logits (an identity output layer turns them into hidden
-states, so the head's logits are exactly these)."""
+"""Per-row sampling, on hand-made logits."""
 
 from __future__ import annotations
 
 import torch
 
-from batchyard.engines.local.head import OutputHead
-from batchyard.engines.local.sampling import RowSampling, SamplingParams
-from batchyard.engines.local.sampling import next_tokens as next_tokens_of_hidden
+from batchyard.engines.local.sampling import RowSampling, SamplingParams, next_tokens
 
 CPU = torch.device("cpu")
-
-
-def next_tokens(
-    logits: torch.Tensor, sampling: RowSampling, generator: torch.Generator
-) -> torch.Tensor:
-    head = OutputHead(torch.eye(logits.shape[1]), approximate=None)
-    return next_tokens_of_hidden(logits, head, sampling, generator)
 
 
 def generator() -> torch.Generator:
@@ -38,13 +28,6 @@ def test_greedy_rows_take_the_argmax_whatever_the_other_rows_do() -> None:
     assert chosen[0] == logits[0].argmax()
     assert chosen[2] == logits[2].argmax()
     assert chosen[3] == logits[3].argmax()  # top_k=1 is greedy too
-
-
-def test_a_batch_of_only_sampled_rows_samples_each() -> None:
-    logits = torch.full((2, 4), -1e9)
-    logits[0, 1] = logits[1, 3] = 0.0
-    sampling = RowSampling([SamplingParams(1.0), SamplingParams(0.5)], CPU)
-    assert next_tokens(logits, sampling, generator()).tolist() == [1, 3]
 
 
 def test_top_k_keeps_only_the_k_best() -> None:

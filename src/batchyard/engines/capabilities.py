@@ -87,7 +87,9 @@ TAKEN_AS_ASKED = frozenset(
     }
 )
 #: Keys with their own rule in :func:`refuse_unsupported`.
-_CHECKED = frozenset({"tools", "tool_choice", "thinking", "output_config", "speed"})
+_CHECKED = frozenset(
+    {"tools", "tool_choice", "thinking", "output_config", "output_format", "speed"}
+)
 
 
 def refuse_unsupported(
@@ -107,6 +109,8 @@ def refuse_unsupported(
     for key, value in (params.output_config or {}).items():
         if value is not None and (key != "format" or not capabilities.structured_outputs):
             raise ParamsError(f"output_config.{key}: {why}")
+    if params.output_format is not None and not capabilities.structured_outputs:
+        raise ParamsError(f"output_format: {why}")
     if params.speed not in (None, "standard"):
         raise ParamsError(f"speed: {params.speed!r} is {why}")
     for key in params.__struct_fields__:

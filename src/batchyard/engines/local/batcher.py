@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from batchyard.engines.local.detokenizer import TextStream
+from batchyard.engines.local.grammar import Grammar, constrain
 from batchyard.engines.local.kv_cache import BatchCache
 from batchyard.engines.local.sampling import RowSampling, SamplingParams, next_tokens
 from batchyard.errors import EngineError
@@ -71,6 +72,8 @@ class Job:
     future: Future[Completion] = field(default_factory=Future)
     #: Streaming callers get text as it becomes final (called on the generation thread).
     on_text: Callable[[str], None] | None = None
+    #: Tokens are sampled only among those that keep the answer in this grammar.
+    grammar: Grammar | None = None
 
     @property
     def reserved_tokens(self) -> int:
@@ -86,6 +89,12 @@ class _Row:
     done: bool = False
     #: Characters already passed to ``job.on_text``.
     emitted: int = 0
+    #: Where the row stands in its job's grammar (``None``: unconstrained).
+    matcher: Any = None
+
+    def __post_init__(self) -> None:
+        if self.job.grammar is not None:
+            self.matcher = self.job.grammar.matcher()
 
 
 @dataclass
@@ -298,12 +307,19 @@ class Batcher:
         decode step. The batch is compacted once a quarter of its rows are finished, when
         newcomers are merged in, or when every row is done.
         """
+        constrain(logits, [None if row.done else row.matcher for row in batch.rows])
         tokens = next_tokens(logits, batch.sampling, self._generator)
         for row, token in zip(batch.rows, tokens.tolist(), strict=True):
             if row.done:
                 continue
             if row.job.future.cancelled():
                 row.done = True
+                continue
+            if row.matcher is not None and not row.matcher.consume_token(token):
+                row.done = True
+                error = EngineError("api_error", f"grammar: {row.matcher.get_error()}")
+                with contextlib.suppress(InvalidStateError):
+                    row.job.future.set_exception(error)
                 continue
             row.generated += 1
             completion = self._settle(row, token)

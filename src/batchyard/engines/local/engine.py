@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,22 +13,25 @@ import torch
 
 from batchyard.config import ModelConfig
 from batchyard.engines.base import AnswerSink
-from batchyard.engines.capabilities import TEXT_ONLY, Capabilities
+from batchyard.engines.capabilities import Capabilities
 from batchyard.engines.local.attention import use_decode_attention
-from batchyard.engines.local.batcher import Batcher, Job
+from batchyard.engines.local.batcher import Batcher, Completion, Job
+from batchyard.engines.local.grammar import TOOL_CALL_OPEN, Grammar, GrammarCompiler
 from batchyard.engines.local.options import LocalOptions, parse_options
 from batchyard.engines.local.packed import pack_linear_layers
-from batchyard.engines.local.prompt import prompt_ids
+from batchyard.engines.local.prompt import LOCAL_CAPABILITIES, Prompt, prompt_ids
 from batchyard.engines.local.sampling import DEFAULT_TEMPERATURE, SamplingParams
 from batchyard.engines.local.weights import LoadedModel, embedded_gguf_path, load_model
 from batchyard.errors import EngineError, ParamsError
-from batchyard.ids import message_id
+from batchyard.ids import message_id, tool_use_id
 from batchyard.protocol.messages import (
+    ContentBlock,
     Message,
     MessageCountTokensParams,
     MessageCreateParams,
     StopReason,
     TextBlock,
+    ToolUseBlock,
     Usage,
 )
 
@@ -44,6 +49,7 @@ class LocalEngine:
         self.dtype = resolve_dtype(options, self.device)
         self.loaded: LoadedModel | None = None
         self._batcher: Batcher | None = None
+        self._grammars: GrammarCompiler | None = None
         self._context_window = 0
         #: One thread tokenizes prompts, off the event loop and one at a time (a fast
         #: tokenizer is not safe to call from several threads at once).
@@ -71,15 +77,17 @@ class LocalEngine:
         self._context_window = int(config.max_position_embeddings)
         if self.options.kernels == "auto" and self.device.type == "cpu":
             await asyncio.to_thread(_use_cpu_kernels, loaded.model)
+        eos = _eos_token_ids(loaded)
         batcher = Batcher(
             loaded.model,
             loaded.tokenizer,
             device=self.device,
             max_batch_size=self.options.max_batch_size,
             max_batch_tokens=self.options.max_batch_tokens,
-            eos_token_ids=_eos_token_ids(loaded),
+            eos_token_ids=eos,
         )
         batcher.start()
+        self._grammars = GrammarCompiler(loaded.tokenizer, int(config.vocab_size), sorted(eos))
         self.loaded, self._batcher = loaded, batcher
 
     @property
@@ -105,8 +113,9 @@ class LocalEngine:
 
     @property
     def capabilities(self) -> Capabilities:
-        """Text in, text out (checked in :func:`~batchyard.engines.local.prompt.chat_turns`)."""
-        return TEXT_ONLY
+        """Text in, text out; tools and output formats enforced by grammar (checked in
+        :func:`~batchyard.engines.local.prompt.chat_turns`)."""
+        return LOCAL_CAPABILITIES
 
     async def aclose(self) -> None:
         batcher, self._batcher, self.loaded = self._batcher, None, None
@@ -120,7 +129,8 @@ class LocalEngine:
         batcher = self._batcher
         if batcher is None:
             raise EngineError("api_error", "the local engine is not started")
-        job = await self._job(params)
+        prompt = await self._prompt(params, compile_grammar=True)
+        job = self._job(params, prompt)
         if job.max_new_tokens == 0:  # ``max_tokens: 0``: nothing to generate, only to count
             return Message(
                 id=message_id(),
@@ -130,7 +140,8 @@ class LocalEngine:
                 stop_sequence=None,
                 usage=Usage(input_tokens=len(job.prompt), output_tokens=0),
             )
-        if sink is not None and sink.streams:
+        # A tool call is not text: an answer that may hold one is sent whole, not streamed.
+        if sink is not None and sink.streams and not prompt.shape.callable_tools:
             sink.prompt_read(len(job.prompt))
             loop = asyncio.get_running_loop()
             text = sink.text
@@ -141,11 +152,12 @@ class LocalEngine:
             job.on_text = forward
         batcher.submit(job)
         completion = await asyncio.wrap_future(job.future)
+        content, stop_reason = _answer(prompt, completion)
         return Message(
             id=message_id(),
             model=params.model,
-            content=[TextBlock(text=completion.text)],
-            stop_reason=completion.stop_reason,
+            content=content,
+            stop_reason=stop_reason,
             stop_sequence=completion.stop_sequence,
             usage=Usage(input_tokens=len(job.prompt), output_tokens=completion.output_tokens),
         )
@@ -154,38 +166,76 @@ class LocalEngine:
         """Exactly the prompt :meth:`create_message` would run: the same chat-template ids,
         refusing the same content. A prompt longer than the context window is still counted
         (finding that out is what counting is for); create refuses it."""
-        return len(await self._prompt_ids(params))
+        return len((await self._prompt(params, compile_grammar=False)).ids)
 
-    async def _prompt_ids(self, params: MessageCountTokensParams) -> list[int]:
-        """The prompt's ids, tokenized off the event loop: a 32 MiB prompt takes seconds,
-        which would stall every other request and stream on this server."""
+    async def _prompt(
+        self, params: MessageCountTokensParams, *, compile_grammar: bool
+    ) -> _Prepared:
+        """The prompt's ids (and its grammar), made off the event loop: a 32 MiB prompt
+        takes seconds to tokenize, which would stall every other request on this server."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._tokenizing, prompt_ids, self.tokenizer, params)
+        return await loop.run_in_executor(self._tokenizing, self._prepare, params, compile_grammar)
 
-    async def _job(self, params: MessageCreateParams) -> Job:
+    def _prepare(self, params: MessageCountTokensParams, compile_grammar: bool) -> _Prepared:
+        prompt = prompt_ids(self.tokenizer, params)
+        grammar = None
+        if compile_grammar and self._grammars is not None:
+            grammar = self._grammars.compile(prompt.shape, forced_open=prompt.forced_call)
+        return _Prepared(prompt.ids, prompt.shape, prompt.forced_call, grammar)
+
+    def _job(self, params: MessageCreateParams, prompt: _Prepared) -> Job:
         # No cap but the context window (a configured cap is checked before the engine): a
         # longer answer stops there, with ``model_context_window_exceeded``, as the API's do.
-        prompt = await self._prompt_ids(params)
-        room = self._context_window - len(prompt)
+        room = self._context_window - len(prompt.ids)
         if room < 1:
             raise ParamsError(
-                f"prompt is too long: {len(prompt)} tokens > {self._context_window - 1} maximum"
+                f"prompt is too long: {len(prompt.ids)} tokens > {self._context_window - 1} maximum"
             )
         length_stop: StopReason = (
             "max_tokens" if params.max_tokens <= room else ("model_context_window_exceeded")
         )
         return Job(
-            prompt=prompt,
+            prompt=prompt.ids,
             max_new_tokens=min(params.max_tokens, room),
             length_stop=length_stop,
             sampling=_sampling(params),
             stop_sequences=params.stop_sequences or (),
+            grammar=prompt.grammar,
         )
 
     def _require_loaded(self) -> LoadedModel:
         if self.loaded is None:
             raise EngineError("api_error", "the local engine is not started")
         return self.loaded
+
+
+@dataclass(frozen=True)
+class _Prepared(Prompt):
+    """A prompt with the grammar its answer is generated under (``None``: free text)."""
+
+    grammar: Grammar | None = None
+
+
+def _answer(prompt: _Prepared, completion: Completion) -> tuple[list[ContentBlock], StopReason]:
+    """The answer's blocks: text, or a tool call where the grammar made one.
+
+    A forced call is all the answer (the prompt ended with the tag); under ``auto`` a call
+    follows the tag, after any text. A call the length limit cut short is not a call: its
+    text is returned as it came, with the length ``stop_reason``, as the API does.
+    """
+    text = completion.text
+    if prompt.forced_call:
+        before, call = "", text
+    elif prompt.shape.callable_tools and TOOL_CALL_OPEN in text:
+        before, call = text.split(TOOL_CALL_OPEN, 1)
+    else:
+        return [TextBlock(text=text)], completion.stop_reason
+    if completion.stop_reason != "end_turn":
+        return [TextBlock(text=text)], completion.stop_reason
+    parsed = json.loads(call)
+    blocks: list[ContentBlock] = [TextBlock(text=before)] if before.strip() else []
+    blocks.append(ToolUseBlock(id=tool_use_id(), name=parsed["name"], input=parsed["input"]))
+    return blocks, "tool_use"
 
 
 def _use_cpu_kernels(model: Any) -> None:

@@ -9,6 +9,7 @@ unstopped greedy answer whose text contains the stop sequence.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from batchyard.protocol.messages import (
     MessageCountTokensParams,
     MessageCreateParams,
     TextBlock,
+    ToolUseBlock,
 )
 
 pytestmark = pytest.mark.local_model
@@ -204,8 +206,16 @@ def test_count_tokens_is_the_input_tokens_of_the_answer(
     counted = runner.run(engine.count_tokens(counting(too_long)))
     with pytest.raises(ParamsError, match=rf"^prompt is too long: {counted} tokens > 8191 "):
         runner.run(engine.create_message(request("", **too_long)))
-    with pytest.raises(ParamsError, match=r"^tools: tool use is not supported"):
+    with pytest.raises(ParamsError, match=r"^tools.0.input_schema: required"):
         runner.run(engine.count_tokens(counting({**prompts[0], "tools": [{"name": "t"}]})))
+    with_tools = {
+        **prompts[0],
+        "tools": [{"name": "lookup", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "any"},
+    }
+    counted = runner.run(engine.count_tokens(counting(with_tools)))
+    message = runner.run(engine.create_message(request("", max_tokens=2, **with_tools)))
+    assert counted == message.usage.input_tokens > prompt_tokens(engine, request("", **prompts[0]))
 
 
 def counting(prompt: dict[str, Any]) -> MessageCountTokensParams:
@@ -235,7 +245,18 @@ def counting(prompt: dict[str, Any]) -> MessageCountTokensParams:
             },
             "messages.0.content.0: content blocks of type 'image' are not supported",
         ),
-        ({"tools": [{"name": "lookup", "input_schema": {"type": "object"}}]}, "tools: "),
+        (
+            {
+                "tools": [
+                    {"name": "lookup", "input_schema": {"type": "object", "if": {"type": "object"}}}
+                ]
+            },
+            'tools.lookup.input_schema: cannot be enforced: Unimplemented keys: ["if"]',
+        ),
+        (
+            {"output_config": {"format": {"type": "json_schema", "schema": {"type": "strin"}}}},
+            "output_config.format.schema: cannot be enforced: Invalid type: strin",
+        ),
         ({"messages": [{"role": "user", "content": "word " * 9000}]}, "prompt is too long: "),
     ],
 )
@@ -307,3 +328,107 @@ def test_the_cpu_kernels_keep_the_reference_answers(
     assert [text_of(m) for m in tuned] == [text_of(m) for m in plain]
     assert text_of(alone) == text_of(tuned[0])
     assert [m.usage for m in tuned] == [m.usage for m in plain]
+
+
+TICKETS = [
+    "I was charged twice for my subscription this month.",
+    "The app crashes every time I open the settings page.",
+    "I cannot log in after changing my email address.",
+    "Please refund the order I cancelled last week.",
+    "Exporting a report gives me an empty file.",
+    "How do I add a second user to my account?",
+    "My invoice shows the wrong company name.",
+    "The search box returns an error 500.",
+]
+CATEGORY = {
+    "type": "object",
+    "properties": {
+        "category": {"enum": ["billing", "bug", "account"]},
+        "urgent": {"type": "boolean"},
+        "summary": {"type": "string", "maxLength": 60},
+    },
+    "required": ["category", "urgent", "summary"],
+}
+FILE_TICKET = {
+    "name": "file_ticket",
+    "description": "File a support ticket in the tracker.",
+    "input_schema": {
+        "type": "object",
+        "properties": {
+            "team": {"enum": ["payments", "engineering", "identity"]},
+            "priority": {"type": "integer", "minimum": 1, "maximum": 4},
+            "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+        },
+        "required": ["team", "priority"],
+    },
+}
+NOTIFY = {
+    "name": "notify_customer",
+    "description": "Send the customer a short message.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"message": {"type": "string", "maxLength": 80}},
+        "required": ["message"],
+    },
+}
+
+
+def test_formats_and_forced_tool_calls_are_schema_valid_in_one_mixed_batch(
+    runner: asyncio.Runner, engine: LocalEngine
+) -> None:
+    """16 rows under a JSON-schema format, 16 forced tool calls (one tool, or any of two),
+    sampled and greedy, sharing the batch with unconstrained rows: every constrained answer
+    parses and is valid against its schema; the free rows answer as they do alone."""
+    jsonschema = pytest.importorskip("jsonschema")
+    prompts = TICKETS * 2
+    formatted = [
+        request(
+            ticket,
+            max_tokens=60,
+            temperature=0.0 if index % 2 else 0.8,
+            output_config={"format": {"type": "json_schema", "schema": CATEGORY}},
+        )
+        for index, ticket in enumerate(prompts)
+    ]
+    forced = [
+        request(
+            ticket,
+            max_tokens=60,
+            tools=[FILE_TICKET, NOTIFY],
+            tool_choice={"type": "tool", "name": "file_ticket"} if index % 2 else {"type": "any"},
+        )
+        for index, ticket in enumerate(prompts)
+    ]
+    free = [request(q, max_tokens=24) for q in QUESTIONS[:4]]
+    results = run_all(runner, engine, formatted + free[:2] + forced + free[2:])
+    answers = results[:16] + results[18:34]
+    for message in answers[:16]:
+        assert message.stop_reason == "end_turn", message
+        jsonschema.validate(json.loads(text_of(message)), CATEGORY)
+    schemas = {tool["name"]: tool["input_schema"] for tool in (FILE_TICKET, NOTIFY)}
+    for index, message in enumerate(answers[16:]):
+        assert message.stop_reason == "tool_use", message
+        [call] = message.content
+        assert isinstance(call, ToolUseBlock) and call.id.startswith("toolu_01")
+        if index % 2:
+            assert call.name == "file_ticket"
+        jsonschema.validate(call.input, schemas[call.name])
+    alone = run_all(runner, engine, free)
+    assert [text_of(m) for m in alone] == [text_of(m) for m in results[16:18] + results[34:]]
+
+
+def test_auto_tool_choice_lets_the_model_answer_in_text_or_call(
+    runner: asyncio.Runner, engine: LocalEngine
+) -> None:
+    """Under ``auto`` the answer is text, or text then one schema-valid call (``tool_use``)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    params = [
+        request(ticket, max_tokens=80, temperature=0.9, tools=[FILE_TICKET]) for ticket in TICKETS
+    ]
+    for message in run_all(runner, engine, params):
+        calls = [block for block in message.content if isinstance(block, ToolUseBlock)]
+        if message.stop_reason == "tool_use":
+            [call] = calls
+            jsonschema.validate(call.input, FILE_TICKET["input_schema"])
+        else:
+            assert not calls and "<" not in text_of(message)

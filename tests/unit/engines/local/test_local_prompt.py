@@ -18,7 +18,7 @@ def params(**fields: Any) -> MessageCreateParams:
 
 
 def test_string_and_text_block_content_and_system_blocks() -> None:
-    chat, prefill = chat_turns(
+    chat, prefill, _ = chat_turns(
         params(
             system=[{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Be kind."}],
             messages=[
@@ -41,14 +41,14 @@ def test_string_and_text_block_content_and_system_blocks() -> None:
 
 
 def test_consecutive_turns_of_one_role_are_joined() -> None:
-    chat, _ = chat_turns(
+    chat, _, _ = chat_turns(
         params(messages=[{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])
     )
     assert chat == [{"role": "user", "content": "a\n\nb"}]
 
 
 def test_final_assistant_turn_is_a_prefill() -> None:
-    chat, prefill = chat_turns(
+    chat, prefill, _ = chat_turns(
         params(
             messages=[{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "Hi"}]
         )
@@ -84,25 +84,47 @@ def test_final_assistant_turn_is_a_prefill() -> None:
         (
             {
                 "messages": [{"role": "user", "content": "hi"}],
-                "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+                "tools": [{"type": "web_search_20250305", "name": "web_search"}],
             },
-            "tools: tool use is not supported",
+            "tools.0.type: server tool 'web_search_20250305' is not supported",
         ),
         (
             {"messages": [{"role": "user", "content": "hi"}], "tool_choice": {"type": "any"}},
-            "tool_choice: tool use is not supported",
+            "tool_choice: 'any' needs at least one tool in tools",
+        ),
+        (
+            {
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+                "tool_choice": {"type": "tool", "name": "g"},
+            },
+            "tool_choice.name: 'g' is not the name of a tool in tools",
+        ),
+        (
+            {
+                "messages": [{"role": "user", "content": "hi"}],
+                "output_config": {"format": {"type": "json_object"}},
+            },
+            "output_config.format.type: 'json_object' is not supported",
         ),
         (
             {
                 "messages": [
-                    {"role": "user", "content": "hi"},
                     {
-                        "role": "assistant",
-                        "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}],
-                    },
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "tool_result",
+                                "tool_use_id": "t",
+                                "content": [
+                                    {"type": "image", "source": {"type": "url", "url": "u"}}
+                                ],
+                            }
+                        ],
+                    }
                 ]
             },
-            "messages.1.content.0: content blocks of type 'tool_use'",
+            "messages.0.content.0.content.0: content blocks of type 'image'",
         ),
         (
             {"messages": [{"role": "assistant", "content": "I start"}]},
@@ -123,7 +145,7 @@ def test_unsupported_content_is_an_invalid_request(fields: dict[str, Any], messa
 
 def test_a_system_turn_may_close_the_conversation() -> None:
     """A system turn after the user's (an instruction for the answer) stays where it is."""
-    chat, prefill = chat_turns(
+    chat, prefill, _ = chat_turns(
         params(
             messages=[
                 {"role": "user", "content": "hi"},
@@ -133,3 +155,68 @@ def test_a_system_turn_may_close_the_conversation() -> None:
         )
     )
     assert [turn["role"] for turn in chat] == ["user", "assistant", "system"] and prefill == ""
+
+
+def test_tools_and_calls_are_rendered_in_the_tags_the_system_prompt_describes() -> None:
+    weather = {
+        "name": "get_weather",
+        "description": "Current weather.",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
+    chat, prefill, shape = chat_turns(
+        params(
+            tools=[weather],
+            messages=[
+                {"role": "user", "content": "Weather in Paris?"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "text", "text": "Checking. "},
+                        {
+                            "type": "tool_use",
+                            "id": "toolu_1",
+                            "name": "get_weather",
+                            "input": {"city": "Paris"},
+                        },
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18 C"},
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "toolu_2",
+                            "is_error": True,
+                            "content": [{"type": "text", "text": "no such city"}],
+                        },
+                    ],
+                },
+            ],
+        )
+    )
+    assert chat[0]["role"] == "system"
+    assert "get_weather: Current weather. Input schema: " in chat[0]["content"]
+    assert (
+        '<tool_call>{"name": <tool name>, "input": <its input>}</tool_call>' in chat[0]["content"]
+    )
+    assert chat[2]["content"] == (
+        'Checking. <tool_call>{"name": "get_weather", "input": {"city": "Paris"}}</tool_call>'
+    )
+    assert chat[3]["content"] == (
+        "<tool_result>18 C</tool_result><tool_result error>no such city</tool_result>"
+    )
+    assert prefill == "" and shape.choice == "auto" and not shape.must_call
+
+
+def test_a_format_is_described_after_the_system_prompt() -> None:
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    chat, _, shape = chat_turns(
+        params(
+            system="Be brief.",
+            output_config={"format": {"type": "json_schema", "schema": schema}},
+            messages=[{"role": "user", "content": "ok?"}],
+        )
+    )
+    assert chat[0]["content"].startswith("Be brief.\n\nAnswer with only a JSON document")
+    assert shape.json_schema == schema

@@ -14,13 +14,17 @@ Beside the batched pass: the same pass with ``kernels = "reference"`` (transform
 a float32 output layer, the engine without its CPU kernels) and how many greedy answers stay
 identical; the achieved FLOP rate against this machine's matmul peak measured in the same
 run; with ``--bfloat16``, the batched pass with bfloat16 weights (faster where the CPU has
-bfloat16 instructions, but it changes answers).
+bfloat16 instructions, but it changes answers); and two constrained passes (an enum schema, a
+small object schema: the answers checked against it) beside the same prompts unconstrained
+with ``max_tokens`` set to the constrained answers' mean length, so their ratio is what the
+grammar masks cost.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -28,14 +32,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import msgspec
 import torch
 
 from batchyard.config import ModelConfig
 from batchyard.engines.local import LocalEngine
 from batchyard.engines.local.packed import PackedLinear
+from batchyard.engines.local.prompt import instructions
 from batchyard.engines.local.timing import best_seconds
 from batchyard.protocol.messages import Message, MessageCreateParams, MessageParam
+from batchyard.protocol.structured import answer_shape
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from harness import Api, ServerProcess, add_key
@@ -116,6 +123,71 @@ async def batched_pass(engine: LocalEngine, requests: list[MessageCreateParams])
     return Pass(list(messages), time.perf_counter() - started)
 
 
+#: The constrained passes: one answer shape each, over the same ticket prompts.
+_SCHEMAS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "enum",
+        {
+            "type": "object",
+            "properties": {"category": {"enum": ["billing", "bug", "account"]}},
+            "required": ["category"],
+        },
+    ),
+    (
+        "small object",
+        {
+            "type": "object",
+            "properties": {
+                "category": {"enum": ["billing", "bug", "account"]},
+                "urgent": {"type": "boolean"},
+                "reply": {"type": "string", "maxLength": 60},
+            },
+            "required": ["category", "urgent", "reply"],
+        },
+    ),
+]
+
+
+class StructuredPair(msgspec.Struct):
+    name: str
+    constrained: Pass
+    #: The same prompts unconstrained (the schema still described in the system prompt),
+    #: with ``max_tokens`` the constrained answers' mean length: the same work but the
+    #: grammar, so the ratio is what the masks cost.
+    free: Pass
+    #: Answers that parse and are valid against the schema.
+    valid: int
+
+
+async def structured_pair(
+    engine: LocalEngine, requests: list[MessageCreateParams], name: str, schema: dict[str, Any]
+) -> StructuredPair:
+    shaped = [
+        msgspec.structs.replace(
+            request, output_config={"format": {"type": "json_schema", "schema": schema}}
+        )
+        for request in requests
+    ]
+    constrained = await batched_pass(engine, shaped)
+    valid = 0
+    for message in constrained.messages:
+        try:
+            jsonschema.validate(json.loads(_text(message)), schema)
+            valid += 1
+        except (ValueError, jsonschema.ValidationError):
+            pass
+    mean = round(_output_tokens(constrained.messages) / len(requests))
+    described = instructions(answer_shape(shaped[0]))
+    free = await batched_pass(
+        engine,
+        [
+            msgspec.structs.replace(request, max_tokens=mean, system=described)
+            for request in requests
+        ],
+    )
+    return StructuredPair(name, constrained, free, valid)
+
+
 async def engine_with(cache_dir: str, **options: str) -> LocalEngine:
     engine, _ = await timed_start(cache_dir, **options)
     await engine.create_message(ticket_prompts(1, 8)[0])  # first-call kernel setup
@@ -180,6 +252,9 @@ async def main() -> None:
                 rounds.append((engine_round, product_round))
         finally:
             server.stop()
+        structured = [
+            await structured_pair(engine, requests, name, schema) for name, schema in _SCHEMAS
+        ]
         await engine.aclose()
         batched = min((engine_round for engine_round, _ in rounds), key=lambda p: p.seconds)
         product = min((product_round for _, product_round in rounds), key=lambda p: p.seconds)
@@ -228,6 +303,14 @@ async def main() -> None:
         print(
             f"dtype bfloat16 (opt-in): {bfloat16.rate:.1f} tok/s; identical greedy answers to "
             f"float32: {bfloat16.same_as(reference)}/{len(requests)}"
+        )
+    for pair in structured:
+        print(
+            f"structured ({pair.name}): {pair.constrained.rate:.1f} tok/s, "
+            f"{_output_tokens(pair.constrained.messages) / len(requests):.1f} tokens per "
+            f"answer, {pair.valid}/{len(requests)} valid; unconstrained at that max_tokens: "
+            f"{pair.free.rate:.1f} tok/s; ratio {pair.constrained.rate / pair.free.rate:.2f} "
+            "(goal >= 0.8)"
         )
     for index, (engine_round, product_round) in enumerate(rounds):
         print(

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,9 @@ _SCHEMA_LISTS = ("anyOf", "oneOf", "prefixItems")
 _SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
 _SCHEMA_VALUES = ("items", "additionalProperties", "not")
 
+#: Compiled grammars kept per engine (a few kB each).
+_CACHED_GRAMMARS = 256
+
 #: What opens a tool call in the model's answer (and in the history shown to it).
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
@@ -84,6 +88,8 @@ class GrammarCompiler:
         self._eos = sorted(eos_token_ids)
         self._llg: llguidance.LLTokenizer | None = None
         self._lock = threading.Lock()
+        #: Recently compiled grammars by shape: a batch's requests usually share one.
+        self._compiled: OrderedDict[str, Grammar] = OrderedDict()
 
     def compile(self, shape: AnswerShape, *, forced_open: bool) -> Grammar | None:
         """The grammar of ``shape`` (``None`` for free text); ``forced_open``: the prompt
@@ -91,6 +97,22 @@ class GrammarCompiler:
         cannot compile."""
         if shape.free:
             return None
+        key = json.dumps(
+            [shape.json_schema, [vars(tool) for tool in shape.callable_tools], forced_open],
+            sort_keys=True,
+        )
+        with self._lock:
+            if (cached := self._compiled.get(key)) is not None:
+                self._compiled.move_to_end(key)
+                return cached
+        grammar = self._compile(shape, forced_open=forced_open)
+        with self._lock:
+            self._compiled[key] = grammar
+            if len(self._compiled) > _CACHED_GRAMMARS:
+                self._compiled.popitem(last=False)
+        return grammar
+
+    def _compile(self, shape: AnswerShape, *, forced_open: bool) -> Grammar:
         tokenizer = self._llg_tokenizer()
         for field, schema in _schemas(shape):
             _check(field, _json_grammar(schema), tokenizer)

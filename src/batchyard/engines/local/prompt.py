@@ -53,7 +53,7 @@ def chat_turns(params: MessageCountTokensParams) -> tuple[Chat, str, AnswerShape
     shape = answer_shape(params)
     chat: Chat = []
     system = "\n\n".join(
-        part for part in (system_text(params), _instructions(shape)) if part is not None
+        part for part in (system_text(params), instructions(shape)) if part is not None
     )
     if system:
         chat.append({"role": "system", "content": system})
@@ -82,7 +82,8 @@ def prompt_ids(tokenizer: Any, params: MessageCountTokensParams) -> Prompt:
     return Prompt(ids, shape, forced_call=shape.must_call)
 
 
-def _instructions(shape: AnswerShape) -> str | None:
+def instructions(shape: AnswerShape) -> str | None:
+    """What the system prompt says of the tools and the format (``None``: nothing)."""
     parts = []
     if tools := shape.callable_tools:
         listed = "\n".join(

@@ -195,3 +195,97 @@ def test_js_sdk_stream_is_live(local_server: ServerProcess) -> None:
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert result["events"] >= 5 and result["streamed"] == result["text"]
     assert result["usage"]["input_tokens"] > 0 and result["usage"]["output_tokens"] <= 30
+
+
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "The current weather in a city.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}},
+        "required": ["city"],
+    },
+}
+
+
+def test_the_sdk_tool_use_flow(client: anthropic.Anthropic) -> None:
+    """A forced call comes back as a ``tool_use`` block; its ``tool_result`` goes back in the
+    next turn, with the call, and the model answers in text (streamed, as SDK users do)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    question = {"role": "user", "content": "What is the weather in Paris right now?"}
+    first = client.messages.create(
+        model=MODEL,
+        max_tokens=60,
+        **GREEDY,
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tool_choice={"type": "tool", "name": "get_weather"},
+        messages=[question],  # type: ignore[list-item]
+    )
+    assert first.stop_reason == "tool_use"
+    [call] = first.content
+    assert call.type == "tool_use" and call.name == "get_weather" and call.id.startswith("toolu_")
+    jsonschema.validate(call.input, WEATHER_TOOL["input_schema"])
+    follow_up = {
+        "model": MODEL,
+        "max_tokens": 30,
+        **GREEDY,
+        "tools": [WEATHER_TOOL],
+        "messages": [
+            question,
+            {"role": "assistant", "content": [block.model_dump() for block in first.content]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": call.id, "content": "18 C, sunny"}
+                ],
+            },
+        ],
+    }
+    with client.messages.stream(**follow_up) as stream:  # type: ignore[arg-type]
+        answer = stream.get_final_message()
+    assert answer.stop_reason in ("end_turn", "max_tokens", "tool_use")
+    assert answer.content and answer.usage.input_tokens > first.usage.input_tokens
+
+
+def test_structured_output_in_a_batch_and_sync(local_server: ServerProcess) -> None:
+    """``output_config.format`` through the SDK and in a batch: JSON valid against the schema."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = {
+        "type": "object",
+        "properties": {
+            "sentiment": {"enum": ["positive", "negative", "neutral"]},
+            "score": {"type": "integer", "minimum": 1, "maximum": 5},
+        },
+        "required": ["sentiment", "score"],
+    }
+    reviews = ["Great product, works perfectly.", "Broke after a day.", "It is fine, I guess."]
+    key = add_key(local_server.db_url, "local-structured")
+    client = anthropic.Anthropic(api_key=key, base_url=local_server.base_url, timeout=300)
+    message = client.messages.create(
+        model=MODEL,
+        max_tokens=30,
+        messages=[{"role": "user", "content": reviews[0]}],
+        output_config={"format": {"type": "json_schema", "schema": schema}},
+    )
+    assert message.stop_reason == "end_turn"
+    jsonschema.validate(json.loads(message.content[0].text), schema)
+    api = Api(local_server.base_url, key)
+    batch = api.create(
+        [
+            {
+                "custom_id": f"r{index}",
+                "params": {
+                    "model": MODEL,
+                    "max_tokens": 30,
+                    "messages": [{"role": "user", "content": review}],
+                    "output_config": {"format": {"type": "json_schema", "schema": schema}},
+                },
+            }
+            for index, review in enumerate(reviews)
+        ]
+    )
+    api.wait_ended(batch["id"], timeout=300)
+    for line in api.results(batch["id"]):
+        message = line["result"]["message"]
+        assert message["stop_reason"] == "end_turn"
+        jsonschema.validate(json.loads(message["content"][0]["text"]), schema)

@@ -50,13 +50,12 @@ COMPLAINT = [{"role": "user", "content": "I was charged twice for my November in
 
 
 class Ticket(pydantic.BaseModel):
-    """What ``messages.parse`` sends survives the SDK's schema transform: it moves what the
-    API does not enforce (``minimum``, ``maxLength`` ...) into the description, where neither
-    the API nor the simulated engine enforces it."""
+    """``messages.parse`` sends this through the SDK's ``transform_schema``, which moves the
+    bounds into descriptions as hints; the simulated engine follows them, as a model would."""
 
     category: Literal["billing", "bug", "account"]
-    priority: int
-    tags: list[str]
+    priority: int = pydantic.Field(ge=1, le=5)
+    tags: list[str] = pydantic.Field(max_length=3)
     due: datetime.date | None = None
 
 

@@ -410,6 +410,37 @@ def test_pydantic_schemas_build_values_pydantic_accepts(
         model.model_validate(value)
 
 
+class Rated(BaseModel):
+    """Bounds the SDK's ``transform_schema`` moves into descriptions."""
+
+    stars: int = Field(ge=1, le=5, description="How many stars")
+    share: float = Field(gt=0, lt=1, multiple_of=0.05)
+    code: str = Field(min_length=3, max_length=3)
+    tags: list[str] = Field(min_length=2, max_length=4)
+
+
+def test_the_bounds_the_sdk_moves_into_descriptions_are_followed() -> None:
+    """What ``messages.parse``, LangChain's ``json_schema`` method and pydantic-ai's
+    ``NativeOutput`` send: no bound left as a keyword, each hinted at in a description."""
+    from anthropic import transform_schema
+
+    schema = transform_schema(Rated)
+    stars = schema["properties"]["stars"]
+    assert "maximum" not in stars and stars["description"].endswith("{maximum: 5, minimum: 1}")
+    for value in assert_valid_everywhere(schema):
+        Rated.model_validate(value)
+
+
+def test_a_hint_that_is_no_number_or_repeats_a_keyword_is_left_out() -> None:
+    schema = {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 3,
+        "description": "Odd {maximum: 100, exclusiveMaximum: one, multipleOf: 0}",
+    }
+    assert {build(schema, seed) for seed in SEEDS} <= {0, 1, 2, 3}
+
+
 # ----------------------------------------------------------------------------- refused
 
 

@@ -57,8 +57,9 @@ as the API cuts one, with ``stop_reason: "max_tokens"``: a JSON text stops after
 keeps the leading members of its ``input`` that fit (the API's partial ``input``). Stop
 sequences apply to a JSON text as to any text.
 
-It honours no thinking, image or other block, ``output_config.effort`` and so on: a request
-asking for one is refused naming the field, like on any engine that would not honour it. A
+It honours no thinking, image or other block, ``output_config.effort``, tool reachable only
+through a server tool (``defer_loading``, ``allowed_callers`` without ``direct``) and so on:
+a request asking for one is refused naming the field, like on any engine that would not honour it. A
 load test that replays real production bodies (thinking, server tools, server-tool and image
 blocks in the history) sets ``accept_unsupported = true``: the operator says so in the
 config, and the engine then answers as if those fields and blocks were absent (server tools
@@ -281,6 +282,7 @@ class SimulatedEngine:
         lenient = self._options.accept_unsupported
         if not lenient:
             refuse_unsupported(params, CAPABILITIES, params.model)
+            _refuse_unreachable_tools(params)
         shape = answer_shape(_client_tools_only(params) if lenient else params)
         asked = _Asked(self._prompt_words(params), *_schemas(params, shape))
         for schema, where in asked.schemas():
@@ -375,6 +377,23 @@ def _schemas(
         "output_config.format" if (params.output_config or {}).get("format") else "output_format"
     )
     return (), (shape.json_schema, f"{field}.schema")
+
+
+def _refuse_unreachable_tools(params: MessageCountTokensParams) -> None:
+    """Refuse a tool the model could reach only through a server tool it does not have: one
+    loaded by tool search (``defer_loading``) or called from code execution alone
+    (``allowed_callers`` without ``direct``). Calling it directly would ignore what was asked.
+    The other keys of a tool (``strict``, ``cache_control``, ``input_examples``,
+    ``eager_input_streaming``) are honoured as they are: every input built is valid."""
+    for index, tool in enumerate(params.tools or ()):
+        if tool.get("defer_loading"):
+            raise ParamsError(f"tools.{index}.defer_loading: not supported by {params.model}")
+        callers = tool.get("allowed_callers")
+        if callers is not None and "direct" not in callers:
+            raise ParamsError(
+                f"tools.{index}.allowed_callers: only 'direct' calls are supported by "
+                f"{params.model}"
+            )
 
 
 def _client_tool_name(tool: dict[str, Any]) -> str | None:

@@ -336,6 +336,34 @@ async def test_what_it_cannot_honour_is_refused_naming_the_field(
     assert counted.value.message == caught.value.message
 
 
+async def test_the_tool_options_clients_send_are_honoured_as_they_are() -> None:
+    """``strict`` (every input built is valid), ``cache_control``, ``input_examples`` and
+    ``eager_input_streaming`` (what LangChain, pydantic-ai and the SDK may add) change nothing
+    here; a tool reachable only through tool search or code execution is refused."""
+    tool = {
+        **WEATHER,
+        "strict": True,
+        "cache_control": {"type": "ephemeral"},
+        "input_examples": [{"city": "Oslo", "unit": "celsius"}],
+        "eager_input_streaming": True,
+        "allowed_callers": ["direct"],
+    }
+    forced = {"type": "tool", "name": "get_weather"}
+    call = only_call(await engine().create_message(create(tools=[tool], tool_choice=forced)))
+    jsonschema.validate(call.input, WEATHER["input_schema"])
+    for key, value, refusal in [
+        ("defer_loading", True, "tools.0.defer_loading: not supported by sim"),
+        (
+            "allowed_callers",
+            ["code_execution_20250825"],
+            "tools.0.allowed_callers: only 'direct' calls are supported by sim",
+        ),
+    ]:
+        with pytest.raises(ParamsError) as caught:
+            await engine().create_message(create(tools=[{**tool, key: value}]))
+        assert caught.value.message == refusal
+
+
 async def test_a_tool_it_will_not_call_is_not_read() -> None:
     """With ``auto`` no call is built, so a schema it could not honour refuses nothing."""
     message = await engine().create_message(create(tools=[PATTERNED]))

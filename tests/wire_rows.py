@@ -1,8 +1,8 @@
 """The rows of issue 7's wire-fidelity table: Messages bodies the SDK's types accept or refuse,
-and what becomes of each on a text-only simulated model (``sim``) and on one that accepts
-what it cannot honour (``sim-lenient``). Shared by the in-process tests
-(tests/integration/api/test_wire_fidelity.py) and the relay tests
-(tests/e2e/test_relay_passthrough.py), which send the same bodies through a relay.
+and what becomes of each on the simulated model (``sim``: text, client tools and output
+formats, nothing more) and on one that accepts what it cannot honour (``sim-lenient``).
+Shared by the in-process tests (tests/integration/api/test_wire_fidelity.py) and the relay
+tests (tests/e2e/test_relay_passthrough.py), which send the same bodies through a relay.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ SERVER_TOOL_HISTORY: list[dict[str, Any]] = [
     },
     {"role": "user", "content": "Summarise."},
 ]
-READ_ONLY = "(it reads text only)"
+READ_ONLY = "(it reads text, tool_use and tool_result blocks only)"
 
 ROWS: dict[str, Row] = {
     "system-role-message": Row(
@@ -94,7 +94,10 @@ ROWS: dict[str, Row] = {
     ),
     "toolset-without-name": Row(
         body={"tools": [{"type": "computer_toolset_20260801"}]},
-        plain=f"tools: tool use is not supported by {PLAIN}",
+        plain=(
+            "tools.0.type: server tool 'computer_toolset_20260801' is not supported by "
+            f"{PLAIN}; only client tools (with an input_schema) can be called here"
+        ),
         lenient=None,
     ),
     "server-tool-blocks-in-history": Row(
@@ -163,7 +166,7 @@ ROWS: dict[str, Row] = {
     ),
     "output-format-under-beta": Row(
         body={"output_format": JSON_FORMAT},
-        plain=f"output_format: not supported by {PLAIN}",
+        plain=None,
         lenient=None,
         betas=(STRUCTURED_OUTPUTS,),
     ),

@@ -85,15 +85,15 @@ def test_sync_messages_through_an_upstream(relay: ServerProcess) -> None:
     )
     assert message.stop_reason == "max_tokens" and message.usage.output_tokens == 8
     assert message.model == "relayed"
-    # The relay judges no feature itself: the upstream (text-only here) refuses tools.
-    with pytest.raises(anthropic.BadRequestError, match="tool use is not supported by sim"):
+    # The relay judges no feature itself: the upstream (which does not think) refuses it.
+    with pytest.raises(anthropic.BadRequestError, match="thinking is not supported by sim"):
         client.messages.create(
             model="relayed",
             max_tokens=8,
             messages=[{"role": "user", "content": "hi"}],
-            tools=[{"name": "lookup", "input_schema": {"type": "object"}}],
+            thinking={"type": "adaptive"},
         )
-    # /v1/models reports what the upstream says of its model (sim: text only).
+    # /v1/models reports what the upstream says of its model (sim: no image input).
     capabilities = client.models.retrieve("relayed").capabilities
     assert capabilities is not None and not capabilities.image_input.supported
     with pytest.raises(anthropic.InternalServerError, match="no-such-model") as caught:

@@ -39,13 +39,13 @@ CONFIG = sim_config(
 #: exact ``invalid_request_error`` message (400 sync, ``errored`` in a batch).
 ROWS: dict[str, tuple[str | None, str | None]] = {
     "system-param": (None, None),
-    "custom-tool": (f"tools: tool use is not supported by {PLAIN}", None),
+    "custom-tool": (None, None),
     "sampling-kwargs": (None, None),
     "temperature-over-1": (
         "temperature: Expected `float` <= 1.0",
         "temperature: Expected `float` <= 1.0",
     ),
-    "output-format-under-beta": (f"output_format: not supported by {PLAIN}", None),
+    "output-format-under-beta": (None, None),
     "output-format-without-beta": (
         "output_format: Extra inputs are not permitted",
         "output_format: Extra inputs are not permitted",

@@ -31,20 +31,53 @@ and measure nothing about pacing. It is a token bucket refilled continuously at
 its per-minute limits ("60 RPM may be enforced as 1 request per second"). ``remaining`` is
 what the bucket holds, ``reset`` when it will be full again.
 
-It honours no tool, output format or thinking: a request asking for one is refused naming the
-field, like on any engine that would not honour it. A load test that replays real production
-bodies (tools, thinking, ``output_config``, tool and server-tool blocks in the history) sets
-``accept_unsupported = true``: the operator says so in the config, and the engine then answers
-as if those fields and blocks were absent.
+Tools and structured outputs are honoured, by rule rather than by a model's judgement:
+
+- ``tool_choice`` ``tool`` (or ``any``): the answer is one ``tool_use`` block calling the named
+  tool (for ``any``, one drawn from the tools), its ``input`` a value built from the tool's
+  ``input_schema`` (:mod:`batchyard.engines.schema_instances`), ``stop_reason: "tool_use"``.
+- ``tool_choice`` ``auto`` (the default with tools) or ``none``: text, as without tools. A
+  model that decides for itself may or may not call; this one never does, so a test knows
+  what it gets, and asks for a call with ``tool``/``any`` when it wants one. No call is
+  built, so the tools' schemas are not read either.
+- ``output_config.format`` (or the beta ``output_format``) ``json_schema``: one text block
+  holding a JSON document valid against the schema, ``stop_reason: "end_turn"`` (a forced
+  tool call still wins: it has no text to shape).
+- A schema keyword the generator cannot honour (``pattern``, ``not``, ``if`` ...) is refused
+  naming its path (``output_config.format.schema.properties.code.pattern``), so an answer is
+  never silently invalid.
+- ``tool_use`` blocks (assistant turns) and ``tool_result`` blocks (user turns) in the history
+  are read as text, a call as its name and JSON input, so they count as prompt words.
+
+Output tokens are words, as for text: a JSON answer counts the words of its document (with a
+space after each separator), a tool call those of its ``input``; the ``output_tokens`` option
+does not apply, the schema sets the length. When that exceeds ``max_tokens`` the answer is cut
+as the API cuts one, with ``stop_reason: "max_tokens"``: a JSON text stops after
+``max_tokens`` words (no longer valid JSON, as a truncated answer is not), and a tool call
+keeps the leading members of its ``input`` that fit (the API's partial ``input``). Stop
+sequences apply to a JSON text as to any text.
+
+It honours no thinking, image or other block, ``output_config.effort``, tool reachable only
+through a server tool (``defer_loading``, ``allowed_callers`` without ``direct``) and so on:
+a request asking for one is refused naming the field, like on any engine that would not honour it. A
+load test that replays real production bodies (thinking, server tools, server-tool and image
+blocks in the history) sets ``accept_unsupported = true``: the operator says so in the
+config, and the engine then answers as if those fields and blocks were absent (server tools
+are dropped from ``tools``, a ``tool_choice`` left without its tool reads as ``auto``, and a
+schema keyword the generator cannot honour is ignored).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import math
+import random
+import re
 from collections import Counter
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -52,41 +85,31 @@ from msgspec import Meta
 from batchyard import ids
 from batchyard.config import ModelConfig, engine_options
 from batchyard.engines.base import DEFAULT_CONCURRENCY, AnswerSink
-from batchyard.engines.capabilities import TEXT_ONLY, Capabilities, refuse_unsupported
-from batchyard.errors import EngineError
+from batchyard.engines.capabilities import Capabilities, refuse_unsupported
+from batchyard.engines.schema_instances import WORDS, schema_instance
+from batchyard.engines.schema_rules import check_schema
+from batchyard.errors import EngineError, ParamsError
 from batchyard.protocol.errors import ErrorType
 from batchyard.protocol.messages import (
+    ContentBlock,
     Message,
     MessageCountTokensParams,
     MessageCreateParams,
+    StopReason,
     TextBlock,
+    ToolUseBlock,
     Usage,
+    block_text,
     message_text,
     system_text,
 )
 from batchyard.protocol.ratelimits import Quota, RateLimits
+from batchyard.protocol.structured import AnswerShape, ToolSpec, answer_shape
 from batchyard.timeutil import MICROS_PER_SECOND, now_us
 
-_WORDS = (
-    "alpha",
-    "bravo",
-    "charlie",
-    "delta",
-    "echo",
-    "foxtrot",
-    "golf",
-    "hotel",
-    "india",
-    "juliet",
-    "kilo",
-    "lima",
-    "mike",
-    "november",
-    "oscar",
-    "papa",
-    "quebec",
-    "romeo",
-)
+#: What the engine honours: tools and output formats by rule (module docstring), no
+#: thinking, images or other blocks.
+CAPABILITIES = Capabilities(tools=True, structured_outputs=True)
 
 
 class SimulatedOptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -139,7 +162,11 @@ class _Draws:
         return -math.log(1.0 - self.random()) / rate
 
     def words(self, count: int) -> list[str]:
-        return [_WORDS[byte % len(_WORDS)] for byte in self._bytes(count)]
+        return [WORDS[byte % len(WORDS)] for byte in self._bytes(count)]
+
+    def seed(self) -> int:
+        """A seed for a ``random.Random``, for the answers that need its richer draws."""
+        return int.from_bytes(self._bytes(8), "little")
 
 
 class _RequestBucket:
@@ -193,8 +220,9 @@ class SimulatedEngine:
 
     @property
     def capabilities(self) -> Capabilities:
-        """Text only: it makes up words, so it honours no tool, format or thinking."""
-        return TEXT_ONLY
+        """Tools and output formats (by rule, see the module docstring); no thinking or
+        images. ``accept_unsupported`` changes what is refused, not what is honoured."""
+        return CAPABILITIES
 
     @property
     def max_output_tokens(self) -> None:
@@ -226,38 +254,53 @@ class SimulatedEngine:
     ) -> Message:
         """The whole answer at once; ``sink`` hears only the rate-limit state (the caller
         sends the whole text)."""
-        prompt = self._prompt_words(params)
+        asked = self._read(params)
         if self._bucket is not None:
             limits = self._bucket.take()
             if sink is not None:
                 sink.rate_limits(limits)
-        content = f"{self._options.seed}\0{' '.join(prompt)}".encode()
+        content = f"{self._options.seed}\0{' '.join(asked.prompt)}".encode()
         self._calls[content] += 1
         call_number = self._calls[content]
         rng = _Draws(content, call_number)
         await self._sleep(rng)
         self._maybe_fail(rng, call_number)
-        return self._answer(params, prompt, rng)
+        return self._answer(params, asked, rng)
 
     async def count_tokens(self, params: MessageCountTokensParams) -> int:
         """The ``input_tokens`` :meth:`create_message` reports: one token per prompt word.
 
         No latency and no injected failures: those options simulate generation, and a count
-        must not use up a request's ``fail_first_calls``.
+        must not use up a request's ``fail_first_calls``. What the create would refuse (a
+        schema keyword included) is refused here too.
         """
-        return len(self._prompt_words(params))
+        return len(self._read(params).prompt)
+
+    def _read(self, params: MessageCountTokensParams) -> _Asked:
+        """The prompt's words and the answer's shape, with everything this engine would not
+        honour refused (or, with ``accept_unsupported``, read as absent)."""
+        lenient = self._options.accept_unsupported
+        if not lenient:
+            refuse_unsupported(params, CAPABILITIES, params.model)
+            _refuse_unreachable_tools(params)
+        shape = answer_shape(_client_tools_only(params) if lenient else params)
+        asked = _Asked(self._prompt_words(params), *_schemas(params, shape))
+        for schema, where in asked.schemas():
+            check_schema(schema, where, params.model, lenient=lenient)
+        return asked
 
     def _prompt_words(self, params: MessageCountTokensParams) -> list[str]:
-        if not self._options.accept_unsupported:
-            refuse_unsupported(params, TEXT_ONLY, params.model)
         texts = [system_text(params) or ""]
         for index, message in enumerate(params.messages):
             if self._options.accept_unsupported and isinstance(message.content, list):
-                # A replayed conversation carries tool calls, server-tool results, uploads:
-                # read as absent, like the options above, so only its text counts.
-                texts.extend(block.text for block in message.content if block.type == "text")
+                # A replayed conversation carries server-tool results, uploads, images: read
+                # as absent, like the options above, so only its text and tool blocks count.
+                texts.extend(
+                    block_text(block, message.role, "", params.model, lenient=True)
+                    for block in message.content
+                )
             else:
-                texts.append(message_text(message, index, params.model))
+                texts.append(message_text(message, index, params.model, tool_blocks=True))
         return " ".join(texts).split()
 
     async def _sleep(self, rng: _Draws) -> None:
@@ -286,27 +329,154 @@ class SimulatedEngine:
                 raise EngineError(error_type, f"simulated {error_type}")
             draw -= rate
 
-    def _answer(self, params: MessageCreateParams, prompt: list[str], rng: _Draws) -> Message:
+    def _answer(self, params: MessageCreateParams, asked: _Asked, rng: _Draws) -> Message:
+        lenient = self._options.accept_unsupported
+        if asked.calls:
+            return _tool_call(params, asked, random.Random(rng.seed()), lenient=lenient)
+        if asked.document is not None:
+            schema, where = asked.document
+            draws = random.Random(rng.seed())
+            value = schema_instance(schema, draws, where, params.model, lenient=lenient)
+            return _text_answer(params, asked.prompt, json.dumps(value, ensure_ascii=False))
         wanted = self._options.output_tokens
         words = rng.words(min(wanted, params.max_tokens))
-        text = " ".join(words)
-        stop_reason: Literal["end_turn", "max_tokens", "stop_sequence"] = (
-            "max_tokens" if params.max_tokens < wanted else "end_turn"
+        return _text_answer(params, asked.prompt, " ".join(words), cut=params.max_tokens < wanted)
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What a request asks of the engine, read once for create and count alike."""
+
+    prompt: list[str]
+    #: The tools one of which the answer calls (``tool_choice`` ``tool`` / ``any``), each with
+    #: the path of its ``input_schema``.
+    calls: tuple[tuple[ToolSpec, str], ...]
+    #: The schema a JSON text answer follows, and its path.
+    document: tuple[dict[str, Any], str] | None
+
+    def schemas(self) -> list[tuple[dict[str, Any], str]]:
+        """Every schema the answer may be built from, with its path."""
+        tools = [(tool.input_schema, where) for tool, where in self.calls]
+        return tools if self.document is None else [*tools, self.document]
+
+
+def _schemas(
+    params: MessageCountTokensParams, shape: AnswerShape
+) -> tuple[tuple[tuple[ToolSpec, str], ...], tuple[dict[str, Any], str] | None]:
+    """The :class:`_Asked` ``calls`` and ``document`` of ``shape``, with the path of each
+    schema in the request."""
+    if shape.must_call:
+        names = [_client_tool_name(tool) for tool in params.tools or ()]
+        calls = tuple(
+            (tool, f"tools.{names.index(tool.name)}.input_schema") for tool in shape.callable_tools
         )
-        stop_sequence: str | None = None
-        for candidate in params.stop_sequences or ():
-            position = text.find(candidate)
-            if candidate and position >= 0:
-                text, stop_reason, stop_sequence = text[:position], "stop_sequence", candidate
-                words = text.split()
+        return calls, None
+    if shape.json_schema is None:
+        return (), None
+    field = (
+        "output_config.format" if (params.output_config or {}).get("format") else "output_format"
+    )
+    return (), (shape.json_schema, f"{field}.schema")
+
+
+def _refuse_unreachable_tools(params: MessageCountTokensParams) -> None:
+    """Refuse a tool the model could reach only through a server tool it does not have: one
+    loaded by tool search (``defer_loading``) or called from code execution alone
+    (``allowed_callers`` without ``direct``). Calling it directly would ignore what was asked.
+    The other keys of a tool (``strict``, ``cache_control``, ``input_examples``,
+    ``eager_input_streaming``) are honoured as they are: every input built is valid."""
+    for index, tool in enumerate(params.tools or ()):
+        if tool.get("defer_loading"):
+            raise ParamsError(f"tools.{index}.defer_loading: not supported by {params.model}")
+        callers = tool.get("allowed_callers")
+        if callers is not None and "direct" not in callers:
+            raise ParamsError(
+                f"tools.{index}.allowed_callers: only 'direct' calls are supported by "
+                f"{params.model}"
+            )
+
+
+def _client_tool_name(tool: dict[str, Any]) -> str | None:
+    """The name of a client tool (the kind a call here can be to), ``None`` for a server tool."""
+    return tool.get("name") if tool.get("type") in (None, "custom") else None
+
+
+def _client_tools_only(params: MessageCountTokensParams) -> MessageCountTokensParams:
+    """``params`` as ``accept_unsupported`` reads them: Anthropic's server tools left out of
+    ``tools``, and a ``tool_choice`` that then names no tool read as ``auto``."""
+    tools = [tool for tool in params.tools or () if _client_tool_name(tool) is not None]
+    choice = params.tool_choice or {}
+    kind = choice.get("type", "auto")
+    kept = (
+        kind in ("auto", "none")
+        or (kind == "any" and tools)
+        or (kind == "tool" and any(tool["name"] == choice.get("name") for tool in tools))
+    )
+    return msgspec.structs.replace(
+        params, tools=tools or None, tool_choice=params.tool_choice if kept else None
+    )
+
+
+def _tool_call(
+    params: MessageCreateParams, asked: _Asked, draws: random.Random, *, lenient: bool
+) -> Message:
+    """One ``tool_use`` block; cut to the leading members of its ``input`` that fit in
+    ``max_tokens`` when the whole does not (module docstring)."""
+    tool, where = draws.choice(asked.calls)
+    value = schema_instance(tool.input_schema, draws, where, params.model, lenient=lenient)
+    if not isinstance(value, dict):
+        raise ParamsError(f"{where}: a tool's input must be an object (type 'object')")
+    stop_reason: StopReason = "tool_use"
+    spent = _word_count(value)
+    if spent > params.max_tokens:
+        stop_reason, spent = "max_tokens", params.max_tokens
+        kept: dict[str, Any] = {}
+        for key, item in value.items():
+            if _word_count({**kept, key: item}) > params.max_tokens:
                 break
-        return Message(
-            id=ids.message_id(),
-            model=params.model,
-            # Nothing generated (``max_tokens: 0``, or a stop sequence at the very start): no
-            # block, as the API answers, rather than an empty text block it would refuse.
-            content=[TextBlock(text=text)] if text else [],
-            stop_reason=stop_reason,
-            stop_sequence=stop_sequence,
-            usage=Usage(input_tokens=len(prompt), output_tokens=len(words)),
-        )
+            kept[key] = item
+        value = kept
+    call = ToolUseBlock(id=ids.tool_use_id(), name=tool.name, input=value)
+    return Message(
+        id=ids.message_id(),
+        model=params.model,
+        content=[call] if params.max_tokens else [],
+        stop_reason=stop_reason,
+        stop_sequence=None,
+        usage=Usage(input_tokens=len(asked.prompt), output_tokens=spent),
+    )
+
+
+def _word_count(value: dict[str, Any]) -> int:
+    return len(json.dumps(value, ensure_ascii=False).split())
+
+
+_WORD = re.compile(r"\S+")
+
+
+def _text_answer(
+    params: MessageCreateParams, prompt: list[str], text: str, *, cut: bool = False
+) -> Message:
+    """One text block, cut after ``max_tokens`` words (``cut``: it already was) or at the
+    first stop sequence."""
+    ends = [match.end() for match in _WORD.finditer(text)]
+    if len(ends) > params.max_tokens:
+        text, cut = text[: ends[params.max_tokens - 1]] if params.max_tokens else "", True
+    stop_reason: StopReason = "max_tokens" if cut else "end_turn"
+    stop_sequence: str | None = None
+    for candidate in params.stop_sequences or ():
+        position = text.find(candidate)
+        if candidate and position >= 0:
+            text, stop_reason, stop_sequence = text[:position], "stop_sequence", candidate
+            break
+    # Nothing generated (``max_tokens: 0``, or a stop sequence at the very start): no block,
+    # as the API answers, rather than an empty text block it would refuse.
+    content: list[ContentBlock] = [TextBlock(text=text)] if text else []
+    return Message(
+        id=ids.message_id(),
+        model=params.model,
+        content=content,
+        stop_reason=stop_reason,
+        stop_sequence=stop_sequence,
+        usage=Usage(input_tokens=len(prompt), output_tokens=len(text.split())),
+    )

@@ -15,6 +15,7 @@ and the sync path into a 400.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -376,17 +377,73 @@ def system_text(params: MessageCountTokensParams) -> str | None:
     return "\n\n".join(block.text for block in params.system)
 
 
-def message_text(message: MessageParam, index: int, model: str) -> str:
+def message_text(
+    message: MessageParam, index: int, model: str, *, tool_blocks: bool = False
+) -> str:
     """The text of turn ``index``; :class:`ParamsError` naming the first block that is not
-    text, for a model that reads text only."""
+    text, for a model that reads text only.
+
+    ``tool_blocks`` is for an engine that honours tools: it reads ``tool_use`` and
+    ``tool_result`` blocks too, each on its own line as :func:`block_text` renders it.
+    """
     if message.content is None or isinstance(message.content, str):
         return message.content or ""
     parts: list[str] = []
     for position, block in enumerate(message.content):
-        if block.type != "text":
+        where = f"messages.{index}.content.{position}"
+        if block.type == "text":
+            parts.append(block.text)
+        elif tool_blocks:
+            parts.append(f"\n{block_text(block, message.role, where, model)}\n")
+        else:
             raise ParamsError(
-                f"messages.{index}.content.{position}: content blocks of type '{block.type}' "
-                f"are not supported by {model} (it reads text only)"
+                f"{where}: content blocks of type '{block.type}' are not supported by {model} "
+                "(it reads text only)"
             )
-        parts.append(block.text)
     return "".join(parts)
+
+
+def block_text(
+    block: ContentBlockParam, role: str, where: str, model: str, *, lenient: bool = False
+) -> str:
+    """A text, ``tool_use`` or ``tool_result`` block as text, for an engine that reads those.
+
+    A tool call reads as its name and JSON input; a tool result as its text, marked when it is
+    an error. A call belongs to an assistant turn and a result to a user turn, as the API
+    requires. Anything else (another block type, an image inside a result) is
+    :class:`ParamsError` naming ``where``, or, when ``lenient``, read as absent.
+    """
+    if block.type == "text":
+        return block.text
+    if block.type == "tool_use" and role == "assistant":
+        return f"{block.name} {_json_text(block.input or {})}"
+    if block.type == "tool_result" and role == "user":
+        content = block.content
+        if content is None or isinstance(content, str):
+            text = content or ""
+        elif isinstance(content, list):
+            inner = (
+                block_text(item, role, f"{where}.content.{position}", model, lenient=lenient)
+                for position, item in enumerate(content)
+                if item.type == "text" or not lenient
+            )
+            text = "\n".join(inner)
+        elif lenient:
+            text = ""
+        else:
+            raise ParamsError(f"{where}.content: tool results of this form are not supported")
+        return f"Error: {text}" if block.is_error else text
+    if lenient:
+        return ""
+    if block.type in ("tool_use", "tool_result"):
+        expected = "an assistant" if block.type == "tool_use" else "a user"
+        raise ParamsError(f"{where}: a '{block.type}' block belongs in {expected} turn")
+    raise ParamsError(
+        f"{where}: content blocks of type '{block.type}' are not supported by {model} "
+        "(it reads text, tool_use and tool_result blocks only)"
+    )
+
+
+def _json_text(value: dict[str, Any]) -> str:
+    """JSON with a space after each separator, as a model writes it (and its words count)."""
+    return json.dumps(value, ensure_ascii=False)

@@ -45,30 +45,34 @@ async def test_count_equals_the_input_tokens_create_reports(
 async def test_options_the_engine_honours_count_and_the_rest_are_refused_by_name(
     sdk: anthropic.AsyncAnthropic,
 ) -> None:
-    """The simulated engine is text-only: a count with tools, thinking or an output format is
-    refused naming the field, as the create would be (it would not honour them)."""
+    """The simulated engine honours tools and output formats (a count with them is the
+    prompt's), not thinking or effort: a count with those is refused naming the field, as the
+    create would be; so is a schema keyword it could not honour."""
     text = [{"role": "user", "content": "one two three"}]
     counted = await sdk.messages.count_tokens(
         model="sim",
         messages=text,  # type: ignore[arg-type]
         thinking={"type": "disabled"},
         cache_control={"type": "ephemeral"},
+        tools=[{"name": "lookup", "input_schema": {"type": "object"}}],
+        tool_choice={"type": "any"},
+        output_config={"format": {"type": "json_schema", "schema": {"type": "object"}}},
     )
     assert counted.input_tokens == 3
+    pattern = {"type": "object", "properties": {"code": {"type": "string", "pattern": "^[A-Z]+$"}}}
     refused: list[tuple[dict[str, Any], str]] = [
-        ({"tools": [{"name": "lookup", "input_schema": {"type": "object"}}]}, "tools: "),
-        ({"tool_choice": {"type": "any"}}, "tool_choice: "),
         ({"thinking": {"type": "enabled", "budget_tokens": 4096}}, "thinking: 'enabled'"),
+        ({"output_config": {"effort": "low"}}, "output_config.effort: "),
         (
-            {"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}},
-            "output_config.format: ",
+            {"output_config": {"format": {"type": "json_schema", "schema": pattern}}},
+            "output_config.format.schema.properties.code.pattern: ",
         ),
     ]
     for options, message in refused:
         with pytest.raises(anthropic.BadRequestError) as caught:
             await sdk.messages.count_tokens(model="sim", messages=text, **options)  # type: ignore[arg-type]
         assert caught.value.body["error"]["message"].startswith(message)  # type: ignore[index]
-        assert "not supported by sim" in caught.value.body["error"]["message"]  # type: ignore[index]
+        assert "not supported by" in caught.value.body["error"]["message"]  # type: ignore[index]
 
 
 async def test_problems_are_the_create_routes_errors(sdk: anthropic.AsyncAnthropic) -> None:

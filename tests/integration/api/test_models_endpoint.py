@@ -16,11 +16,11 @@ async def test_models_list_strict_and_paged(server: InProcessServer, api_key: st
         # No configured cap and none of the simulated engine's own: unknown, so null.
         assert info.lifecycle == "active" and info.max_tokens is None
         # What the engine honours, in the API's shape (validated strictly by the SDK): the
-        # simulated engine reads and writes text, nothing more.
+        # simulated engine reads text and writes text, tool calls and JSON, nothing more.
         capabilities = info.capabilities
         assert capabilities is not None and capabilities.batch.supported
         assert not capabilities.thinking.supported and capabilities.thinking.types.disabled
-        assert not capabilities.structured_outputs.supported
+        assert capabilities.structured_outputs.supported
         assert not capabilities.image_input.supported
         with pytest.raises(anthropic.NotFoundError):
             await client.models.retrieve("nope")

@@ -164,12 +164,32 @@ CASES: dict[str, tuple[dict[str, Any], str, str | None, str | None]] = {
         "invalid_request_error",
         "tools.0.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
     ),
-    # Valid requests the text-only simulated engine would not honour: refused by name.
-    "output-format-unsupported": (
-        params(output_config={"format": {"type": "json_schema", "schema": {"type": "object"}}}),
+    "tool-choice-names-no-tool": (
+        params(
+            tools=[{"name": "lookup", "input_schema": {"type": "object"}}],
+            tool_choice={"type": "tool", "name": "missing"},
+        ),
         "errored",
         "invalid_request_error",
-        "output_config.format: not supported by sim",
+        "tool_choice.name: 'missing' is not the name of a tool in tools",
+    ),
+    # Valid requests the simulated engine would not honour: refused by name.
+    "output-format-pattern-unsupported": (
+        params(
+            output_config={
+                "format": {
+                    "type": "json_schema",
+                    "schema": {
+                        "type": "object",
+                        "properties": {"code": {"type": "string", "pattern": "^[A-Z]{3}$"}},
+                    },
+                }
+            }
+        ),
+        "errored",
+        "invalid_request_error",
+        "output_config.format.schema.properties.code.pattern: the JSON Schema keyword "
+        "'pattern' is not supported by sim (it cannot produce a value that honours it)",
     ),
     "adaptive-thinking-unsupported": (
         params(thinking={"type": "adaptive"}),

@@ -83,15 +83,20 @@ async def test_content_the_engine_cannot_read_is_refused_as_on_create() -> None:
 
 async def test_unsupported_features_are_refused_unless_the_config_accepts_them() -> None:
     """Refused by name by default; ``accept_unsupported`` (for load tests replaying real
-    bodies) answers as if the fields were absent, and the model still says text-only."""
-    tools = [{"name": "lookup", "input_schema": {"type": "object"}}]
-    create, count = both(messages=[{"role": "user", "content": "hi there"}], tools=tools)
-    with pytest.raises(ParamsError, match=r"^tools: tool use is not supported by sim"):
+    bodies) answers as if the fields were absent (a server tool dropped from ``tools``), and
+    the model still says it does not think."""
+    server_tool = [{"type": "web_search_20250305", "name": "web_search"}]
+    create, count = both(
+        messages=[{"role": "user", "content": "hi there"}],
+        tools=server_tool,
+        thinking={"type": "adaptive"},
+    )
+    with pytest.raises(ParamsError, match=r"^thinking: 'adaptive' thinking is not supported"):
         await engine().create_message(create)
     relaxed = engine(accept_unsupported=True)
     message = await relaxed.create_message(create)
     assert message.usage.input_tokens == await relaxed.count_tokens(count) == 2
-    assert relaxed.capabilities is not None and not relaxed.capabilities.tools
+    assert relaxed.capabilities is not None and not relaxed.capabilities.thinking
 
 
 async def test_accept_unsupported_reads_non_text_blocks_as_absent() -> None:

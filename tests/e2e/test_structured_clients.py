@@ -27,16 +27,10 @@ import pydantic
 import pytest
 from harness import LLM_ANTHROPIC_PLUGIN, ServerProcess, add_key, sim_config
 from langchain_anthropic import ChatAnthropic
-from langchain_core.messages import HumanMessage, ToolMessage
-from langchain_core.tools import tool
 from pydantic_ai import Agent, NativeOutput
 from pydantic_ai.models.anthropic import AnthropicModel
 from pydantic_ai.providers.anthropic import AnthropicProvider
-
-#: A model name the libraries know (llm's plugin has a fixed list; pydantic-ai reads native
-#: structured-output support from the name), served by the simulated engine too.
-CLAUDE = "claude-sonnet-4-5"
-PROMPT = "I was charged twice for my November invoice; please sort this out by Friday."
+from structured_flows import CLAUDE, PROMPT, forced_call_then_answer, get_weather
 
 
 class Customer(pydantic.BaseModel):
@@ -53,12 +47,6 @@ class Ticket(pydantic.BaseModel):
     customer: Customer
     tags: list[str] = pydantic.Field(default_factory=list, max_length=5)
     due: datetime.date | None = None
-
-
-@tool
-def get_weather(city: str, unit: Literal["celsius", "fahrenheit"] = "celsius") -> str:
-    """The current weather in a city."""
-    return f"18 degrees {unit} in {city}"
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +81,7 @@ def test_langchain_with_structured_output(server: ServerProcess, key: str, metho
 
 
 def test_langchain_bind_tools_forced_call_then_answer(server: ServerProcess, key: str) -> None:
-    model = chat(server, key)
-    question = HumanMessage("What is the weather in Paris?")
-    called = model.bind_tools([get_weather], tool_choice="get_weather").invoke([question])
-    [call] = called.tool_calls  # type: ignore[attr-defined]
-    assert call["name"] == "get_weather" and isinstance(call["args"]["city"], str)
-    result = ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])
-    answered = model.bind_tools([get_weather]).invoke([question, called, result])
+    answered = forced_call_then_answer(chat(server, key))
     assert not answered.tool_calls and isinstance(answered.content, str)  # type: ignore[attr-defined]
     assert answered.content
 

@@ -18,7 +18,7 @@ recursive ones too), ``properties`` / ``required`` / ``additionalProperties`` /
 Annotations (``title``, ``description``, ``default``, ``examples``, pydantic's
 ``discriminator``) change nothing, but for one thing a model would read in a description:
 the bounds the SDK's ``transform_schema`` moves there (``{minimum: 1, maximum: 5}``), which
-are followed as a model would (:func:`_with_hints`).
+are followed as a model would (:func:`~batchyard.engines.schema_hints.with_hints`).
 
 The values look like data rather than noise (words, round numbers, a few items, optional
 properties about half the time), so a demo's output reads sensibly. Past a few levels of
@@ -31,12 +31,12 @@ from __future__ import annotations
 import datetime
 import math
 import random
-import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from batchyard.engines import schema_rules
+from batchyard.engines.schema_hints import with_hints
 from batchyard.engines.schema_rules import Schema, array_parts, json_equal, matches
 from batchyard.errors import ParamsError
 
@@ -127,7 +127,7 @@ class _Builder:
             return schema["const"]
         if "enum" in schema:
             return self._enum(schema, path)
-        schema = _with_hints(schema)
+        schema = with_hints(schema)
         kind = self._kind(schema, depth)
         if kind == "object":
             return self._object(schema, path, depth)
@@ -529,44 +529,6 @@ def _span(low: float | None, high: float | None) -> tuple[float, float]:
     if low is None:
         return (0, 100) if high is None else (high - 100, high)
     return (low, low + 100) if high is None else (low, high)
-
-
-#: ``{minimum: 1, maximum: 5}`` at the end of a description: what the SDK's
-#: ``transform_schema`` (behind ``messages.parse``, LangChain's ``json_schema`` method,
-#: pydantic-ai's ``NativeOutput``, ``llm --schema``) leaves of the keywords the API does not
-#: enforce, for the model to follow.
-_HINT = re.compile(r"\{(\w+: [^{},]+(?:, \w+: [^{},]+)*)\}\s*$")
-_HINTED_COUNTS = frozenset({"minLength", "maxLength", "minItems", "maxItems"})
-_HINTED_NUMBERS = frozenset(
-    {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
-)
-
-
-def _with_hints(schema: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``schema`` with the numeric keywords its description hints at (:data:`_HINT`) added.
-
-    A model reads those hints and mostly follows them, so a pydantic model with bounds
-    validates its answer; the simulated one follows them always. A hint is no constraint: one
-    that does not read as a number, or names a keyword the schema already has, is left out.
-    """
-    description = schema.get("description")
-    match = _HINT.search(description) if isinstance(description, str) else None
-    if match is None:
-        return schema
-    hints: dict[str, float] = {}
-    for pair in match.group(1).split(", "):
-        key, _, text = pair.partition(": ")
-        if key in schema or key not in _HINTED_COUNTS | _HINTED_NUMBERS:
-            continue
-        try:
-            value = float(text)
-        except ValueError:
-            continue
-        if key in _HINTED_COUNTS and value.is_integer() and value >= 0:
-            hints[key] = int(value)
-        elif key in _HINTED_NUMBERS and math.isfinite(value) and (key != "multipleOf" or value > 0):
-            hints[key] = int(value) if value.is_integer() else value
-    return {**schema, **hints} if hints else schema
 
 
 def _is_null(schema: Schema) -> bool:

@@ -16,11 +16,13 @@ A request's :class:`~batchyard.protocol.structured.AnswerShape` becomes one gram
   ``<`` (llguidance's lexemes are greedy, so text that may contain ``<`` would swallow the
   tag); with a format as well, the JSON document or the tagged call.
 
-Two choices make small models' JSON better without leaving the schema: objects whose schema
-lists ``properties`` but does not say whether others may appear get no others (every such
-answer is still valid against the schema as given; a 135M model otherwise invents
-properties until it runs out of tokens), and JSON is written the way ``json.dumps`` writes
-it (``", "`` and ``": "``, no newlines or indentation to spend tokens on).
+Three choices make small models' JSON better without leaving the schema: objects whose
+schema lists ``properties`` but does not say whether others may appear get no others (a 135M
+model otherwise invents properties until it runs out of tokens), bounds the SDK moved into
+a description (``{minimum: 1, maximum: 5}``, :mod:`batchyard.engines.schema_hints`) are
+enforced, so the client's own validation of the answer passes, and JSON is written the way
+``json.dumps`` writes it (``", "`` and ``": "``, no newlines or indentation to spend tokens
+on). Every answer is still valid against the schema as given.
 
 Rows without a grammar share the batch untouched: masks are applied to constrained rows only.
 """
@@ -39,6 +41,7 @@ import llguidance.hf
 import llguidance.torch
 import torch
 
+from batchyard.engines.schema_hints import with_hints
 from batchyard.errors import ParamsError
 
 if TYPE_CHECKING:
@@ -165,10 +168,11 @@ def _lark_json(schema: dict[str, Any]) -> str:
 
 def _closed(schema: Any) -> Any:
     """``schema`` with ``additionalProperties: false`` wherever an object lists properties
-    and leaves other properties open by default (see the module docstring)."""
+    and leaves other properties open by default, and the bounds its descriptions hint at
+    (see the module docstring)."""
     if not isinstance(schema, dict):
         return schema
-    closed = dict(schema)
+    closed = dict(with_hints(schema))
     if "properties" in closed and "additionalProperties" not in closed:
         closed["additionalProperties"] = False
     for key in _SCHEMA_LISTS:

@@ -339,6 +339,14 @@ TICKETS = [
     "How do I add a second user to my account?",
     "My invoice shows the wrong company name.",
     "The search box returns an error 500.",
+    "Two-factor codes never arrive on my phone.",
+    "I need a copy of last year's receipts for my accountant.",
+    "Notifications show up twice on the desktop client.",
+    "Please delete my account and all of my data.",
+    "The discount code from your newsletter was rejected at checkout.",
+    "Uploading a profile photo spins forever.",
+    "My team members cannot see the shared dashboard.",
+    "Why did my plan renew at a higher price?",
 ]
 CATEGORY = {
     "type": "object",
@@ -380,7 +388,8 @@ def test_formats_and_forced_tool_calls_are_schema_valid_in_one_mixed_batch(
     sampled and greedy, sharing the batch with unconstrained rows: every constrained answer
     parses and is valid against its schema; the free rows answer as they do alone."""
     jsonschema = pytest.importorskip("jsonschema")
-    prompts = TICKETS * 2
+    prompts = TICKETS
+    assert len(set(prompts)) == 16
     formatted = [
         request(
             ticket,

@@ -386,14 +386,16 @@ def test_formats_and_forced_tool_calls_are_schema_valid_in_one_mixed_batch(
 ) -> None:
     """16 rows under a JSON-schema format, 16 forced tool calls (one tool, or any of two),
     sampled and greedy, sharing the batch with unconstrained rows: every constrained answer
-    parses and is valid against its schema; the free rows answer as they do alone."""
+    parses and is valid against its schema; the free rows answer as they do alone.
+    ``max_tokens`` leaves room for the longest strings the schemas allow (one character a
+    token at worst): an answer cut short is ``max_tokens``, as the API's would be."""
     jsonschema = pytest.importorskip("jsonschema")
     prompts = TICKETS
     assert len(set(prompts)) == 16
     formatted = [
         request(
             ticket,
-            max_tokens=60,
+            max_tokens=160,
             temperature=0.0 if index % 2 else 0.8,
             output_config={"format": {"type": "json_schema", "schema": CATEGORY}},
         )
@@ -402,7 +404,7 @@ def test_formats_and_forced_tool_calls_are_schema_valid_in_one_mixed_batch(
     forced = [
         request(
             ticket,
-            max_tokens=60,
+            max_tokens=160,
             tools=[FILE_TICKET, NOTIFY],
             tool_choice={"type": "tool", "name": "file_ticket"} if index % 2 else {"type": "any"},
         )

@@ -23,6 +23,8 @@ Choice = Literal["auto", "any", "tool", "none"]
 
 @dataclass(frozen=True)
 class ToolSpec:
+    #: Where the tool stands in ``tools`` (for error paths: ``tools.<index>...``).
+    index: int
     name: str
     description: str
     #: A JSON Schema for the call's ``input`` (an object).
@@ -35,6 +37,8 @@ class AnswerShape:
 
     #: ``output_config.format.schema``: the text answer is a JSON document valid against it.
     json_schema: dict[str, Any] | None = None
+    #: The field the schema came from: ``output_config.format`` or the beta ``output_format``.
+    format_field: str = "output_config.format"
     #: The client tools the request declares, in order.
     tools: tuple[ToolSpec, ...] = ()
     choice: Choice = "auto"
@@ -79,7 +83,8 @@ def answer_shape(params: MessageCountTokensParams) -> AnswerShape:
         if not chosen:
             raise ParamsError(f"tool_choice.name: {name!r} is not the name of a tool in tools")
         tools = tuple(chosen)
-    return AnswerShape(json_schema=_format_schema(params), tools=tools, choice=choice)
+    format_field, schema = _format_schema(params)
+    return AnswerShape(json_schema=schema, format_field=format_field, tools=tools, choice=choice)
 
 
 def _tool(index: int, tool: dict[str, Any], model: str) -> ToolSpec:
@@ -93,14 +98,16 @@ def _tool(index: int, tool: dict[str, Any], model: str) -> ToolSpec:
     if not isinstance(schema, dict):
         raise ParamsError(f"tools.{index}.input_schema: required, a JSON Schema object")
     return ToolSpec(
+        index=index,
         name=str(tool.get("name", "")),
         description=str(tool.get("description") or ""),
         input_schema=schema,
     )
 
 
-def _format_schema(params: MessageCountTokensParams) -> dict[str, Any] | None:
-    """``output_config.format`` (or the beta top-level ``output_format``)."""
+def _format_schema(params: MessageCountTokensParams) -> tuple[str, dict[str, Any] | None]:
+    """``output_config.format`` (or the beta top-level ``output_format``): the field it came
+    from and its schema."""
     located = [
         (field, value)
         for field, value in (
@@ -110,7 +117,7 @@ def _format_schema(params: MessageCountTokensParams) -> dict[str, Any] | None:
         if value is not None
     ]
     if not located:
-        return None
+        return "output_config.format", None
     field, value = located[0]
     if not isinstance(value, dict) or value.get("type") != "json_schema":
         kind = value.get("type") if isinstance(value, dict) else value
@@ -118,4 +125,4 @@ def _format_schema(params: MessageCountTokensParams) -> dict[str, Any] | None:
     schema = value.get("schema")
     if not isinstance(schema, dict):
         raise ParamsError(f"{field}.schema: required, a JSON Schema object")
-    return schema
+    return field, schema

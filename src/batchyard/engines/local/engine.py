@@ -34,6 +34,7 @@ from batchyard.protocol.messages import (
     ToolUseBlock,
     Usage,
 )
+from batchyard.protocol.structured import ToolSpec
 
 
 class LocalEngine:
@@ -219,23 +220,43 @@ class _Prepared(Prompt):
 def _answer(prompt: _Prepared, completion: Completion) -> tuple[list[ContentBlock], StopReason]:
     """The answer's blocks: text, or a tool call where the grammar made one.
 
-    A forced call is all the answer (the prompt ended with the tag); under ``auto`` a call
-    follows the tag, after any text. A call the length limit cut short is not a call: its
-    text is returned as it came, with the length ``stop_reason``, as the API does.
+    A forced call is all the answer (the prompt ended with the tag). Under ``auto`` a call
+    follows the tag: after text that cannot contain ``<``, or, with a format, in place of the
+    JSON document (whose strings may contain the tag, so only a leading tag is a call). A
+    call the length limit (or a stop sequence) cut short is still a ``tool_use`` block, with
+    the input left empty, when its tool is known, as the API returns an incomplete call.
     """
     text = completion.text
+    shape = prompt.shape
     if prompt.forced_call:
         before, call = "", text
-    elif prompt.shape.callable_tools and TOOL_CALL_OPEN in text:
+    elif shape.callable_tools and shape.json_schema is not None:
+        if not text.startswith(TOOL_CALL_OPEN):
+            return [TextBlock(text=text)], completion.stop_reason
+        before, call = "", text.removeprefix(TOOL_CALL_OPEN)
+    elif shape.callable_tools and TOOL_CALL_OPEN in text:
         before, call = text.split(TOOL_CALL_OPEN, 1)
     else:
         return [TextBlock(text=text)], completion.stop_reason
-    if completion.stop_reason != "end_turn":
-        return [TextBlock(text=text)], completion.stop_reason
-    parsed = json.loads(call)
     blocks: list[ContentBlock] = [TextBlock(text=before)] if before.strip() else []
-    blocks.append(ToolUseBlock(id=tool_use_id(), name=parsed["name"], input=parsed["input"]))
-    return blocks, "tool_use"
+    if completion.stop_reason == "end_turn":
+        parsed = json.loads(call)
+        blocks.append(ToolUseBlock(id=tool_use_id(), name=parsed["name"], input=parsed["input"]))
+        return blocks, "tool_use"
+    name = _cut_call_name(call, shape.callable_tools)
+    if name is None:
+        return [TextBlock(text=text)], completion.stop_reason
+    blocks.append(ToolUseBlock(id=tool_use_id(), name=name, input={}))
+    return blocks, completion.stop_reason
+
+
+def _cut_call_name(call: str, tools: tuple[ToolSpec, ...]) -> str | None:
+    """The tool a call cut short was calling: its name if written out, or the only tool."""
+    names = [tool.name for tool in tools]
+    written = [name for name in names if call.startswith(json.dumps({"name": name})[:-1])]
+    if written:
+        return written[0]
+    return names[0] if len(names) == 1 else None
 
 
 def _use_cpu_kernels(model: Any) -> None:

@@ -100,9 +100,9 @@ class GrammarCompiler:
         cannot compile."""
         if shape.free:
             return None
+        # Not sorted: a schema's property order is the answer's order.
         key = json.dumps(
-            [shape.json_schema, [vars(tool) for tool in shape.callable_tools], forced_open],
-            sort_keys=True,
+            [shape.json_schema, [vars(tool) for tool in shape.callable_tools], forced_open]
         )
         with self._lock:
             if (cached := self._compiled.get(key)) is not None:
@@ -151,9 +151,9 @@ class GrammarCompiler:
 
 def _schemas(shape: AnswerShape) -> list[tuple[str, dict[str, Any]]]:
     """Each schema the request gives, with the field that gave it (to name in an error)."""
-    located = [(f"tools.{tool.name}.input_schema", tool.input_schema) for tool in shape.tools]
+    located = [(f"tools.{tool.index}.input_schema", tool.input_schema) for tool in shape.tools]
     if shape.json_schema is not None:
-        located.append(("output_config.format.schema", shape.json_schema))
+        located.append((f"{shape.format_field}.schema", shape.json_schema))
     return located
 
 
@@ -167,13 +167,18 @@ def _lark_json(schema: dict[str, Any]) -> str:
 
 
 def _closed(schema: Any) -> Any:
-    """``schema`` with ``additionalProperties: false`` wherever an object lists properties
-    and leaves other properties open by default, and the bounds its descriptions hint at
-    (see the module docstring)."""
+    """``schema`` with ``additionalProperties: false`` wherever an object lists properties,
+    leaves other properties open by default and requires none beyond those listed, and with
+    the bounds its descriptions hint at (see the module docstring)."""
     if not isinstance(schema, dict):
         return schema
     closed = dict(with_hints(schema))
-    if "properties" in closed and "additionalProperties" not in closed:
+    properties = closed.get("properties")
+    if (
+        isinstance(properties, dict)
+        and "additionalProperties" not in closed
+        and set(closed.get("required") or ()) <= set(properties)
+    ):
         closed["additionalProperties"] = False
     for key in _SCHEMA_LISTS:
         if isinstance(closed.get(key), list):
@@ -194,17 +199,53 @@ def _check(field: str, source: str, tokenizer: llguidance.LLTokenizer) -> None:
 
 
 def _call_schema(tools: Sequence[ToolSpec]) -> dict[str, Any]:
-    """``{"name": <a tool's name>, "input": <that tool's input>}``, one alternative per tool."""
-    calls = [
-        {
-            "type": "object",
-            "properties": {"name": {"const": tool.name}, "input": tool.input_schema},
-            "required": ["name", "input"],
-            "additionalProperties": False,
-        }
-        for tool in tools
-    ]
-    return calls[0] if len(calls) == 1 else {"anyOf": calls}
+    """``{"name": <a tool's name>, "input": <that tool's input>}``, one alternative per tool.
+
+    Each input schema is nested in the call's, so its references (``#/$defs/...``, ``#``)
+    would point into the wrapper: its definitions move up to the wrapper's ``$defs`` under a
+    per-tool prefix, and its references are rewritten to match.
+    """
+    definitions: dict[str, Any] = {}
+    calls = []
+    for position, tool in enumerate(tools):
+        home = "#/properties/input" if len(tools) == 1 else f"#/anyOf/{position}/properties/input"
+        prefix = f"tool{position}_"
+        schema = dict(tool.input_schema)
+        for key in ("$defs", "definitions"):
+            for name, definition in (schema.pop(key, None) or {}).items():
+                definitions[prefix + name] = _rebased(definition, home, prefix)
+        calls.append(
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"const": tool.name},
+                    "input": _rebased(schema, home, prefix),
+                },
+                "required": ["name", "input"],
+                "additionalProperties": False,
+            }
+        )
+    call = calls[0] if len(calls) == 1 else {"anyOf": calls}
+    return {**call, "$defs": definitions} if definitions else call
+
+
+def _rebased(schema: Any, home: str, prefix: str) -> Any:
+    """``schema`` with its local references rewritten for a schema now at ``home`` whose
+    definitions moved to the root's ``$defs`` under ``prefix``."""
+    if isinstance(schema, list):
+        return [_rebased(item, home, prefix) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    rebased = {key: _rebased(value, home, prefix) for key, value in schema.items()}
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#"):
+        for key in ("$defs", "definitions"):
+            if ref.startswith(f"#/{key}/"):
+                rebased["$ref"] = f"#/$defs/{prefix}{ref.removeprefix(f'#/{key}/')}"
+                break
+        else:
+            rebased["$ref"] = home + ref.removeprefix("#")
+    return rebased
 
 
 def constrain(logits: torch.Tensor, matchers: Sequence[llguidance.LLMatcher | None]) -> None:

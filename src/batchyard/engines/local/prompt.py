@@ -66,6 +66,14 @@ def chat_turns(params: MessageCountTokensParams) -> tuple[Chat, str, AnswerShape
     prefill = ""
     if chat[-1]["role"] == "assistant":
         prefill = chat.pop()["content"]
+        if shape.json_schema is not None or shape.must_call:
+            # The grammar starts the answer afresh; a prefill would be dropped, or make the
+            # client's prefill + answer invalid JSON.
+            asked = "a forced tool call" if shape.must_call else shape.format_field
+            raise ParamsError(
+                f"messages.{len(params.messages) - 1}: a final assistant turn (prefill) cannot "
+                f"be combined with {asked} on {params.model}"
+            )
     if not any(turn["role"] == "user" for turn in chat):
         raise ParamsError("messages: the conversation must contain at least one user message")
     return chat, prefill, shape

@@ -251,7 +251,7 @@ def counting(prompt: dict[str, Any]) -> MessageCountTokensParams:
                     {"name": "lookup", "input_schema": {"type": "object", "if": {"type": "object"}}}
                 ]
             },
-            'tools.lookup.input_schema: cannot be enforced: Unimplemented keys: ["if"]',
+            'tools.0.input_schema: cannot be enforced: Unimplemented keys: ["if"]',
         ),
         (
             {"output_config": {"format": {"type": "json_schema", "schema": {"type": "strin"}}}},
@@ -443,3 +443,80 @@ def test_auto_tool_choice_lets_the_model_answer_in_text_or_call(
             jsonschema.validate(call.input, FILE_TICKET["input_schema"])
         else:
             assert not calls and "<" not in text_of(message)
+
+
+def test_what_the_review_broke_holds(runner: asyncio.Runner, engine: LocalEngine) -> None:
+    """Cases an adversarial review found: a tool whose input schema has ``$defs`` (a nested
+    pydantic model) under a forced call; ``required`` beyond ``properties``; a format whose
+    JSON may contain the tool-call tag beside tools under ``auto``; a forced call cut by
+    ``max_tokens`` (still a ``tool_use`` block); a prefill with a format (refused)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    nested = {
+        "name": "save_address",
+        "input_schema": {
+            "type": "object",
+            "properties": {"home": {"$ref": "#/$defs/Address"}},
+            "required": ["home"],
+            "$defs": {
+                "Address": {
+                    "type": "object",
+                    "properties": {"street": {"type": "string", "maxLength": 30}},
+                    "required": ["street"],
+                }
+            },
+        },
+    }
+    loose = {
+        "name": "tag",
+        "input_schema": {
+            "type": "object",
+            "properties": {"a": {"type": "string", "maxLength": 10}},
+            "required": ["a", "b"],
+        },
+    }
+    tagged = {
+        "type": "object",
+        "properties": {"a": {"const": "<tool_call>"}},
+        "required": ["a"],
+    }
+    asks = [
+        request(
+            "Save my address: 1 Main St.",
+            max_tokens=80,
+            tools=[nested, loose],
+            tool_choice={"type": "any"},
+        ),
+        request(
+            "Tag it.", max_tokens=80, tools=[loose], tool_choice={"type": "tool", "name": "tag"}
+        ),
+        request(
+            "Reply.",
+            max_tokens=40,
+            tools=[loose],
+            output_config={"format": {"type": "json_schema", "schema": tagged}},
+        ),
+        request("Save it.", max_tokens=3, tools=[nested], tool_choice={"type": "any"}),
+    ]
+    saved, tag, reply, cut = run_all(runner, engine, asks)
+    for message in (saved, tag):
+        assert message.stop_reason == "tool_use", message
+        [call] = message.content
+        assert isinstance(call, ToolUseBlock)
+        schema = {"save_address": nested, "tag": loose}[call.name]["input_schema"]
+        jsonschema.validate(call.input, schema)
+    assert reply.stop_reason == "end_turn" and json.loads(text_of(reply)) == {"a": "<tool_call>"}
+    [partial] = cut.content
+    assert cut.stop_reason == "max_tokens" and isinstance(partial, ToolUseBlock)
+    assert partial.name == "save_address" and partial.input == {}
+    prefilled = {
+        "messages": [{"role": "user", "content": "Reply."}, {"role": "assistant", "content": "{"}],
+        "output_config": {"format": {"type": "json_schema", "schema": tagged}},
+    }
+    with pytest.raises(ParamsError, match=r"^messages.1: a final assistant turn \(prefill\)"):
+        runner.run(
+            engine.create_message(
+                msgspec.convert(
+                    {"model": "smollm2-135m", "max_tokens": 5, **prefilled}, MessageCreateParams
+                )
+            )
+        )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from batchyard.errors import ParamsError
-from batchyard.protocol.messages import MessageCountTokensParams
+from batchyard.protocol.messages import ContentBlockParam, MessageCountTokensParams, MessageParam
 
 Choice = Literal["auto", "any", "tool", "none"]
 
@@ -65,7 +65,9 @@ FREE_TEXT = AnswerShape()
 
 
 def answer_shape(params: MessageCountTokensParams) -> AnswerShape:
-    """Read the request's tools, tool choice and output format."""
+    """Read the request's tools, tool choice and output format (and check that the history's
+    tool calls and results pair up, as the API does)."""
+    _check_tool_pairs(params)
     tools = tuple(_tool(index, tool, params.model) for index, tool in enumerate(params.tools or ()))
     names = [tool.name for tool in tools]
     if len(set(names)) != len(names):
@@ -126,3 +128,40 @@ def _format_schema(params: MessageCountTokensParams) -> tuple[str, dict[str, Any
     if not isinstance(schema, dict):
         raise ParamsError(f"{field}.schema: required, a JSON Schema object")
     return field, schema
+
+
+def _check_tool_pairs(params: MessageCountTokensParams) -> None:
+    """Each ``tool_use`` of an assistant turn is answered by a ``tool_result`` in the user
+    turn right after it (when there is one), and each ``tool_result`` answers a call of the
+    assistant turn right before it, as the API requires."""
+    messages = params.messages
+    for index, message in enumerate(messages):
+        if message.role == "user":
+            called = _block_ids(messages[index - 1], "tool_use", "id") if index else set()
+            for position, block in _blocks(message, "tool_result"):
+                if block.tool_use_id not in called:
+                    raise ParamsError(
+                        f"messages.{index}.content.{position}: unexpected tool_use_id "
+                        f"{block.tool_use_id!r} in a tool_result block: each tool_result must "
+                        "answer a tool_use block of the previous message"
+                    )
+        elif message.role == "assistant" and index + 1 < len(messages):
+            answered = _block_ids(messages[index + 1], "tool_result", "tool_use_id")
+            missing = sorted(_block_ids(message, "tool_use", "id") - answered)
+            if missing:
+                raise ParamsError(
+                    f"messages.{index}: tool_use ids were found without tool_result blocks "
+                    f"immediately after: {', '.join(missing)}"
+                )
+
+
+def _blocks(message: MessageParam, kind: str) -> list[tuple[int, ContentBlockParam]]:
+    if not isinstance(message.content, list):
+        return []
+    return [
+        (position, block) for position, block in enumerate(message.content) if block.type == kind
+    ]
+
+
+def _block_ids(message: MessageParam, kind: str, field: str) -> set[str]:
+    return {getattr(block, field) for _, block in _blocks(message, kind)}

@@ -208,7 +208,7 @@ HISTORY: list[dict[str, Any]] = [
             {"type": "tool_result", "tool_use_id": "toolu_01A", "content": "18 degrees, sunny"},
             {
                 "type": "tool_result",
-                "tool_use_id": "toolu_01B",
+                "tool_use_id": "toolu_01A",
                 "is_error": True,
                 "content": [{"type": "text", "text": "timed out"}],
             },

@@ -110,6 +110,11 @@ def test_final_assistant_turn_is_a_prefill() -> None:
         (
             {
                 "messages": [
+                    {"role": "user", "content": "hi"},
+                    {
+                        "role": "assistant",
+                        "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}],
+                    },
                     {
                         "role": "user",
                         "content": [
@@ -121,10 +126,10 @@ def test_final_assistant_turn_is_a_prefill() -> None:
                                 ],
                             }
                         ],
-                    }
+                    },
                 ]
             },
-            "messages.0.content.0.content.0: content blocks of type 'image'",
+            "messages.2.content.0.content.0: content blocks of type 'image'",
         ),
         (
             {"messages": [{"role": "assistant", "content": "I start"}]},
@@ -186,7 +191,7 @@ def test_tools_and_calls_are_rendered_in_the_tags_the_system_prompt_describes() 
                         {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18 C"},
                         {
                             "type": "tool_result",
-                            "tool_use_id": "toolu_2",
+                            "tool_use_id": "toolu_1",
                             "is_error": True,
                             "content": [{"type": "text", "text": "no such city"}],
                         },

@@ -49,10 +49,14 @@ class ApiError(BatchyardError):
         status: int | None = None,
         headers: dict[str, str] | None = None,
         retry_after: float | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.error_type: ErrorType = error_type
         self.message = message
+        #: The request field at fault, for OpenAI's envelope (``param``); ``None``: the
+        #: field the message names first, if any.
+        self.param = param
         self.status = status if status is not None else STATUS_FOR_ERROR_TYPE[error_type]
         #: Only a finite, positive hint is kept: an upstream may send anything.
         self.retry_after = (

@@ -69,6 +69,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     #: Base of the absolute ``results_url``; empty means "the host the client dialled".
     public_url: str = ""
     max_requests_per_batch: Annotated[int, Meta(ge=1)] = 100_000
+    #: Requests (lines) of one OpenAI batch's input file: OpenAI's limit.
+    max_openai_batch_requests: Annotated[int, Meta(ge=1)] = 50_000
     max_body_bytes: Annotated[int, Meta(ge=1)] = 256 * 1024 * 1024
     expiry_seconds: Annotated[float, Meta(gt=0)] = 24 * 3600
     retention_seconds: Annotated[float, Meta(gt=0)] = 29 * 24 * 3600

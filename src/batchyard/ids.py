@@ -29,6 +29,11 @@ def batch_id() -> str:
     return _opaque("msgbatch_")
 
 
+def openai_batch_id() -> str:
+    """A batch made through the OpenAI surface: ``batch_…``, as OpenAI's look."""
+    return _opaque("batch_")
+
+
 def message_id() -> str:
     return _opaque("msg_")
 

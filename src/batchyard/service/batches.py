@@ -121,12 +121,14 @@ class BatchService:
         )
 
     async def cancel(self, caller: Caller, batch_id: str) -> MessageBatch:
+        await self._find(caller, batch_id)
         record = await self._store.cancel_batch(caller.workspace_id, batch_id, now_us())
         if record is None:
             raise _batch_not_found(batch_id)
         return self._wire(record, caller)
 
     async def delete(self, caller: Caller, batch_id: str) -> DeletedMessageBatch:
+        await self._find(caller, batch_id)
         record = await self._store.delete_batch(caller.workspace_id, batch_id)
         if record is None:
             raise _batch_not_found(batch_id)
@@ -181,7 +183,7 @@ class BatchService:
 
     async def _find(self, caller: Caller, batch_id: str) -> BatchRecord:
         record = await self._store.get_batch(caller.workspace_id, batch_id)
-        if record is None:
+        if record is None or record.openai is not None:  # an OpenAI batch: not of this API
             raise _batch_not_found(batch_id)
         return record
 

@@ -28,8 +28,15 @@ from batchyard.store.records import (
     StoredOutcome,
     closing_as,
 )
-from batchyard.store.rows import CHUNK, batch_by_seq, batch_record, encode_headers, find_batch
-from batchyard.store.tables import batches, outcomes, requests
+from batchyard.store.rows import (
+    CHUNK,
+    batch_by_seq,
+    batch_record,
+    encode_headers,
+    find_batch,
+    select_batches,
+)
+from batchyard.store.tables import batches, openai_batches, outcomes, requests
 
 
 class SqlBatches:
@@ -51,10 +58,11 @@ class SqlBatches:
                 .values(
                     id=batch.id,
                     workspace_id=batch.workspace_id,
-                    status="in_progress",
+                    status="in_progress" if items else "ended",
                     total=len(items),
                     processing=len(items),
                     created_at=batch.created_at,
+                    ended_at=None if items else batch.created_at,
                     expires_at=batch.expires_at,
                     archives_at=batch.archives_at,
                     idempotency_key=batch.idempotency_key,
@@ -63,6 +71,18 @@ class SqlBatches:
                 )
                 .returning(batches.c.seq)
             )
+            if (openai := batch.openai) is not None:
+                await conn.execute(
+                    insert(openai_batches).values(
+                        batch_seq=seq,
+                        endpoint=openai.endpoint,
+                        input_file_id=openai.input_file_id,
+                        completion_window=openai.completion_window,
+                        metadata=openai.metadata,
+                        model=openai.model,
+                        errors=openai.errors,
+                    )
+                )
             # The bulk of a 100k create: compiled once for this dialect and fed positional
             # rows straight to the driver's executemany, skipping SQLAlchemy's per-row
             # parameter processing (measured: about half the insert time).
@@ -83,7 +103,7 @@ class SqlBatches:
         async with self._db.reader.connect() as conn:
             row = (
                 await conn.execute(
-                    select(batches).where(
+                    select_batches().where(
                         batches.c.workspace_id == workspace_id,
                         batches.c.idempotency_key == idempotency_key,
                     )
@@ -97,14 +117,25 @@ class SqlBatches:
         return batch_record(row) if row else None
 
     async def list_batches(
-        self, workspace_id: int, *, limit: int, after_id: str | None, before_id: str | None
+        self,
+        workspace_id: int,
+        *,
+        limit: int,
+        after_id: str | None,
+        before_id: str | None,
+        openai: bool = False,
     ) -> BatchPage | None:
         async with self._db.reader.connect() as conn:
-            query = select(batches).where(batches.c.workspace_id == workspace_id)
+            surface = (
+                openai_batches.c.batch_seq.is_not(None)
+                if openai
+                else (openai_batches.c.batch_seq.is_(None))
+            )
+            query = select_batches().where(batches.c.workspace_id == workspace_id, surface)
             cursor_id = after_id or before_id
             if cursor_id is not None:
                 cursor = await find_batch(conn, workspace_id, cursor_id)
-                if cursor is None:
+                if cursor is None or (cursor.oa_endpoint is not None) != openai:
                     return None
                 if after_id is not None:
                     query = query.where(batches.c.seq < cursor.seq)
@@ -172,6 +203,20 @@ class SqlBatches:
             ]
             last = rows[-1].custom_id
 
+    async def token_totals(self, batch_seq: int) -> tuple[int, int]:
+        async with self._db.reader.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        func.coalesce(func.sum(outcomes.c.input_tokens), 0),
+                        func.coalesce(func.sum(outcomes.c.output_tokens), 0),
+                    )
+                    .select_from(outcomes.join(requests, requests.c.id == outcomes.c.row_id))
+                    .where(requests.c.batch_seq == batch_seq)
+                )
+            ).one()
+        return int(row[0]), int(row[1])
+
     async def count_states(self, batch_seq: int) -> dict[str, int]:
         async with self._db.reader.connect() as conn:
             rows = (
@@ -191,4 +236,5 @@ async def _delete_batch_rows(conn: AsyncConnection, seq: int) -> None:
         )
     )
     await conn.execute(delete(requests).where(requests.c.batch_seq == seq))
+    await conn.execute(delete(openai_batches).where(openai_batches.c.batch_seq == seq))
     await conn.execute(delete(batches).where(batches.c.seq == seq))

@@ -57,6 +57,7 @@ from batchyard.store.records import (
     Headers,
     NewBatch,
     NewRequest,
+    OpenAIBatch,
     RequestState,
     Retry,
     StoredOutcome,
@@ -105,6 +106,7 @@ class _Batch:
     idempotency_key: str | None
     body_digest: str | None
     headers: Headers
+    openai: OpenAIBatch | None
     #: The batch's requests: ``custom_id`` → row id, and the ``custom_id``s sorted for paging.
     rows: dict[str, int]
     custom_ids: list[str]
@@ -132,6 +134,7 @@ class _Batch:
             archives_at=self.archives_at,
             ended_at=self.ended_at,
             cancel_initiated_at=self.cancel_initiated_at,
+            openai=self.openai,
         )
 
     def closing_as(self, now: int) -> UnstartedState | None:
@@ -337,9 +340,12 @@ class _Batches:
             idempotency_key=key,
             body_digest=batch.body_digest,
             headers=batch.headers,
+            openai=batch.openai,
             rows=rows,
             custom_ids=sorted(custom_ids),
         )
+        if not items:  # nothing to run (an OpenAI batch whose input file was refused)
+            stored.status, stored.ended_at = "ended", batch.created_at
         s.batches[seq] = stored
         s.batch_seqs[(batch.workspace_id, batch.id)] = seq
         s.batch_ids.add(batch.id)
@@ -371,16 +377,26 @@ class _Batches:
         return None if batch is None else batch.record()
 
     async def list_batches(
-        self, workspace_id: int, *, limit: int, after_id: str | None, before_id: str | None
+        self,
+        workspace_id: int,
+        *,
+        limit: int,
+        after_id: str | None,
+        before_id: str | None,
+        openai: bool = False,
     ) -> BatchPage | None:
         seqs = sorted(
-            (b.seq for b in self._s.batches.values() if b.workspace_id == workspace_id),
+            (
+                b.seq
+                for b in self._s.batches.values()
+                if b.workspace_id == workspace_id and (b.openai is not None) == openai
+            ),
             reverse=True,
         )
         cursor_id = after_id or before_id
         if cursor_id is not None:
             cursor = self._s.batch(workspace_id, cursor_id)
-            if cursor is None:
+            if cursor is None or (cursor.openai is not None) != openai:
                 return None
             if after_id is not None:
                 seqs = [seq for seq in seqs if seq < cursor.seq]
@@ -444,6 +460,13 @@ class _Batches:
             page.append(StoredOutcome(custom_id, request.state, request.outcome))
         return page
 
+    async def token_totals(self, batch_seq: int) -> tuple[int, int]:
+        batch = self._s.batches.get(batch_seq)
+        if batch is None:
+            return 0, 0
+        stored = [r for r in self._s.requests_of(batch) if r.outcome is not None]
+        return sum(r.input_tokens for r in stored), sum(r.output_tokens for r in stored)
+
     async def count_states(self, batch_seq: int) -> dict[str, int]:
         batch = self._s.batches.get(batch_seq)
         if batch is None:
@@ -500,6 +523,7 @@ class _Queue:
                 attempt=r.attempt,
                 params=r.params,
                 headers=s.batches[r.batch_seq].headers,
+                chat=s.batches[r.batch_seq].openai is not None,
             )
             for r in taken
         ]

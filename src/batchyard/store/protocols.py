@@ -76,9 +76,17 @@ class BatchStore(Protocol):
     async def get_batch(self, workspace_id: int, batch_id: str) -> BatchRecord | None: ...
 
     async def list_batches(
-        self, workspace_id: int, *, limit: int, after_id: str | None, before_id: str | None
+        self,
+        workspace_id: int,
+        *,
+        limit: int,
+        after_id: str | None,
+        before_id: str | None,
+        openai: bool = False,
     ) -> BatchPage | None:
-        """Newest first. ``None`` when a cursor names no batch of this workspace."""
+        """Newest first, the batches of one surface (``openai``: those made through the OpenAI
+        routes, else the others). ``None`` when a cursor names no batch of this workspace and
+        surface."""
         ...
 
     async def cancel_batch(self, workspace_id: int, batch_id: str, now: int) -> BatchRecord | None:
@@ -99,6 +107,10 @@ class BatchStore(Protocol):
     ) -> AsyncIterator[list[StoredOutcome]]:
         """Pages of every request of the batch in ``custom_id`` order, each page its own
         short read, so memory stays flat and nothing is held open while a client reads."""
+        ...
+
+    async def token_totals(self, batch_seq: int) -> tuple[int, int]:
+        """``(input_tokens, output_tokens)`` summed over the batch's stored outcomes."""
         ...
 
     async def count_states(self, batch_seq: int) -> dict[str, int]:

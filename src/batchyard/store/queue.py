@@ -30,7 +30,7 @@ from batchyard.store.records import (
     Retry,
     UnstartedState,
 )
-from batchyard.store.rows import CHUNK, batch_headers, closing_batches
+from batchyard.store.rows import CHUNK, batch_headers, chat_batches, closing_batches
 from batchyard.store.tables import batches, outcomes, requests
 
 
@@ -86,7 +86,9 @@ class SqlQueue:
         )
         async with self._db.writer.begin() as conn:
             rows = (await conn.execute(statement)).all()
-            headers = await batch_headers(conn, (row.batch_seq for row in rows)) if rows else {}
+            seqs = {row.batch_seq for row in rows}
+            headers = await batch_headers(conn, seqs) if rows else {}
+            chat = await chat_batches(conn, seqs) if rows else set()
         claimed = [
             ClaimedRequest(
                 row_id=row.id,
@@ -95,6 +97,7 @@ class SqlQueue:
                 attempt=row.attempt,
                 params=row.params,
                 headers=headers.get(row.batch_seq, ()),
+                chat=row.batch_seq in chat,
             )
             for row in rows
         ]

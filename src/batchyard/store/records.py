@@ -46,6 +46,20 @@ def closing_as(status: BatchStatus, expires_at: int, now: int) -> UnstartedState
 
 
 @dataclass(frozen=True, slots=True)
+class OpenAIBatch:
+    """The OpenAI surface's fields of a batch it made (see ``tables.openai_batches``)."""
+
+    endpoint: str
+    input_file_id: str
+    completion_window: str
+    #: JSON of the ``metadata`` object, ``None`` for none.
+    metadata: bytes | None = None
+    model: str | None = None
+    #: JSON of the ``BatchError`` list of a batch whose input file was refused.
+    errors: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BatchRecord:
     seq: int
     id: str
@@ -62,6 +76,8 @@ class BatchRecord:
     archives_at: int
     ended_at: int | None
     cancel_initiated_at: int | None
+    #: Set for a batch made through the OpenAI surface.
+    openai: OpenAIBatch | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +91,9 @@ class NewBatch:
     body_digest: str | None = None
     #: Kept with the batch and handed to the worker with each of its requests.
     headers: Headers = ()
+    #: For a batch of the OpenAI surface. One with no requests (its input file was refused)
+    #: is created ended.
+    openai: OpenAIBatch | None = None
 
 
 class NewRequest(NamedTuple):
@@ -97,6 +116,9 @@ class ClaimedRequest:
     params: bytes
     #: The headers of the create call that made the batch (:attr:`NewBatch.headers`).
     headers: Headers = ()
+    #: ``params`` is a Chat Completions body (its batch came through the OpenAI surface),
+    #: to be translated before it runs.
+    chat: bool = False
 
 
 @dataclass(frozen=True, slots=True)

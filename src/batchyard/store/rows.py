@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, Select, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from batchyard.store.records import BatchRecord, Headers, UnstartedState, closing_as
-from batchyard.store.tables import batches, workspaces
+from batchyard.store.records import BatchRecord, Headers, OpenAIBatch, UnstartedState, closing_as
+from batchyard.store.tables import batches, openai_batches, workspaces
 
 #: Rows per statement for bulk work; keeps every statement under SQLite's parameter limit.
 CHUNK = 1000
@@ -43,20 +43,49 @@ async def batch_headers(conn: AsyncConnection, seqs: Iterable[int]) -> dict[int,
     return found
 
 
+async def chat_batches(conn: AsyncConnection, seqs: Iterable[int]) -> set[int]:
+    """Which of the batches ``seqs`` came through the OpenAI surface (Chat Completions params)."""
+    wanted = sorted(set(seqs))
+    found: set[int] = set()
+    for start in range(0, len(wanted), CHUNK):
+        rows = await conn.execute(
+            select(openai_batches.c.batch_seq).where(
+                openai_batches.c.batch_seq.in_(wanted[start : start + CHUNK])
+            )
+        )
+        found.update(rows.scalars())
+    return found
+
+
+def select_batches() -> Select[Any]:
+    """Batch rows with the OpenAI surface's fields beside them (``NULL`` for the others):
+    every read that makes a :class:`BatchRecord` starts here."""
+    return select(
+        batches,
+        openai_batches.c.endpoint.label("oa_endpoint"),
+        openai_batches.c.input_file_id.label("oa_input_file_id"),
+        openai_batches.c.completion_window.label("oa_completion_window"),
+        openai_batches.c.metadata.label("oa_metadata"),
+        openai_batches.c.model.label("oa_model"),
+        openai_batches.c.errors.label("oa_errors"),
+    ).select_from(batches.outerjoin(openai_batches, openai_batches.c.batch_seq == batches.c.seq))
+
+
 async def find_batch(conn: AsyncConnection, workspace_id: int, batch_id: str) -> Row[Any] | None:
     """The batch row with this public id, only if it belongs to ``workspace_id``.
 
     Every lookup by a client-supplied id goes through here: a batch of another workspace is
     indistinguishable from one that does not exist.
     """
-    statement = select(batches).where(
+    statement = select_batches().where(
         batches.c.id == batch_id, batches.c.workspace_id == workspace_id
     )
-    return (await conn.execute(statement)).first()
+    row: Row[Any] | None = (await conn.execute(statement)).first()
+    return row
 
 
 async def batch_by_seq(conn: AsyncConnection, seq: int) -> BatchRecord:
-    row = (await conn.execute(select(batches).where(batches.c.seq == seq))).one()
+    row = (await conn.execute(select_batches().where(batches.c.seq == seq))).one()
     return batch_record(row)
 
 
@@ -77,7 +106,21 @@ def batch_record(row: Row[Any]) -> BatchRecord:
         archives_at=row.archives_at,
         ended_at=row.ended_at,
         cancel_initiated_at=row.cancel_initiated_at,
+        openai=None
+        if row.oa_endpoint is None
+        else OpenAIBatch(
+            endpoint=row.oa_endpoint,
+            input_file_id=row.oa_input_file_id,
+            completion_window=row.oa_completion_window,
+            metadata=_optional_bytes(row.oa_metadata),
+            model=row.oa_model,
+            errors=_optional_bytes(row.oa_errors),
+        ),
     )
+
+
+def _optional_bytes(value: bytes | memoryview | None) -> bytes | None:
+    return None if value is None else bytes(value)
 
 
 async def workspace_named(conn: AsyncConnection, name: str, now: int) -> int:

@@ -79,6 +79,26 @@ batches = Table(
     ),
 )
 
+#: What a batch made through the OpenAI surface (``POST /v1/batches``) has beyond the
+#: Anthropic one: OpenAI's Batch fields. A batch with a row here is visible only through the
+#: OpenAI routes and its requests' params are Chat Completions bodies; a batch without one only
+#: through the Anthropic routes. A table of its own rather than columns of ``batches``: a
+#: database made before it gains it without a migration. ``errors`` (JSON, OpenAI's
+#: ``BatchError`` list) is set only for a batch whose input file was refused (``failed``).
+openai_batches = Table(
+    "openai_batches",
+    metadata,
+    Column("batch_seq", Integer, ForeignKey("batches.seq"), primary_key=True),
+    Column("endpoint", String(64), nullable=False),
+    Column("input_file_id", String(64), nullable=False),
+    Column("completion_window", String(16), nullable=False),
+    #: JSON object of up to 16 string pairs, ``NULL`` for none.
+    Column("metadata", LargeBinary),
+    #: The one model every request names, ``NULL`` if they name several.
+    Column("model", String(256)),
+    Column("errors", LargeBinary),
+)
+
 #: Request ``state``: queued → running → succeeded | errored, or back to queued on a retry or
 #: an expired lease; queued → submitted → any final state for a model relayed through an
 #: upstream Message Batch (``submission_id`` names it; no lease, never claimed again);

@@ -1,4 +1,12 @@
-"""``GET /v1/models`` objects."""
+"""``GET /v1/models`` objects, one shape for both SDKs.
+
+Anthropic's SDKs and OpenAI's both call ``GET /v1/models`` and both read their fields
+leniently (unknown keys are kept, not refused), so each object carries both APIs' fields:
+Anthropic's (``type``, ``display_name``, ``created_at`` as RFC 3339, limits) and OpenAI's
+(``object``, ``created`` as unix seconds, ``owned_by``), and the page both ``has_more`` /
+``first_id`` / ``last_id`` and ``object: "list"``. The same answer parses as either SDK's
+type, so the route need not guess who is asking.
+"""
 
 from __future__ import annotations
 
@@ -71,6 +79,10 @@ class ModelInfo(msgspec.Struct, tag_field="type", tag="model"):
     deprecated_at: str | None = None
     retires_at: str | None = None
     line: str | None = None
+    #: OpenAI's ``Model`` fields (``created`` is ``created_at`` in unix seconds).
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "batchyard"
 
 
 class UpstreamModel(msgspec.Struct):
@@ -88,3 +100,5 @@ class ModelPage(msgspec.Struct):
     has_more: bool
     first_id: str | None
     last_id: str | None
+    #: OpenAI's list page.
+    object: Literal["list"] = "list"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import anthropic
+import httpx2
+import openai
 import pytest
 from inprocess import InProcessServer
 
@@ -36,3 +38,26 @@ async def test_models_list_refuses_both_cursors_like_the_batch_list(
         "type": "invalid_request_error",
         "message": "after_id and before_id cannot be used together",
     }
+
+
+async def test_the_same_route_answers_the_openai_sdk(server: InProcessServer, api_key: str) -> None:
+    """One answer parses as both SDKs' types; an OpenAI client's errors come in OpenAI's
+    envelope (it sends no ``anthropic-version``)."""
+    client = openai.AsyncOpenAI(
+        base_url=f"{server.base_url}/v1",
+        api_key=api_key,
+        http_client=openai.DefaultAsyncHttpxClient(transport=httpx2.ASGITransport(app=server.app)),
+        _strict_response_validation=True,
+    )
+    async with client:
+        models = [model async for model in client.models.list()]
+        assert [(m.id, m.object, m.owned_by) for m in models] == [
+            ("sim", "model", "batchyard"),
+            ("sim-slow", "model", "batchyard"),
+        ]
+        assert (await client.models.retrieve("sim")).id == "sim"
+        with pytest.raises(openai.NotFoundError) as missing:
+            await client.models.retrieve("nope")
+    assert isinstance(missing.value.body, dict)
+    assert missing.value.body["message"] == "model: nope"
+    assert missing.value.body["type"] == "invalid_request_error"

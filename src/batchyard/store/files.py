@@ -28,7 +28,7 @@ from batchyard.store.tables import file_chunks, files
 #: read of a few chunks is a few MiB.
 CHUNK_BYTES = 1 << 20
 #: Chunks per read while streaming a file out.
-_CHUNKS_PER_READ = 4
+_CHUNKS_PER_READ = 2
 
 
 class SqlFiles:

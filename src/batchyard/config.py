@@ -72,6 +72,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     #: Requests (lines) of one OpenAI batch's input file: OpenAI's limit.
     max_openai_batch_requests: Annotated[int, Meta(ge=1)] = 50_000
     max_body_bytes: Annotated[int, Meta(ge=1)] = 256 * 1024 * 1024
+    #: Largest file ``POST /v1/files`` takes: OpenAI's 200 MB for batch input files.
+    max_file_bytes: Annotated[int, Meta(ge=1)] = 200 * 1024 * 1024
     expiry_seconds: Annotated[float, Meta(gt=0)] = 24 * 3600
     retention_seconds: Annotated[float, Meta(gt=0)] = 29 * 24 * 3600
     #: How long a claimed request may run before another worker may take it over.

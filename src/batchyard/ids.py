@@ -1,4 +1,5 @@
-"""Identifiers in Anthropic's formats: ``msgbatch_01…``, ``msg_01…``, ``req_01…``, and API keys.
+"""Identifiers in the APIs' formats: Anthropic's ``msgbatch_01…``, ``msg_01…``, ``req_01…``,
+OpenAI's ``file-…``, and API keys.
 
 IDs are opaque to clients; ours are ``01`` followed by 22 base58 characters, as the real
 API's look, drawn from ``secrets`` so they cannot be guessed across workspaces.
@@ -44,6 +45,11 @@ def request_id() -> str:
 
 def tool_use_id() -> str:
     return _opaque("toolu_")
+
+
+def file_id() -> str:
+    """An OpenAI File (``/v1/files``): ``file-`` and an opaque tail, as OpenAI's look."""
+    return _opaque("file-")
 
 
 def api_key() -> str:

@@ -27,6 +27,7 @@ from batchyard.config import Settings
 from batchyard.engines.anthropic_batches import UpstreamBatchApi, batch_options
 from batchyard.engines.registry import ModelRegistry, default_models
 from batchyard.service.batches import BatchService
+from batchyard.service.files import FileService
 from batchyard.store import open_store
 from batchyard.store.protocols import Store
 from batchyard.timeutil import now_us
@@ -150,6 +151,7 @@ def create_server_app(
             settings=settings,
             keys=store.keys,
             batches=BatchService(store.batches, settings),
+            files=FileService(store.files),
             models=models,
             nudge_worker=_wake_all(dispatcher, passthrough) if dispatcher else (lambda: None),
         )

@@ -11,6 +11,7 @@ from batchyard.api.auth import authenticate
 from batchyard.config import Settings
 from batchyard.engines.registry import ModelRegistry
 from batchyard.service.batches import BatchService, Caller
+from batchyard.service.files import FileService
 from batchyard.store.protocols import KeyStore
 
 
@@ -19,6 +20,7 @@ class ApiContext:
     settings: Settings
     keys: KeyStore
     batches: BatchService
+    files: FileService
     models: ModelRegistry
     #: Called after a create or a cancel so an in-process worker acts on it at once.
     nudge_worker: Callable[[], None] = field(default=lambda: None)

@@ -17,7 +17,9 @@ It keeps the same invariants as the SQL store (the conformance suite in
   every move to a final state through :meth:`_State.settle`, which moves the batch counters
   with it; a batch ends only in :meth:`_State.end_if_done`, exactly once, and that same call
   queues one ``message_batch.ended`` delivery per webhook of the workspace.
-* **Workspaces are walls**: batches are looked up by ``(workspace_id, id)`` only.
+* **Workspaces are walls**: batches and files are looked up by ``(workspace_id, id)`` only.
+* **A file is whole or absent**: an upload's content is read in full before the file is
+  added in one step (this store holds everything in memory anyway).
 * **Oldest first**: claimable requests sit in one heap per model, ordered by row id, so a
   claim never scans finished requests or other models' queues.
 """
@@ -28,13 +30,14 @@ import heapq
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from batchyard import ids
 from batchyard.errors import IdempotencyKeyTaken
 from batchyard.store.protocols import (
     BatchStore,
+    FileStore,
     KeyStore,
     OutboxStore,
     QueueStore,
@@ -51,11 +54,14 @@ from batchyard.store.records import (
     Candidate,
     ClaimedRequest,
     DueDelivery,
+    FilePage,
+    FileRecord,
     FinalState,
     Finished,
     GatherPlan,
     Headers,
     NewBatch,
+    NewFile,
     NewRequest,
     OpenAIBatch,
     RequestState,
@@ -186,6 +192,13 @@ class _Submission:
     rows: list[int] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _File:
+    record: FileRecord
+    #: An upload's content, in the pieces it came in; empty for a generated file.
+    chunks: list[bytes]
+
+
 # ---------------------------------------------------------------------------- shared state
 
 
@@ -208,6 +221,7 @@ class _State:
         self.webhooks: dict[int, _Webhook] = {}
         self.deliveries: dict[int, _Delivery] = {}
         self.submissions: dict[str, _Submission] = {}
+        self.files: dict[str, _File] = {}
         self._last_id: Counter[str] = Counter()
 
     def next_id(self, kind: str) -> int:
@@ -685,6 +699,19 @@ class _Sweeps:
                 settled += self._s.settle_queued(batch, settle_as, now)
         return settled
 
+    async def purge_expired_files(self, now: int, *, limit: int) -> int:
+        expired = sorted(
+            (
+                stored.record
+                for stored in self._s.files.values()
+                if stored.record.expires_at is not None and stored.record.expires_at <= now
+            ),
+            key=lambda record: (record.expires_at or 0, record.id),
+        )[:limit]
+        for record in expired:
+            del self._s.files[record.id]
+        return len(expired)
+
     async def purge_archived(self, now: int) -> int:
         purged = [
             batch
@@ -890,6 +917,103 @@ class _RateLimits:
         self._states[key] = change(self._states.get(key))
 
 
+def _file_record(
+    new: NewFile, *, size: int | None, batch_seq: int | None = None, part: str | None = None
+) -> FileRecord:
+    return FileRecord(
+        id=new.id,
+        workspace_id=new.workspace_id,
+        filename=new.filename,
+        purpose=new.purpose,
+        bytes=size,
+        created_at=new.created_at,
+        expires_at=new.expires_at,
+        status="processed",
+        batch_seq=batch_seq,
+        batch_part=part,
+    )
+
+
+class _Files:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def create_file(self, new: NewFile, content: AsyncIterator[bytes]) -> FileRecord:
+        chunks = [piece async for piece in content if piece]
+        record = _file_record(new, size=sum(len(piece) for piece in chunks))
+        self._s.files[new.id] = _File(record, chunks)
+        return record
+
+    async def get_file(self, workspace_id: int, file_id: str) -> FileRecord | None:
+        stored = self._find(workspace_id, file_id)
+        return stored.record if stored else None
+
+    async def list_files(
+        self,
+        workspace_id: int,
+        *,
+        purpose: str | None,
+        after: str | None,
+        limit: int,
+        order: Literal["asc", "desc"],
+    ) -> FilePage | None:
+        records = sorted(
+            (
+                stored.record
+                for stored in self._s.files.values()
+                if stored.record.workspace_id == workspace_id
+                and (purpose is None or stored.record.purpose == purpose)
+            ),
+            key=lambda record: (record.created_at, record.id),
+            reverse=order == "desc",
+        )
+        if after is not None:
+            cursor = self._find(workspace_id, after)
+            if cursor is None:
+                return None
+            position = (cursor.record.created_at, cursor.record.id)
+            records = [
+                record
+                for record in records
+                if (
+                    (record.created_at, record.id) < position
+                    if order == "desc"
+                    else (record.created_at, record.id) > position
+                )
+            ]
+        return FilePage(files=records[:limit], has_more=len(records) > limit)
+
+    async def delete_file(self, workspace_id: int, file_id: str) -> FileRecord | None:
+        stored = self._find(workspace_id, file_id)
+        if stored is None:
+            return None
+        del self._s.files[file_id]
+        return stored.record
+
+    async def iter_content(self, file_id: str) -> AsyncIterator[bytes]:
+        stored = self._s.files.get(file_id)
+        for piece in stored.chunks if stored else ():
+            if self._s.files.get(file_id) is not stored:  # deleted while being read
+                return
+            yield piece
+
+    async def add_generated_file(self, new: NewFile, batch_seq: int, part: str) -> FileRecord:
+        for stored in self._s.files.values():
+            if stored.record.batch_seq == batch_seq and stored.record.batch_part == part:
+                return stored.record
+        record = _file_record(new, size=None, batch_seq=batch_seq, part=part)
+        self._s.files[new.id] = _File(record, [])
+        return record
+
+    async def set_file_bytes(self, file_id: str, size: int) -> None:
+        if stored := self._s.files.get(file_id):
+            stored.record = replace(stored.record, bytes=size)
+
+    def _find(self, workspace_id: int, file_id: str) -> _File | None:
+        stored = self._s.files.get(file_id)
+        return stored if stored and stored.record.workspace_id == workspace_id else None
+
+
 class MemoryStore:
     """A :class:`~batchyard.store.protocols.Store` held in this process's memory."""
 
@@ -902,6 +1026,7 @@ class MemoryStore:
         self._sweeps = _Sweeps(state)
         self._submissions = _Submissions(state)
         self._rate_limits = _RateLimits()
+        self._files = _Files(state)
 
     @property
     def keys(self) -> KeyStore:
@@ -930,6 +1055,10 @@ class MemoryStore:
     @property
     def rate_limits(self) -> RateLimitStore:
         return self._rate_limits
+
+    @property
+    def files(self) -> FileStore:
+        return self._files
 
     async def close(self) -> None:
         """Nothing to release: the data goes when the store object does."""

@@ -1,4 +1,4 @@
-"""What the services and the worker need from storage: six small protocols and their bundle.
+"""What the services and the worker need from storage: small protocols and their bundle.
 
 Everything above the store depends on these, never on an implementation. Two implement
 them: the SQL store (:mod:`batchyard.store.sql`, SQLite and PostgreSQL) and the in-memory
@@ -14,7 +14,8 @@ Invariants every implementation keeps:
   together with the request states they count.
 * **A batch ends exactly once**, when ``processing`` reaches zero, and that same change
   queues one ``message_batch.ended`` event per webhook of its workspace.
-* **Workspaces are walls**: every lookup by batch id is scoped to a workspace.
+* **Workspaces are walls**: every lookup by a batch or file id is scoped to a workspace.
+* **A file is whole or absent**: an upload's row and all its content appear together.
 
 Times are integer microseconds since the epoch, always passed in by the caller, so tests
 control the clock.
@@ -30,9 +31,12 @@ from batchyard.store.records import (
     BatchRecord,
     ClaimedRequest,
     DueDelivery,
+    FilePage,
+    FileRecord,
     Finished,
     GatherPlan,
     NewBatch,
+    NewFile,
     NewRequest,
     Retry,
     StoredOutcome,
@@ -206,6 +210,11 @@ class SweepStore(Protocol):
         """Drop params and outcomes of ended batches past retention; the batch stays."""
         ...
 
+    async def purge_expired_files(self, now: int, *, limit: int) -> int:
+        """Delete up to ``limit`` files past their ``expires_at``, with their content, in one
+        short transaction; returns how many. Call again while it returns ``limit``."""
+        ...
+
 
 class SubmissionStore(Protocol):
     """Requests relayed through upstream Message Batches (``anthropic-batch`` models).
@@ -282,6 +291,52 @@ class SubmissionStore(Protocol):
         ...
 
 
+class FileStore(Protocol):
+    """OpenAI Files: uploads stored in chunks, and the rows of files batches generate.
+
+    Expiry is the caller's rule (it knows the clock): these methods return a file past its
+    ``expires_at`` like any other until :meth:`SweepStore.purge_expired_files` removes it.
+    """
+
+    async def create_file(self, new: NewFile, content: AsyncIterator[bytes]) -> FileRecord:
+        """Store the row and ``content`` (each piece one chunk, in order) atomically: if
+        ``content`` raises, or anything fails midway, nothing of the file remains."""
+        ...
+
+    async def get_file(self, workspace_id: int, file_id: str) -> FileRecord | None: ...
+
+    async def list_files(
+        self,
+        workspace_id: int,
+        *,
+        purpose: str | None,
+        after: str | None,
+        limit: int,
+        order: Literal["asc", "desc"],
+    ) -> FilePage | None:
+        """Files of the workspace by ``created_at`` (then id), ``order``, after the file
+        ``after``. ``None`` when ``after`` names no file of this workspace."""
+        ...
+
+    async def delete_file(self, workspace_id: int, file_id: str) -> FileRecord | None:
+        """Remove the file and its content; return what was removed."""
+        ...
+
+    def iter_content(self, file_id: str) -> AsyncIterator[bytes]:
+        """The stored chunks in order, a few per short read, so memory stays flat and no
+        read stays open while a client downloads. Ends early if the file is deleted."""
+        ...
+
+    async def add_generated_file(self, new: NewFile, batch_seq: int, part: str) -> FileRecord:
+        """The row of a batch's ``part`` file (``output`` or ``error``), without content;
+        idempotent: if the batch already has that file, it is returned unchanged."""
+        ...
+
+    async def set_file_bytes(self, file_id: str, size: int) -> None:
+        """Record the size of a generated file once computed."""
+        ...
+
+
 class RateLimitStore(Protocol):
     """Small shared states, one per key, changed atomically: the pacing of a rate-limited
     model for the whole deployment (:mod:`batchyard.worker.pacing`)."""
@@ -318,11 +373,15 @@ class Store(Protocol):
     @property
     def rate_limits(self) -> RateLimitStore: ...
 
+    @property
+    def files(self) -> FileStore: ...
+
     async def close(self) -> None: ...
 
 
 __all__ = [
     "BatchStore",
+    "FileStore",
     "KeyStore",
     "OutboxStore",
     "QueueStore",

@@ -253,3 +253,42 @@ class UpstreamResult:
     outcome: bytes | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+
+
+# ---------------------------------------------------------------------------- files
+
+
+@dataclass(frozen=True, slots=True)
+class NewFile:
+    """A file about to be stored: an upload, or a file a batch generates."""
+
+    id: str
+    workspace_id: int
+    filename: str
+    purpose: str
+    created_at: int
+    #: ``None``: kept until deleted.
+    expires_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    id: str
+    workspace_id: int
+    filename: str
+    purpose: str
+    #: ``None`` for a generated file whose size was not computed yet.
+    bytes: int | None
+    created_at: int
+    expires_at: int | None
+    status: str
+    #: The batch (its ``seq``) that generates this file, and which of its files it is;
+    #: ``None`` for an upload.
+    batch_seq: int | None
+    batch_part: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FilePage:
+    files: list[FileRecord]
+    has_more: bool

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from batchyard.store.batches import SqlBatches
 from batchyard.store.database import Database, connect, ensure_schema
+from batchyard.store.files import SqlFiles
 from batchyard.store.keys import SqlKeys
 from batchyard.store.outbox import SqlOutbox
 from batchyard.store.queue import SqlQueue
@@ -28,6 +29,7 @@ class SqlStore:
         self.sweeps = SqlSweeps(db)
         self.submissions = SqlSubmissions(db)
         self.rate_limits = SqlRateLimits(db)
+        self.files = SqlFiles(db)
 
     @classmethod
     async def open(cls, database_url: str) -> SqlStore:

@@ -1,4 +1,4 @@
-"""Periodic repairs: lost leases, closed batches' stragglers, retention.
+"""Periodic repairs: lost leases, closed batches' stragglers, retention, expired files.
 
 Every sweep is a guarded, set-based change (a request moves only from the state the sweep
 expects), so any number of processes may run them at once without double effects.
@@ -12,9 +12,10 @@ from collections.abc import Callable
 from sqlalchemy import and_, delete, insert, select, update
 
 from batchyard.store.database import Database
+from batchyard.store.files import delete_files
 from batchyard.store.ledger import apply_tally, settle_queued
 from batchyard.store.rows import CHUNK, closing_batches
-from batchyard.store.tables import batches, outcomes, requests
+from batchyard.store.tables import batches, files, outcomes, requests
 
 
 class SqlSweeps:
@@ -90,3 +91,19 @@ class SqlSweeps:
                 )
                 await conn.execute(update(batches).where(batches.c.seq == seq).values(purged=1))
         return len(seqs)
+
+    async def purge_expired_files(self, now: int, *, limit: int) -> int:
+        async with self._db.writer.begin() as conn:
+            expired = list(
+                (
+                    await conn.scalars(
+                        select(files.c.id)
+                        .where(files.c.expires_at.is_not(None), files.c.expires_at <= now)
+                        .order_by(files.c.expires_at)
+                        .limit(limit)
+                    )
+                ).all()
+            )
+            if expired:
+                await delete_files(conn, expired)
+        return len(expired)

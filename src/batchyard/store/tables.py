@@ -243,3 +243,44 @@ rate_limits = Table(
     Column("key", String(256), primary_key=True),
     Column("state", LargeBinary, nullable=False),
 )
+
+
+#: OpenAI Files (``/v1/files``), scoped to a workspace like batches. An uploaded file's
+#: content is its :data:`file_chunks`, written in the same transaction as the row, so a file
+#: is listed only once all of it is stored. A file a batch generates (its output or error
+#: file: ``batch_seq`` and ``batch_part`` set) has no chunks: its content is rendered from
+#: the batch's outcomes when read, and ``bytes`` stays ``NULL`` until first computed.
+#: ``expires_at`` (``NULL``: never) past, the file reads as deleted until a sweep removes it.
+files = Table(
+    "files",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), nullable=False),
+    Column("filename", String(1000), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("bytes", BigInteger),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger),
+    Column("status", String(16), nullable=False),
+    Column("batch_seq", Integer, ForeignKey("batches.seq")),
+    #: ``output`` or ``error``: which of its batch's files this is.
+    Column("batch_part", String(16)),
+    UniqueConstraint("batch_seq", "batch_part", name="uq_files_batch_part"),
+    Index("ix_files_workspace_created", "workspace_id", "created_at", "id"),
+    Index(
+        "ix_files_expiring",
+        "expires_at",
+        postgresql_where=text("expires_at IS NOT NULL"),
+        sqlite_where=text("expires_at IS NOT NULL"),
+    ),
+)
+
+#: An uploaded file's bytes in order, about 1 MiB a row, so neither a write nor a read ever
+#: holds a whole file.
+file_chunks = Table(
+    "file_chunks",
+    metadata,
+    Column("file_id", String(64), ForeignKey("files.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
+)

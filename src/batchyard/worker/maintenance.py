@@ -1,4 +1,5 @@
-"""Periodic sweeps: lost leases back to the queue, 24 h expiry, cancel stragglers, retention.
+"""Periodic sweeps: lost leases back to the queue, 24 h expiry, cancel stragglers, retention,
+expired files.
 
 Every sweep is a guarded set-based change in the store, so any number of processes may run
 them at once without double effects (a request only moves from the state the sweep expects).
@@ -19,6 +20,8 @@ from batchyard.timeutil import now_us
 logger = logging.getLogger("batchyard.maintenance")
 
 _PURGE_EVERY_SECONDS = 300.0
+#: Expired files deleted per transaction: each may be 200 MB of chunks.
+_FILES_PER_PURGE = 20
 
 
 def _out_of_attempts() -> bytes:
@@ -37,6 +40,17 @@ async def sweep_once(sweeps: SweepStore, settings: Settings) -> int:
     return changed
 
 
+async def purge_expired_files(sweeps: SweepStore, now: int) -> int:
+    """Delete every file expired by ``now``, a bounded number per transaction, so no one
+    transaction holds the database (SQLite's one writer) for long."""
+    total = 0
+    while True:
+        deleted = await sweeps.purge_expired_files(now, limit=_FILES_PER_PURGE)
+        total += deleted
+        if deleted < _FILES_PER_PURGE:
+            return total
+
+
 async def run_maintenance(
     sweeps: SweepStore, settings: Settings, on_requeued: Callable[[], None] = lambda: None
 ) -> None:
@@ -49,6 +63,7 @@ async def run_maintenance(
                 on_requeued()
             if time.monotonic() - last_purge > _PURGE_EVERY_SECONDS:
                 await sweeps.purge_archived(now_us())
+                await purge_expired_files(sweeps, now_us())
                 last_purge = time.monotonic()
         except Exception:
             logger.exception("maintenance sweep failed; retrying")

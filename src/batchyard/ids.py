@@ -1,4 +1,5 @@
-"""Identifiers in Anthropic's formats: ``msgbatch_01…``, ``msg_01…``, ``req_01…``, and API keys.
+"""Identifiers in Anthropic's formats: ``msgbatch_01…``, ``msg_01…``, ``req_01…``, and API keys
+(and OpenAI's ``chatcmpl-01…`` for its surface).
 
 IDs are opaque to clients; ours are ``01`` followed by 22 base58 characters, as the real
 API's look, drawn from ``secrets`` so they cannot be guessed across workspaces.
@@ -39,6 +40,11 @@ def request_id() -> str:
 
 def tool_use_id() -> str:
     return _opaque("toolu_")
+
+
+def chat_completion_id() -> str:
+    """A Chat Completions answer's id, in OpenAI's form (``chatcmpl-…``)."""
+    return _opaque("chatcmpl-")
 
 
 def api_key() -> str:

@@ -105,6 +105,10 @@ class AssistantMessage(_Strict, tag_field="role", tag="assistant"):
     name: str | None = None
     audio: Any = None
     function_call: Any = None
+    #: Not in the SDK's request type, but in its answer's message, which clients append to
+    #: the history as it is (the SDK sends it on); OpenAI takes it. Citations of the text:
+    #: dropped, they change nothing in what the model reads.
+    annotations: list[Any] | None = None
 
 
 class ToolMessage(_Strict, tag_field="role", tag="tool"):

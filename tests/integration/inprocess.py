@@ -20,6 +20,7 @@ from typing import Any
 import anthropic
 import httpx
 import httpx2
+import openai
 from harness import new_api_key
 from starlette.applications import Starlette
 
@@ -58,6 +59,18 @@ class InProcessServer:
             http_client=anthropic.DefaultAsyncHttpxClient(
                 transport=httpx2.ASGITransport(app=self.app)
             ),
+            **options,
+        )
+
+    def openai_sdk(self, **options: Any) -> openai.AsyncOpenAI:
+        """The official OpenAI SDK (async) on this app, every answer checked against the
+        SDK's types (``_strict_response_validation``); close it after use. Also on httpx2."""
+        return openai.AsyncOpenAI(
+            base_url=f"{BASE_URL}/v1",
+            http_client=openai.DefaultAsyncHttpxClient(
+                transport=httpx2.ASGITransport(app=self.app)
+            ),
+            _strict_response_validation=True,
             **options,
         )
 

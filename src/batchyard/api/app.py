@@ -14,7 +14,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from batchyard.api import batches, files, health, messages, models, token_counts
+from batchyard.api import (
+    batches,
+    chat_completions,
+    files,
+    health,
+    messages,
+    models,
+    token_counts,
+)
 from batchyard.api.responses import REQUEST_ID_HEADER, error_response, request_id_of
 from batchyard.errors import ApiError
 from batchyard.protocol.errors import ERROR_TYPE_FOR_STATUS
@@ -89,6 +97,7 @@ def create_app(lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]
             *batches.routes,
             *files.routes,
             *messages.routes,
+            *chat_completions.routes,
             *token_counts.routes,
             *models.routes,
             *health.routes,

@@ -91,6 +91,14 @@ from batchyard.engines.base import AnswerSink
 from batchyard.engines.capabilities import Capabilities, refuse_unsupported
 from batchyard.engines.upstream import read_body, read_error_body, send
 from batchyard.errors import ApiError, EngineError, ParamsError, UnreadableAnswer
+from batchyard.protocol.chat_mapping import (
+    CHAT_TOOL_CHOICES,
+    STOP_REASONS,
+    image_url,
+    message_usage,
+    tool_arguments,
+    tool_input,
+)
 from batchyard.protocol.errors import ErrorType
 from batchyard.protocol.messages import (
     ContentBlock,
@@ -103,7 +111,6 @@ from batchyard.protocol.messages import (
     StopReason,
     TextBlock,
     ToolUseBlock,
-    Usage,
     system_text,
 )
 from batchyard.protocol.openai_chat import (
@@ -155,13 +162,6 @@ _TOOL_KEYS = frozenset(
         "eager_input_streaming",
     }
 )
-_TOOL_CHOICES: dict[str, ToolChoice] = {"auto": "auto", "any": "required", "none": "none"}
-_STOP_REASONS: dict[str, StopReason] = {
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "content_filter": "refusal",
-}
 
 _encoder = msgspec.json.Encoder()
 _completion_decoder = msgspec.json.Decoder(ChatCompletion)
@@ -396,7 +396,7 @@ def _tool_choice(choice: dict[str, Any] | None) -> tuple[ToolChoice | None, bool
     parallel = False if choice.get("disable_parallel_tool_use") else None
     if choice["type"] == "tool":
         return NamedToolChoice(function=FunctionName(name=choice["name"])), parallel
-    return _TOOL_CHOICES[choice["type"]], parallel
+    return CHAT_TOOL_CHOICES[choice["type"]], parallel
 
 
 def _turn(turn: MessageParam, index: int, model: str) -> list[ChatMessage]:
@@ -438,8 +438,7 @@ def _assistant(blocks: list[ContentBlockParam], where: str, model: str) -> Assis
         if block.type == "text":
             texts.append(block.text)
         elif block.type == "tool_use":
-            arguments = _encoder.encode(block.input or {}).decode()
-            function = FunctionCall(name=block.name, arguments=arguments)
+            function = FunctionCall(name=block.name, arguments=tool_arguments(block.input or {}))
             calls.append(ToolCall(id=block.id, function=function))
         else:
             raise _unsupported_block(block, f"{where}.{position}", model)
@@ -474,8 +473,7 @@ def _image_part(block: ContentBlockParam, where: str, model: str) -> ImagePart:
         raise ParamsError(
             f"{where}.source: images of source type {kind!r} are not supported by {model}"
         )
-    url = source.url if source.type == "url" else f"data:{source.media_type};base64,{source.data}"
-    return ImagePart(image_url=ImageUrl(url=url))
+    return ImagePart(image_url=ImageUrl(url=image_url(source)))
 
 
 def _unsupported_block(block: ContentBlockParam, where: str, model: str) -> ParamsError:
@@ -503,9 +501,7 @@ def answer_message(completion: ChatCompletion, params: MessageCreateParams) -> M
         content=content,
         stop_reason=stop_reason,
         stop_sequence=stop_sequence,
-        usage=Usage(
-            input_tokens=usage.prompt_tokens or 0, output_tokens=usage.completion_tokens or 0
-        ),
+        usage=message_usage(usage.prompt_tokens, usage.completion_tokens),
     )
 
 
@@ -515,8 +511,8 @@ def _ending(choice: Choice, stops: list[str], called: bool) -> tuple[str, StopRe
     finish = choice.finish_reason
     if called:
         return text, "tool_use", None
-    if finish in _STOP_REASONS:
-        return text, _STOP_REASONS[finish], None
+    if finish in STOP_REASONS:
+        return text, STOP_REASONS[finish], None
     if finish != "stop":
         raise EngineError(
             "api_error", f"the upstream ended its answer with finish_reason {finish!r}"
@@ -532,11 +528,8 @@ def _ending(choice: Choice, stops: list[str], called: bool) -> tuple[str, StopRe
 
 def _tool_use(call: AnswerToolCall) -> ToolUseBlock:
     function = call.function or AnswerFunction()
-    try:
-        arguments = msgspec.json.decode(function.arguments or "{}")
-    except msgspec.DecodeError:
-        arguments = None
-    if not isinstance(arguments, dict):
+    arguments = tool_input(function.arguments)
+    if arguments is None:
         raise EngineError(
             "api_error",
             f"the upstream called tool {function.name!r} with arguments that are not a JSON "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -264,8 +265,8 @@ def decode_params(
     ``beta`` (the request named an ``anthropic-beta``) checks it against the SDK's beta types,
     which add keys such as ``context_management`` and ``output_format``.
     """
-    _decode(_create_shape[beta], raw)
-    params = _decode(_params_decoder, raw)
+    decode_checked(_create_shape[beta], raw)
+    params = decode_checked(_params_decoder, raw)
     _check_generation(params, in_batch=in_batch)
     _check_prompt(params)
     _check_thinking(params, params.max_tokens)
@@ -279,18 +280,26 @@ def decode_count_tokens_params(raw: bytes, *, beta: bool = False) -> MessageCoun
     Its own types rather than a create body with a placeholder ``max_tokens``: the SDK's
     count_tokens type has no ``max_tokens``, ``temperature`` or ``stream`` and refuses them.
     """
-    _decode(_count_tokens_shape[beta], raw)
-    params = _decode(_count_tokens_decoder, raw)
+    decode_checked(_count_tokens_shape[beta], raw)
+    params = decode_checked(_count_tokens_decoder, raw)
     _check_prompt(params)
     _check_thinking(params, max_tokens=None)
     return params
 
 
-def _decode(decoder: msgspec.json.Decoder[_Decoded], raw: bytes | msgspec.Raw) -> _Decoded:
+def decode_checked(
+    decoder: msgspec.json.Decoder[_Decoded],
+    raw: bytes | msgspec.Raw,
+    describe: Callable[[msgspec.ValidationError | msgspec.DecodeError], str] = (
+        describe_validation_error
+    ),
+) -> _Decoded:
+    """``raw`` decoded, or :class:`ParamsError` with the message ``describe`` words (the
+    Chat Completions surface words its own in OpenAI's path style)."""
     try:
         return decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise ParamsError(describe_validation_error(exc)) from None
+        raise ParamsError(describe(exc)) from None
     except UnicodeDecodeError as exc:
         raise ParamsError(f"Invalid JSON: not valid UTF-8 at byte {exc.start}") from None
     except RecursionError:

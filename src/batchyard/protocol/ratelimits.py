@@ -59,6 +59,23 @@ class RateLimits:
             out["retry-after"] = str(max(1, math.ceil(self.retry_after)))
         return out
 
+    def openai_headers(self, now_us: int) -> dict[str, str]:
+        """OpenAI's ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` (and
+        ``retry-after``) of this state, at ``now_us``: the dimensions OpenAI has (it limits
+        all tokens together, not input and output apart), ``reset`` as a duration."""
+        out: dict[str, str] = {}
+        for dimension in ("requests", "tokens"):
+            if (quota := self.quotas.get(dimension)) is None:
+                continue
+            out[f"x-ratelimit-limit-{dimension}"] = str(quota.limit)
+            out[f"x-ratelimit-remaining-{dimension}"] = str(max(0, quota.remaining))
+            if quota.reset_us is not None:
+                wait = max(0, quota.reset_us - now_us) / MICROS_PER_SECOND
+                out[f"x-ratelimit-reset-{dimension}"] = _duration(wait)
+        if self.retry_after is not None:
+            out["retry-after"] = str(max(1, math.ceil(self.retry_after)))
+        return out
+
 
 def read_rate_limits(headers: Mapping[str, str], now_us: int) -> RateLimits | None:
     """The limits a response's ``headers`` (lower-case names) report; ``None`` if none.
@@ -144,6 +161,18 @@ def _rfc3339_us(value: str | None) -> int | None:
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as OpenAI writes a reset: ``20ms``, ``1.5s``, ``6m0s``, ``1h2m3s``."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    hours, rest = divmod(seconds, 3600)
+    minutes, rest = divmod(rest, 60)
+    text = f"{int(hours)}h" if hours else ""
+    if hours or minutes:
+        text += f"{int(minutes)}m"
+    return text + f"{round(rest, 3):g}s"
 
 
 def _duration_seconds(value: str | None) -> float | None:

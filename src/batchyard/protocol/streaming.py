@@ -143,8 +143,8 @@ def block_events(index: int, block: ContentBlock) -> Iterator[bytes]:
 
 
 #: The blank line that ends an event, in any of the line endings SSE allows.
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-_LINE_END = re.compile(rb"\r\n|\n|\r")
+EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+LINE_END = re.compile(rb"\r\n|\n|\r")
 
 
 class StartRenamer:
@@ -166,7 +166,7 @@ class StartRenamer:
             return chunk
         self._pending += chunk
         ready: list[bytes] = []
-        while match := _EVENT_END.search(self._pending):
+        while match := EVENT_END.search(self._pending):
             event, self._pending = self._pending[: match.end()], self._pending[match.end() :]
             renamed = self._rename(event[: match.start()])
             if renamed is None:
@@ -184,7 +184,7 @@ class StartRenamer:
 
     def _rename(self, event: bytes) -> bytes | None:
         """``event`` (without its blank line) renamed, or ``None`` if not ``message_start``."""
-        lines = _LINE_END.split(event)
+        lines = LINE_END.split(event)
         data = [line for line in lines if line.startswith(b"data:")]
         if not data:
             return None

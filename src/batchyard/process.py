@@ -28,6 +28,7 @@ from batchyard.engines.anthropic_batches import UpstreamBatchApi, batch_options
 from batchyard.engines.registry import ModelRegistry, default_models
 from batchyard.service.batches import BatchService
 from batchyard.service.files import FileService
+from batchyard.service.openai_batches import OpenAIBatchService
 from batchyard.store import open_store
 from batchyard.store.protocols import Store
 from batchyard.timeutil import now_us
@@ -147,11 +148,13 @@ def create_server_app(
             Dispatcher(store.queue, models, settings, store.rate_limits) if run_worker else None
         )
         passthrough = upstream_batches(store, models, settings) if run_worker else []
+        openai_batches = OpenAIBatchService(store.batches, store.files, settings)
         app.state.context = ApiContext(
             settings=settings,
             keys=store.keys,
             batches=BatchService(store.batches, settings),
-            files=FileService(store.files),
+            files=FileService(store.files, generated=openai_batches),
+            openai_batches=openai_batches,
             models=models,
             nudge_worker=_wake_all(dispatcher, passthrough) if dispatcher else (lambda: None),
         )

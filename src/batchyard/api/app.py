@@ -21,6 +21,7 @@ from batchyard.api import (
     health,
     messages,
     models,
+    openai_batches,
     token_counts,
 )
 from batchyard.api.responses import REQUEST_ID_HEADER, error_response, request_id_of
@@ -96,6 +97,7 @@ def create_app(lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]
         routes=[
             *batches.routes,
             *files.routes,
+            *openai_batches.routes,
             *messages.routes,
             *chat_completions.routes,
             *token_counts.routes,

@@ -12,6 +12,7 @@ from batchyard.config import Settings
 from batchyard.engines.registry import ModelRegistry
 from batchyard.service.batches import BatchService, Caller
 from batchyard.service.files import FileService
+from batchyard.service.openai_batches import OpenAIBatchService
 from batchyard.store.protocols import KeyStore
 
 
@@ -21,6 +22,7 @@ class ApiContext:
     keys: KeyStore
     batches: BatchService
     files: FileService
+    openai_batches: OpenAIBatchService
     models: ModelRegistry
     #: Called after a create or a cancel so an in-process worker acts on it at once.
     nudge_worker: Callable[[], None] = field(default=lambda: None)

@@ -19,12 +19,14 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 
 from batchyard.config import Settings
 from batchyard.engines.registry import ModelRegistry, ServedModel
 from batchyard.errors import ApiError, EngineError
 from batchyard.protocol import outcomes
+from batchyard.protocol.chat_translation import messages_body
 from batchyard.protocol.errors import ErrorType
 from batchyard.protocol.messages import decode_params
 from batchyard.protocol.routing import Route, names_a_beta
@@ -228,6 +230,10 @@ class Dispatcher:
         whatever goes wrong with one request becomes that request's ``errored`` outcome.
         """
         try:
+            if request.chat:  # an OpenAI batch's line: its Messages equivalent runs
+                request = replace(
+                    request, params=messages_body(request.params, in_batch=True), chat=False
+                )
             beta = names_a_beta(request.headers)
             served, route = self._models.route(request.params, partial(_validate, beta=beta))
         except ApiError as exc:

@@ -1,6 +1,7 @@
 """The ``batchyard`` command.
 
-``serve`` (HTTP API, by default with a worker), ``worker`` (a worker alone), ``keys create``,
+``serve`` (HTTP API, by default with a worker), ``worker`` (a worker alone), ``run-batch`` (an
+OpenAI / vLLM batch file run in process, no server), ``keys create``,
 ``webhooks add | list | remove``.
 """
 
@@ -16,11 +17,22 @@ from typing import Annotated, NoReturn, TypeVar
 
 import typer
 import uvicorn
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from batchyard import ids
 from batchyard.config import Settings, load_settings
 from batchyard.errors import ConfigError
 from batchyard.process import create_server_app, model_registry, run_worker
+from batchyard.protocol.openai_batches import Batch
+from batchyard.run_batch import run_batch
 from batchyard.store import MEMORY_URL, Store, open_store
 from batchyard.timeutil import now_us
 
@@ -244,6 +256,70 @@ def remove_webhook(
         typer.echo(f"error: workspace {workspace!r} has no webhook {webhook_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"Removed webhook {webhook_id}.")
+
+
+@app.command("run-batch")
+def run_batch_command(
+    input_file: Annotated[
+        Path,
+        typer.Option(
+            "-i",
+            "--input-file",
+            help="OpenAI / vLLM batch input (JSONL).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    output_file: Annotated[
+        Path, typer.Option("-o", "--output-file", help="Where the results go (JSONL).")
+    ],
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Database URL or SQLite file path for the run's batch. Default: in memory.",
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "warning",
+) -> None:
+    """Run an OpenAI batch input file on the configured engines in this process (no server)
+    and write every result, in the input's order, in OpenAI's output format."""
+    settings = settings_from(config, db or MEMORY_URL)
+    setup_logging(log_level)
+    check_runnable(settings)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+    task = progress.add_task("requests", total=None, failed=0)
+
+    def show(batch: Batch) -> None:
+        counts = batch.request_counts
+        if counts is not None:
+            done = counts.completed + counts.failed
+            progress.update(task, total=counts.total, completed=done, failed=counts.failed)
+
+    with progress:
+        batch = asyncio.run(run_batch(settings, input_file, output_file, on_progress=show))
+    if batch.status == "failed":
+        errors = batch.errors.data if batch.errors else []
+        for error in errors:
+            where = f"line {error.line}" if error.line is not None else "file"
+            typer.echo(f"{input_file}: {where}: {error.message}", err=True)
+        fail(f"the input file was refused ({len(errors)} errors); nothing was run", 1)
+    counts = batch.request_counts
+    assert counts is not None
+    typer.echo(
+        f"{batch.status}: {counts.completed} succeeded, {counts.failed} failed of "
+        f"{counts.total}; results in {output_file}",
+        err=True,
+    )
 
 
 def refuse_memory_store(settings: Settings, who: str) -> None:

@@ -26,7 +26,7 @@ from batchyard.protocol import outcomes
 from batchyard.protocol.chat_translation import chat_completion
 from batchyard.protocol.errors import STATUS_FOR_ERROR_TYPE
 from batchyard.protocol.messages import describe_validation_error
-from batchyard.protocol.openai_errors import OpenAIErrorResponse, openai_error
+from batchyard.protocol.openai_errors import OpenAIErrorResponse, leading_field, openai_error
 
 #: The endpoints a batch may name, of those OpenAI's API has: the ones batchyard runs.
 ENDPOINTS = ("/v1/chat/completions",)
@@ -315,7 +315,7 @@ class InputFileReader:
             line = _line_decoder.decode(raw)
         except msgspec.ValidationError as exc:
             message = describe_validation_error(exc)
-            raise _LineError("invalid_request", message, message.partition(":")[0]) from None
+            raise _LineError("invalid_request", message, leading_field(message)) from None
         except (msgspec.DecodeError, UnicodeDecodeError):
             raise _LineError("invalid_json_line", "This line is not valid JSON", None) from None
         if not 1 <= len(line.custom_id) <= _MAX_CUSTOM_ID:

@@ -50,8 +50,12 @@ def openai_error(
     """The envelope for one of our error types; ``param`` defaults to the field the message
     names first, ``code`` to OpenAI's code for the type."""
     wire_type, default_code = _OPENAI_TYPE.get(error_type, ("server_error", None))
-    if param is None and (named := _LEADING_FIELD.match(message)):
-        param = named.group(1)
     return OpenAIErrorResponse(
         OpenAIErrorDetail(message=message, type=wire_type, param=param, code=code or default_code)
     )
+
+
+def leading_field(message: str) -> str | None:
+    """The field a message names first (``max_tokens: …`` → ``max_tokens``), if any."""
+    named = _LEADING_FIELD.match(message)
+    return named.group(1) if named else None

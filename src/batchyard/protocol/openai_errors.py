@@ -51,7 +51,12 @@ def openai_error(
     names first, ``code`` to OpenAI's code for the type."""
     wire_type, default_code = _OPENAI_TYPE.get(error_type, ("server_error", None))
     return OpenAIErrorResponse(
-        OpenAIErrorDetail(message=message, type=wire_type, param=param, code=code or default_code)
+        OpenAIErrorDetail(
+            message=message,
+            type=wire_type,
+            param=param if param is not None else leading_field(message),
+            code=code or default_code,
+        )
     )
 
 

@@ -9,6 +9,7 @@ kill lands in the one window an idempotency key exists for.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from harness import (
     Api,
@@ -305,3 +307,59 @@ def test_workers_sharing_postgres_send_each_request_upstream_once(
                 process.stop()
     stored, distinct, sizes = upstream_saw(upstream)
     assert stored == distinct == 1200 and max(sizes) <= 100
+
+
+def test_an_openai_batch_goes_upstream_as_messages_params(
+    upstream: ServerProcess, tmp_path: Path
+) -> None:
+    """An OpenAI batch's lines for a passthrough model are translated from Chat Completions
+    before they are sent, as for any other engine; one that cannot be is refused locally
+    (a 400 in the error file) and never reaches the upstream."""
+    config = relay_config(passthrough("relayed", upstream.base_url, add_key(upstream.db_url, "r")))
+    url = f"sqlite:///{tmp_path / 'relay.db'}"
+    relay = ServerProcess(tmp_path, url, config).start()
+    try:
+        client = openai.OpenAI(base_url=f"{relay.base_url}/v1", api_key=add_key(url, "users"))
+        lines = [
+            {
+                "custom_id": custom_id,
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {
+                    "model": "relayed",
+                    "max_completion_tokens": 16,
+                    "stop": "\n\n",
+                    "messages": [
+                        {"role": "developer", "content": "Be brief."},
+                        {"role": "user", "content": f"About {custom_id}"},
+                    ],
+                    **extra,
+                },
+            }
+            for custom_id, extra in [("good-1", {}), ("good-2", {}), ("two", {"n": 2})]
+        ]
+        content = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        uploaded = client.files.create(file=("in.jsonl", content), purpose="batch")
+        batch = client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        deadline = time.monotonic() + 60
+        while (batch := client.batches.retrieve(batch.id)).status == "in_progress":
+            assert time.monotonic() < deadline, batch
+            time.sleep(0.2)
+        assert batch.status == "completed" and batch.request_counts is not None
+        assert (batch.request_counts.completed, batch.request_counts.failed) == (2, 1)
+        output = client.files.content(batch.output_file_id or "").text.splitlines()
+        assert sorted(json.loads(line)["custom_id"] for line in output) == ["good-1", "good-2"]
+        for line in output:
+            assert json.loads(line)["response"]["body"]["object"] == "chat.completion"
+        [error] = client.files.content(batch.error_file_id or "").text.splitlines()
+        assert json.loads(error)["response"]["body"]["error"]["param"] == "n"
+        with upstream_db(upstream) as db:
+            sent = [json.loads(row[0]) for row in db.execute("SELECT params FROM requests")]
+        assert len(sent) == 2
+        for params in sent:
+            assert params["system"] == [{"text": "Be brief."}]
+            assert params["max_tokens"] == 16 and params["stop_sequences"] == ["\n\n"]
+    finally:
+        relay.stop()

@@ -802,7 +802,11 @@ class _Submissions:
         self, submission_id: str, *, with_params: bool
     ) -> list[SubmittedRequest]:
         return [
-            SubmittedRequest(r.row_id, r.model, r.params if with_params else b"")
+            SubmittedRequest(
+                r.row_id, r.model, r.params, self._s.batches[r.batch_seq].openai is not None
+            )
+            if with_params
+            else SubmittedRequest(r.row_id, r.model, b"")
             for r in self._waiting(submission_id)
         ]
 

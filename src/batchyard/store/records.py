@@ -241,6 +241,8 @@ class SubmittedRequest:
     model: str
     #: Empty unless asked for (only the create call needs them).
     params: bytes
+    #: ``params`` is a Chat Completions body (an OpenAI batch's line), told only with them.
+    chat: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from batchyard.store.records import (
     SubmittedRequest,
     UpstreamResult,
 )
-from batchyard.store.rows import CHUNK, decode_headers, encode_headers
+from batchyard.store.rows import CHUNK, chat_batches, decode_headers, encode_headers
 from batchyard.store.tables import batches, outcomes, requests, submissions
 
 _OPEN = ("submitting", "submitted")
@@ -127,17 +127,25 @@ class SqlSubmissions:
     async def submitted_requests(
         self, submission_id: str, *, with_params: bool
     ) -> list[SubmittedRequest]:
-        columns = [requests.c.id, requests.c.model]
+        columns = [requests.c.id, requests.c.model, requests.c.batch_seq]
         if with_params:
             columns.append(requests.c.params)
         async with self._db.reader.connect() as conn:
-            rows = await conn.execute(
-                select(*columns)
-                .where(requests.c.submission_id == submission_id, requests.c.state == "submitted")
-                .order_by(requests.c.id)
-            )
+            rows = (
+                await conn.execute(
+                    select(*columns)
+                    .where(
+                        requests.c.submission_id == submission_id,
+                        requests.c.state == "submitted",
+                    )
+                    .order_by(requests.c.id)
+                )
+            ).all()
+            if not with_params:
+                return [SubmittedRequest(row.id, row.model, b"") for row in rows]
+            chat = await chat_batches(conn, {row.batch_seq for row in rows})
             return [
-                SubmittedRequest(row.id, row.model, row.params if with_params else b"")
+                SubmittedRequest(row.id, row.model, row.params, row.batch_seq in chat)
                 for row in rows
             ]
 

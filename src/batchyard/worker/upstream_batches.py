@@ -35,8 +35,9 @@ import msgspec
 
 from batchyard.config import Settings
 from batchyard.engines.anthropic_batches import UpstreamBatchApi, UpstreamLine
-from batchyard.errors import EngineError
+from batchyard.errors import EngineError, ParamsError
 from batchyard.protocol import outcomes
+from batchyard.protocol.chat_translation import messages_body
 from batchyard.protocol.errors import ERROR_TYPE_FOR_STATUS, ErrorType
 from batchyard.protocol.routing import (
     decode_raw_object,
@@ -45,7 +46,7 @@ from batchyard.protocol.routing import (
     usage_counts,
 )
 from batchyard.store.protocols import SubmissionStore
-from batchyard.store.records import Submission, UpstreamResult
+from batchyard.store.records import Submission, SubmittedRequest, UpstreamResult
 from batchyard.timeutil import MICROS_PER_SECOND, now_us
 from batchyard.worker.backoff import backoff_micros
 from batchyard.worker.gathering import Limits, plan_batches
@@ -146,8 +147,15 @@ class UpstreamBatches:
 
     async def _send(self, submission: Submission) -> None:
         requests = await self._store.submitted_requests(submission.id, with_params=True)
-        body = self._api.create_body([(r.row_id, r.params) for r in requests])
+        sendable = await self._translated(submission, requests)
         del requests
+        if not sendable:  # every request was refused before the upstream saw it
+            await self._store.close_submission(
+                submission.id, "ended", leftover=_no_result, now=now_us()
+            )
+            return
+        body = self._api.create_body(sendable)
+        del sendable
         try:
             upstream_id = await self._api.create(
                 body, submission.headers, idempotency_key=submission.id
@@ -177,6 +185,26 @@ class UpstreamBatches:
                 upstream_id,
             )
             await self._api.cancel(upstream_id)
+
+    async def _translated(
+        self, submission: Submission, requests: Sequence[SubmittedRequest]
+    ) -> list[tuple[int, bytes]]:
+        """``(row_id, Messages params)`` to send: an OpenAI batch's line is translated from
+        Chat Completions first, as the dispatcher does for other engines; one that cannot be
+        is that request's ``errored`` result now, and is not sent."""
+        sendable: list[tuple[int, bytes]] = []
+        refused: list[UpstreamResult] = []
+        for request in requests:
+            if not request.chat:
+                sendable.append((request.row_id, request.params))
+                continue
+            try:
+                sendable.append((request.row_id, messages_body(request.params, in_batch=True)))
+            except ParamsError as exc:
+                outcome = outcomes.encode(outcomes.errored(exc.error_type, exc.message))
+                refused.append(UpstreamResult(request.row_id, "errored", outcome))
+        await self._write(submission, refused)
+        return sendable
 
     async def _poll(self, submission: Submission) -> None:
         assert submission.upstream_id is not None  # recorded with the move to submitted

@@ -39,7 +39,9 @@ async def create_chat_completion(request: Request) -> Response:
     await context.caller(request)
     chat_body = await read_capped_body(request, MAX_MESSAGE_BODY_BYTES)
     chat = decode_request(chat_body)
-    body = messages_params(chat, in_batch=False)
+    body = messages_params(
+        chat, in_batch=False, default_max_tokens=context.models.default_max_tokens
+    )
     served, route = context.models.route(body, partial(decode_params, in_batch=False))
     completion_id, created = ids.chat_completion_id(), int(time.time())
     request_id = {REQUEST_ID_HEADER: request_id_of(request)}

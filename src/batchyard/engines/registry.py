@@ -20,6 +20,7 @@ from batchyard.config import DEFAULT_LOCAL_MODEL, ModelConfig
 from batchyard.engines.base import DEFAULT_CONCURRENCY, Answer, Engine, Relay, RelayRequest
 from batchyard.engines.sse import engine_events
 from batchyard.errors import ApiError, ConfigError, EngineError, ParamsError
+from batchyard.protocol.chat_translation import DEFAULT_MAX_TOKENS
 from batchyard.protocol.messages import (
     Message,
     MessageTokensCount,
@@ -289,6 +290,17 @@ class ServedModel:
             capabilities=capabilities,
         )
 
+    @property
+    def output_limit(self) -> int | None:
+        """The most output tokens one answer may have here, where known: the configured
+        ``max_output_tokens``, else the engine's (or a relay's upstream's) own."""
+        if self.config.max_output_tokens is not None:
+            return self.config.max_output_tokens
+        if (relay := self._relay) is not None:
+            upstream = relay.upstream_model
+            return upstream.max_tokens if upstream is not None else None
+        return self._own_engine().max_output_tokens
+
     def _check_output_cap(self, max_tokens: int, model: str) -> None:
         """A configured ``max_output_tokens`` (a relay's upstream enforces its own)."""
         limit = self.config.max_output_tokens
@@ -386,6 +398,15 @@ class ModelRegistry:
             validate(body)
             raise ApiError("not_found_error", f"model: {route.model}")
         return served, route
+
+    def default_max_tokens(self, name: str) -> int:
+        """The ``max_tokens`` of a Chat Completions request to ``name`` that sets no limit:
+        :data:`~batchyard.protocol.chat_translation.DEFAULT_MAX_TOKENS`, or the model's own
+        output limit where that is lower (a limit the client never asked for must not be
+        the reason its request is refused)."""
+        served = self._by_name.get(name)
+        limit = served.output_limit if served is not None else None
+        return min(DEFAULT_MAX_TOKENS, limit) if limit else DEFAULT_MAX_TOKENS
 
     @property
     def models(self) -> list[ServedModel]:

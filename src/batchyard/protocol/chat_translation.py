@@ -66,11 +66,25 @@ _AT = re.compile(r"^(.*) - at `\$\.?(.*)`$", re.DOTALL)
 _FIELD = re.compile(r"^Object (contains unknown|missing required) field `(.+)`$")
 
 
-def messages_body(chat_body: bytes, *, in_batch: bool) -> bytes:
+#: The ``max_tokens`` a request gets that sets no limit, by model name.
+DefaultMaxTokens = Callable[[str], int]
+
+
+def _default_max_tokens(model: str) -> int:
+    return DEFAULT_MAX_TOKENS
+
+
+def messages_body(
+    chat_body: bytes, *, in_batch: bool, default_max_tokens: DefaultMaxTokens = _default_max_tokens
+) -> bytes:
     """The Messages create params (JSON) equivalent to the Chat Completions request
     ``chat_body``; :class:`ParamsError` naming the chat field that is wrong or has no
-    equivalent. ``in_batch``: a line of an OpenAI batch, which must not stream."""
-    return messages_params(decode_request(chat_body), in_batch=in_batch)
+    equivalent. ``in_batch``: a line of an OpenAI batch, which must not stream.
+    ``default_max_tokens``: the limit for a request that sets none (OpenAI needs none,
+    Messages does), given the model it names."""
+    return messages_params(
+        decode_request(chat_body), in_batch=in_batch, default_max_tokens=default_max_tokens
+    )
 
 
 def decode_request(chat_body: bytes) -> chat.ChatCompletionRequest:
@@ -96,7 +110,12 @@ def _describe(error: msgspec.ValidationError | msgspec.DecodeError) -> str:
     return f"{path}: {reason}" if path else reason
 
 
-def messages_params(request: chat.ChatCompletionRequest, *, in_batch: bool) -> bytes:
+def messages_params(
+    request: chat.ChatCompletionRequest,
+    *,
+    in_batch: bool,
+    default_max_tokens: DefaultMaxTokens = _default_max_tokens,
+) -> bytes:
     """The Messages create params for a decoded request (see :func:`messages_body`)."""
     _refuse_unsupported(request, in_batch=in_batch)
     system, turns = _conversation(request.messages)
@@ -105,7 +124,7 @@ def messages_params(request: chat.ChatCompletionRequest, *, in_batch: bool) -> b
         model=request.model,
         messages=turns,
         system=system or None,
-        max_tokens=_max_tokens(request),
+        max_tokens=_max_tokens(request, default_max_tokens),
         temperature=request.temperature,
         top_p=request.top_p,
         stop_sequences=_stop(request.stop),
@@ -170,7 +189,7 @@ _REFUSALS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
 )
 
 
-def _max_tokens(request: chat.ChatCompletionRequest) -> int:
+def _max_tokens(request: chat.ChatCompletionRequest, default: DefaultMaxTokens) -> int:
     if request.max_tokens is not None and request.max_completion_tokens is not None:
         raise ParamsError(
             "max_completion_tokens: set either max_tokens or max_completion_tokens, not both"
@@ -178,7 +197,7 @@ def _max_tokens(request: chat.ChatCompletionRequest) -> int:
     field = "max_tokens" if request.max_tokens is not None else "max_completion_tokens"
     limit = request.max_tokens if request.max_tokens is not None else request.max_completion_tokens
     if limit is None:
-        return DEFAULT_MAX_TOKENS
+        return default(request.model)
     if limit < 1:
         raise ParamsError(f"{field}: must be at least 1 (got {limit})")
     return limit

@@ -231,9 +231,12 @@ class Dispatcher:
         """
         try:
             if request.chat:  # an OpenAI batch's line: its Messages equivalent runs
-                request = replace(
-                    request, params=messages_body(request.params, in_batch=True), chat=False
+                params = messages_body(
+                    request.params,
+                    in_batch=True,
+                    default_max_tokens=self._models.default_max_tokens,
                 )
+                request = replace(request, params=params, chat=False)
             beta = names_a_beta(request.headers)
             served, route = self._models.route(request.params, partial(_validate, beta=beta))
         except ApiError as exc:

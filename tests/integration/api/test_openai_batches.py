@@ -224,3 +224,26 @@ async def test_list_pages_and_the_two_surfaces_do_not_see_each_other(
     other = await sdk(server, "someone-else")
     with pytest.raises(openai.NotFoundError):
         await other.batches.retrieve(ids[0])
+
+
+async def test_a_request_without_a_limit_gets_the_models_own(tmp_path: Path) -> None:
+    """OpenAI needs no ``max_tokens``, Messages does: a chat request without one gets 4096,
+    or the model's configured ``max_output_tokens`` where lower, in a batch and sync alike,
+    instead of a refusal for a limit the client never set."""
+    capped = '[[models]]\nname = "capped"\nengine = "simulated"\nmax_output_tokens = 50\n'
+    async with running_app(tmp_path, sim_config(extra_models=capped)) as running:
+        client = await sdk(running)
+        line = chat_line("no-limit", model="capped")
+        del line["body"]["max_tokens"]
+        _, batch = await run_batch(client, [line])
+        assert batch.status == "completed" and batch.request_counts is not None
+        assert batch.request_counts.completed == 1
+        answer = await client.chat.completions.create(
+            model="capped", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert answer.choices[0].message.content
+        with pytest.raises(openai.BadRequestError) as over:
+            await client.chat.completions.create(
+                model="capped", messages=[{"role": "user", "content": "hi"}], max_tokens=51
+            )
+        assert "50" in over.value.message

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import openai
 import pytest
 from harness import Api, ServerProcess, add_key, cli, message_request, sim_config
+from openai.types.webhooks import BatchCompletedWebhookEvent
 
 
 class Receiver:
@@ -150,3 +152,32 @@ def test_a_hanging_receiver_does_not_hold_up_other_webhooks(tmp_path: Path) -> N
     finally:
         server.stop()
         slow.shutdown()
+
+
+def test_an_openai_batch_sends_openais_event_which_its_sdk_unwraps(server: ServerProcess) -> None:
+    """A batch made through ``/v1/batches`` ends with OpenAI's webhook event
+    (``batch.completed``), verified and parsed by the official SDK's ``webhooks.unwrap``."""
+    receiver = Receiver(fail_first=0)
+    output = cli(
+        "webhooks", "add", "--workspace", "oa", "--url", receiver.url, "--db", server.db_url
+    )
+    secret = output.strip().splitlines()[-1]
+    client = openai.OpenAI(
+        base_url=f"{server.base_url}/v1",
+        api_key=add_key(server.db_url, "oa"),
+        webhook_secret=secret,
+    )
+    line = {
+        "custom_id": "only",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "sim", "messages": [{"role": "user", "content": "hi"}]},
+    }
+    uploaded = client.files.create(file=("in.jsonl", json.dumps(line).encode()), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    headers, body = receiver.wait_for_success()
+    event = client.webhooks.unwrap(body.decode(), headers)
+    assert isinstance(event, BatchCompletedWebhookEvent)
+    assert event.data.id == batch.id and event.type == "batch.completed"

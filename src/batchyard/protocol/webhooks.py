@@ -27,6 +27,21 @@ class WebhookEvent(msgspec.Struct):
     data: MessageBatch | DeletedMessageBatch
 
 
+class BatchEventData(msgspec.Struct):
+    id: str
+
+
+class OpenAIBatchEvent(msgspec.Struct, tag_field="object", tag="event"):
+    """What a batch made through the OpenAI surface sends instead: OpenAI's webhook event
+    (``batch.completed``, ``batch.cancelled``, ``batch.expired``), which its SDK's
+    ``client.webhooks.unwrap`` verifies (the same Standard Webhooks signature) and parses."""
+
+    id: str
+    type: str
+    created_at: int
+    data: BatchEventData
+
+
 def signature_headers(secret: str, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signed = f"{message_id}.{timestamp}.".encode() + body

@@ -207,7 +207,7 @@ class OpenAIBatchService:
         openai = record.openai
         assert openai is not None
         files = await self._result_files(record) if openai.errors is None else {}
-        status, times = _status(record)
+        status, times = openai_status(record)
         ended_tokens = None
         if record.status == "ended" and openai.errors is None:
             input_tokens, output_tokens = await self._store.token_totals(record.seq)
@@ -241,7 +241,7 @@ class OpenAIBatchService:
         )
 
 
-def _status(record: BatchRecord) -> tuple[BatchStatus, dict[str, int]]:
+def openai_status(record: BatchRecord) -> tuple[BatchStatus, dict[str, int]]:
     """OpenAI's status of a batch and the times of the states it went through."""
     assert record.openai is not None
     created = _seconds(record.created_at)

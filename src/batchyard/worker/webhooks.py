@@ -17,8 +17,14 @@ import msgspec
 
 from batchyard.config import Settings
 from batchyard.protocol.batches import DeletedMessageBatch
-from batchyard.protocol.webhooks import WebhookEvent, signature_headers
+from batchyard.protocol.webhooks import (
+    BatchEventData,
+    OpenAIBatchEvent,
+    WebhookEvent,
+    signature_headers,
+)
 from batchyard.service.batches import batch_to_wire
+from batchyard.service.openai_batches import openai_status
 from batchyard.store.protocols import BatchStore, OutboxStore
 from batchyard.store.records import DueDelivery
 from batchyard.timeutil import MICROS_PER_SECOND, now_us, rfc3339
@@ -115,6 +121,16 @@ class WebhookSender:
 
     async def _payload(self, delivery: DueDelivery) -> bytes:
         record = await self._batches.get_batch(delivery.workspace_id, delivery.batch_id)
+        if record is not None and record.openai is not None:
+            status, _ = openai_status(record)
+            return _encoder.encode(
+                OpenAIBatchEvent(
+                    id=f"evt_{delivery.id}",
+                    type=f"batch.{status}",
+                    created_at=delivery.created_at // MICROS_PER_SECOND,
+                    data=BatchEventData(id=record.id),
+                )
+            )
         data = (
             batch_to_wire(record, self._settings.public_url.rstrip("/"))
             if record is not None

@@ -6,6 +6,8 @@ refused file naming its lines, and chat completions plain and streamed."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,20 +27,23 @@ TOPICS = ["tea", "rain", "maps", "bread", "owls", "jazz", "chess", "snow", "kite
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server with no ``[[models]]`` configured: the embedded model is the default."""
     workdir: Path = tmp_path_factory.mktemp("openai-local")
-    server = ServerProcess(workdir, f"sqlite:///{workdir / 'db.sqlite'}", "").start()
-    try:
-        yield openai.OpenAI(
-            base_url=f"{server.base_url}/v1",
-            api_key=add_key(server.db_url, "openai"),
-            timeout=300,
-            max_retries=0,
-            _strict_response_validation=True,
-        )
-    finally:
-        server.stop()
+    process = ServerProcess(workdir, f"sqlite:///{workdir / 'db.sqlite'}", "").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=f"{server.base_url}/v1",
+        api_key=add_key(server.db_url, "openai"),
+        timeout=300,
+        max_retries=0,
+        _strict_response_validation=True,
+    )
 
 
 def chat_line(custom_id: str, topic: str, max_tokens: int = 12) -> dict[str, Any]:
@@ -145,3 +150,23 @@ def test_chat_completions_plain_and_streamed_agree(client: openai.OpenAI) -> Non
         usage = chunk.usage or usage
     assert "".join(pieces) == text
     assert usage is not None and usage.completion_tokens == plain.usage.completion_tokens
+
+
+def test_the_node_sdk_runs_the_same_flow(server: ServerProcess) -> None:
+    """The official ``openai`` Node SDK: the 20-request batch, a cancel (200 requests, more
+    than a worker holds at once), a refused file, listing, chat plain and streamed with equal
+    greedy text, a file deleted."""
+    node = shutil.which("node")
+    assert node, "node is required (the Makefile installs the SDKs with npm)"
+    key = add_key(server.db_url, "node")
+    args = [f"{server.base_url}/v1", key, MODEL, MODEL, "200", "1"]
+    completed = subprocess.run(
+        [node, "openai_flow.mjs", *args],
+        cwd=Path(__file__).with_name("js"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    summary = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert summary["results"] == 20 and summary["cancelled"]["failed"] > 0

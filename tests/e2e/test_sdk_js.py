@@ -36,7 +36,16 @@ def test_openai_node_sdk_flow(sim_server: ServerProcess, api_key: str) -> None:
     node = shutil.which("node")
     assert node, "node is required (the Makefile installs the SDKs with npm)"
     completed = subprocess.run(
-        [node, "openai_flow.mjs", f"{sim_server.base_url}/v1", api_key, "sim"],
+        [
+            node,
+            "openai_flow.mjs",
+            f"{sim_server.base_url}/v1",
+            api_key,
+            "sim",
+            "sim-slow",
+            "8",
+            "0",
+        ],
         cwd=JS_DIR,
         capture_output=True,
         text=True,

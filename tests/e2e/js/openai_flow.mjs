@@ -1,23 +1,25 @@
 // The official OpenAI Node SDK against batchyard, unchanged but for baseURL and apiKey:
-//   node openai_flow.mjs <baseURL ending in /v1> <apiKey> <model>
+//   node openai_flow.mjs <baseURL ending in /v1> <apiKey> <model> <slowModel> <slowCount> <greedy>
 // Files, Batches (upload, create, poll, download, cancel, a failed file) and Chat
-// Completions (plain and streamed). Exits non-zero on any failed expectation; prints one
-// JSON summary line on success.
+// Completions (plain and streamed). The cancel runs <slowCount> requests of <slowModel>, enough
+// that some are still queued when it lands. <greedy> "1": the model answers a prompt the same
+// way every time at temperature 0 (the embedded model), so plain and streamed text must match.
+// Exits non-zero on any failed expectation; prints one JSON summary line on success.
 import assert from "node:assert/strict";
 import OpenAI, { toFile } from "openai";
 
-const [baseURL, apiKey, model] = process.argv.slice(2);
+const [baseURL, apiKey, model, slowModel, slowCount, greedy] = process.argv.slice(2);
 const client = new OpenAI({ apiKey, baseURL, maxRetries: 0 });
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const FINAL = new Set(["completed", "failed", "expired", "cancelled"]);
 
-const line = (custom_id, chosenModel = model) => ({
+const line = (custom_id, chosenModel = model, maxTokens = 12) => ({
   custom_id,
   method: "POST",
   url: "/v1/chat/completions",
   body: {
     model: chosenModel,
-    max_tokens: 12,
+    max_tokens: maxTokens,
     temperature: 0,
     messages: [{ role: "user", content: `Name a colour for ${custom_id}.` }],
   },
@@ -60,7 +62,8 @@ for (const r of results) {
 }
 
 // Cancel a batch on a slow model.
-const slowInput = await upload("slow.jsonl", jsonl(ids.map((id) => line(id, "sim-slow"))));
+const slowIds = Array.from({ length: Number(slowCount) }, (_, i) => `slow-${i}`);
+const slowInput = await upload("slow.jsonl", jsonl(slowIds.map((id) => line(id, slowModel, 32))));
 const slow = await client.batches.create({
   input_file_id: slowInput.id,
   endpoint: "/v1/chat/completions",
@@ -70,6 +73,7 @@ const cancelling = await client.batches.cancel(slow.id);
 assert.ok(["cancelling", "cancelled"].includes(cancelling.status));
 const cancelled = await waitFinal(slow.id);
 assert.equal(cancelled.status, "cancelled");
+assert.ok(cancelled.request_counts.failed > 0);
 
 // A file with bad lines: a failed batch naming each line.
 const bad = await upload("bad.jsonl", jsonl([line("a"), line("a")]) + "not json\n");
@@ -89,8 +93,8 @@ const listed = [];
 for await (const batch of client.batches.list({ limit: 2 })) listed.push(batch.id);
 assert.deepEqual(listed.slice(0, 3), [failed.id, slow.id, created.id]);
 
-// Chat Completions, plain and streamed (the simulated engine varies its answer to a repeated
-// prompt, so the two are compared by shape, not text).
+// Chat Completions, plain and streamed: the same text from a greedy model (the simulated
+// engine varies its answer to a repeated prompt, so there only the shape is compared).
 const messages = [{ role: "user", content: "Say hello." }];
 const plain = await client.chat.completions.create({ model, messages, max_tokens: 12, temperature: 0 });
 assert.equal(plain.object, "chat.completion");
@@ -109,6 +113,7 @@ for await (const chunk of stream) {
   if (chunk.usage) usage = chunk.usage;
 }
 assert.ok(plain.choices[0].message.content.length > 0 && streamed.length > 0);
+if (greedy === "1") assert.equal(streamed, plain.choices[0].message.content);
 assert.equal(usage.prompt_tokens, plain.usage.prompt_tokens);
 assert.ok(usage.completion_tokens > 0);
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -286,6 +287,7 @@ def run_batch_command(
     """Run an OpenAI batch input file on the configured engines in this process (no server)
     and write every result, in the input's order, in OpenAI's output format."""
     settings = settings_from(config, db or MEMORY_URL)
+    check_output_path(output_file)
     setup_logging(log_level)
     check_runnable(settings)
     progress = Progress(
@@ -320,6 +322,16 @@ def run_batch_command(
         f"{counts.total}; results in {output_file}",
         err=True,
     )
+
+
+def check_output_path(path: Path) -> None:
+    """Refuse, before hours of work, an output that could not be written at the end."""
+    if path.is_dir():
+        fail(f"--output-file {path} is a directory")
+    if not path.parent.is_dir():
+        fail(f"--output-file {path}: the directory {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        fail(f"--output-file {path}: the directory {path.parent} is not writable")
 
 
 def refuse_memory_store(settings: Settings, who: str) -> None:

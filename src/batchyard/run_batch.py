@@ -24,7 +24,7 @@ from batchyard import ids
 from batchyard.api.context import ApiContext
 from batchyard.config import Settings
 from batchyard.process import create_server_app
-from batchyard.protocol.openai_batches import ENDPOINTS, Batch, BatchCreate
+from batchyard.protocol.openai_batches import ENDPOINTS, UTF8_BOM, Batch, BatchCreate
 from batchyard.service.batches import Caller
 
 #: Statuses after which nothing about a batch changes.
@@ -99,10 +99,15 @@ async def _write_output(
             for line in complete:
                 lines[_custom_id.decode(line).custom_id] = line
     partial = output_path.with_name(output_path.name + ".partial")
-    with input_path.open("rb") as source, partial.open("wb") as out:
-        for raw in source:
-            if raw.strip():
-                out.write(lines[_custom_id.decode(raw).custom_id] + b"\n")
-        out.flush()
-        os.fsync(out.fileno())
-    partial.replace(output_path)
+    try:
+        with input_path.open("rb") as source, partial.open("wb") as out:
+            for raw in source:
+                if raw.strip():
+                    out.write(
+                        lines[_custom_id.decode(raw.removeprefix(UTF8_BOM)).custom_id] + b"\n"
+                    )
+            out.flush()
+            os.fsync(out.fileno())
+        partial.replace(output_path)
+    finally:
+        partial.unlink(missing_ok=True)

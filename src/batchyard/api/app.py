@@ -24,7 +24,12 @@ from batchyard.api import (
     openai_batches,
     token_counts,
 )
-from batchyard.api.responses import REQUEST_ID_HEADER, error_response, request_id_of
+from batchyard.api.responses import (
+    OPENAI_REQUEST_ID_HEADER,
+    REQUEST_ID_HEADER,
+    error_response,
+    request_id_of,
+)
 from batchyard.errors import ApiError
 from batchyard.protocol.errors import ERROR_TYPE_FOR_STATUS
 
@@ -32,7 +37,8 @@ logger = logging.getLogger("batchyard.api")
 
 
 class RequestIdMiddleware:
-    """Give every response a ``request-id`` header (the SDKs surface it to users)."""
+    """Give every response a ``request-id`` header (the SDKs surface it to users), and the same
+    id as ``x-request-id``, where OpenAI's SDKs look for it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -48,6 +54,8 @@ class RequestIdMiddleware:
                 headers = MutableHeaders(scope=message)
                 if REQUEST_ID_HEADER not in headers:
                     headers[REQUEST_ID_HEADER] = request_id
+                if OPENAI_REQUEST_ID_HEADER not in headers:
+                    headers[OPENAI_REQUEST_ID_HEADER] = headers[REQUEST_ID_HEADER]
             await send(message)
 
         await self.app(scope, receive, send_with_id)

@@ -11,10 +11,12 @@ from starlette.responses import Response
 from batchyard import ids
 from batchyard.errors import ApiError
 from batchyard.protocol.errors import ErrorDetail, ErrorResponse
-from batchyard.protocol.openai_errors import openai_error
+from batchyard.protocol.openai_errors import openai_error, openai_status
 
 _encoder = msgspec.json.Encoder()
 REQUEST_ID_HEADER = "request-id"
+#: The same id under the name OpenAI sends and its SDKs read (``_request_id``).
+OPENAI_REQUEST_ID_HEADER = "x-request-id"
 
 #: Routes only the OpenAI surface serves: their errors always use OpenAI's envelope.
 _OPENAI_ROUTES = ("/v1/files", "/v1/batches", "/v1/chat/")
@@ -55,11 +57,14 @@ def speaks_openai(request: Request) -> bool:
 
 def error_response(request: Request, error: ApiError) -> Response:
     """The error in the caller's API's envelope (Anthropic's, or OpenAI's for an OpenAI
-    client), with the same status either way."""
+    client), with the same status either way but for the ones OpenAI's clients do not know
+    (:func:`~batchyard.protocol.openai_errors.openai_status`)."""
     rid = request_id_of(request)
     body: object
+    status = error.status
     if speaks_openai(request):
         body = openai_error(error.error_type, error.message, param=error.param)
+        status = openai_status(status)
     else:
         body = ErrorResponse(
             error=ErrorDetail(type=error.error_type, message=error.message), request_id=rid
@@ -67,7 +72,7 @@ def error_response(request: Request, error: ApiError) -> Response:
     headers = {REQUEST_ID_HEADER: rid, **error.headers}
     return Response(
         _encoder.encode(body),
-        status_code=error.status,
+        status_code=status,
         media_type="application/json",
         headers=headers,
     )

@@ -97,7 +97,7 @@ class Upload:
     def on_headers_finished(self) -> None:
         _, options = parse_options_header(self._disposition)
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
-        filename = options.get(b"filename", b"").decode("utf-8", "replace")
+        filename = _unescape(options.get(b"filename", b"").decode("utf-8", "replace"))
         self._in_file = self._name == "file" and filename != ""
         if not self._in_file:
             return
@@ -174,3 +174,14 @@ async def read_upload(request: Request, max_file_bytes: int) -> AsyncIterator[Up
             # Cut off before its closing boundary: the last part may be incomplete.
             raise invalid_request("the multipart body ends before its closing boundary")
         yield upload
+
+
+#: How browsers and HTTP clients escape a filename in a multipart header (the WHATWG HTML
+#: standard's form encoding; httpx, and so both official SDKs, do the same).
+_FILENAME_ESCAPES = {"%22": '"', "%0A": "\n", "%0D": "\r"}
+
+
+def _unescape(filename: str) -> str:
+    for escaped, character in _FILENAME_ESCAPES.items():
+        filename = filename.replace(escaped, character)
+    return filename

@@ -26,7 +26,12 @@ from batchyard.protocol import outcomes
 from batchyard.protocol.chat_translation import chat_completion
 from batchyard.protocol.errors import STATUS_FOR_ERROR_TYPE
 from batchyard.protocol.messages import describe_validation_error
-from batchyard.protocol.openai_errors import OpenAIErrorResponse, leading_field, openai_error
+from batchyard.protocol.openai_errors import (
+    OpenAIErrorResponse,
+    leading_field,
+    openai_error,
+    openai_status,
+)
 
 #: The endpoints a batch may name, of those OpenAI's API has: the ones batchyard runs.
 ENDPOINTS = ("/v1/chat/completions",)
@@ -37,6 +42,7 @@ _MAX_METADATA_VALUE = 512
 #: How many bad lines a failed batch lists (a file of 50,000 bad lines is one mistake).
 MAX_LISTED_ERRORS = 1000
 _MAX_CUSTOM_ID = 64
+UTF8_BOM = b"\xef\xbb\xbf"
 
 BatchStatus = Literal[
     "validating",
@@ -298,6 +304,8 @@ class InputFileReader:
 
     def _line(self, raw: bytes) -> None:
         self._line_number += 1
+        if self._line_number == 1:
+            raw = raw.removeprefix(UTF8_BOM)  # as editors on Windows save UTF-8
         if not raw.strip():
             return
         try:
@@ -441,7 +449,7 @@ def result_lines(
                 yield _encoder.encode(OutputLine(line_id, custom_id, response, error=None))
         elif part == "error":
             envelope = openai_error(stored.type, stored.message)
-            status = STATUS_FOR_ERROR_TYPE.get(stored.type, 500)
+            status = openai_status(STATUS_FOR_ERROR_TYPE.get(stored.type, 500))
             response = LineResponse(status, stored.request_id, envelope)
             yield _encoder.encode(OutputLine(line_id, custom_id, response, error=None))
 

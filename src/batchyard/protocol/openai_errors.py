@@ -4,7 +4,8 @@
 the Anthropic surface gives the same failure (the OpenAI SDKs choose their exception class
 and their retries by status alone). Types and codes are OpenAI's for that status: a 401 is
 ``invalid_request_error`` / ``invalid_api_key``, a 429 ``requests`` / ``rate_limit_exceeded``,
-a 5xx ``server_error``.
+a 5xx ``server_error``, an unknown model's 404 ``model_not_found``; an overloaded engine is
+OpenAI's 503 rather than Anthropic's 529.
 """
 
 from __future__ import annotations
@@ -44,19 +45,27 @@ class OpenAIErrorResponse(msgspec.Struct):
     error: OpenAIErrorDetail
 
 
+#: Statuses of ours that OpenAI's clients do not know, as the one OpenAI sends for the case
+#: (its SDKs, proxies and retry policies key on 429 and 500-504; 529 is Anthropic's own).
+_OPENAI_STATUS = {529: 503}
+
+
+def openai_status(status: int) -> int:
+    """The HTTP status an OpenAI client gets for one of ours."""
+    return _OPENAI_STATUS.get(status, status)
+
+
 def openai_error(
     error_type: str, message: str, *, param: str | None = None, code: str | None = None
 ) -> OpenAIErrorResponse:
     """The envelope for one of our error types; ``param`` defaults to the field the message
     names first, ``code`` to OpenAI's code for the type."""
     wire_type, default_code = _OPENAI_TYPE.get(error_type, ("server_error", None))
+    param = param if param is not None else leading_field(message)
+    if error_type == "not_found_error" and param == "model":
+        default_code = "model_not_found"  # clients branch on it (to fall back to a model)
     return OpenAIErrorResponse(
-        OpenAIErrorDetail(
-            message=message,
-            type=wire_type,
-            param=param if param is not None else leading_field(message),
-            code=code or default_code,
-        )
+        OpenAIErrorDetail(message=message, type=wire_type, param=param, code=code or default_code)
     )
 
 

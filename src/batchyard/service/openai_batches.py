@@ -85,6 +85,9 @@ class OpenAIBatchService:
             metadata=encode_metadata(create.metadata),
             model=models.pop() if len(models) == 1 else None,
             errors=encode_errors(errors) if errors else None,
+            output_expires_seconds=create.output_expires_after.seconds
+            if create.output_expires_after
+            else None,
         )
         items = (
             []
@@ -181,12 +184,18 @@ class OpenAIBatchService:
             )
         return record
 
-    async def _result_files(self, record: BatchRecord) -> dict[FilePart, str]:
-        """The ids of an ended batch's result files, made on first sight."""
+    async def _result_files(self, record: BatchRecord) -> dict[FilePart, str | None]:
+        """The ids of an ended batch's result files: made on first sight and recorded on the
+        batch, so they never change and a file deleted later is not made again."""
+        openai = record.openai
+        assert openai is not None
+        if openai.files_made:
+            return {"output": openai.output_file_id, "error": openai.error_file_id}
         if record.status != "ended" or record.ended_at is None:
             return {}
         wanted = {"output": record.succeeded > 0, "error": record.total > record.succeeded}
-        found: dict[FilePart, str] = {}
+        seconds = openai.output_expires_seconds
+        found: dict[FilePart, str | None] = {"output": None, "error": None}
         for part in _PARTS:
             if not wanted[part]:
                 continue
@@ -196,9 +205,11 @@ class OpenAIBatchService:
                 filename=f"{record.id}_{part}.jsonl",
                 purpose="batch_output",
                 created_at=record.ended_at,
-                expires_at=None,
+                expires_at=None if seconds is None else record.ended_at + _micros(seconds),
             )
+            # Made once per (batch, part) however many readers race here.
             found[part] = (await self._files.add_generated_file(new, record.seq, part)).id
+        await self._store.record_result_files(record.seq, found["output"], found["error"], now_us())
         return found
 
     # ----------------------------------------------------------------- wire

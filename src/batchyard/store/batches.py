@@ -81,6 +81,7 @@ class SqlBatches:
                         metadata=openai.metadata,
                         model=openai.model,
                         errors=openai.errors,
+                        output_expires_seconds=openai.output_expires_seconds,
                     )
                 )
             # The bulk of a 100k create: compiled once for this dialect and fed positional
@@ -202,6 +203,21 @@ class SqlBatches:
                 for row in rows
             ]
             last = rows[-1].custom_id
+
+    async def record_result_files(
+        self, batch_seq: int, output_file_id: str | None, error_file_id: str | None, now: int
+    ) -> None:
+        async with self._db.writer.begin() as conn:
+            await conn.execute(
+                update(openai_batches)
+                .where(
+                    openai_batches.c.batch_seq == batch_seq,
+                    openai_batches.c.files_made_at.is_(None),
+                )
+                .values(
+                    output_file_id=output_file_id, error_file_id=error_file_id, files_made_at=now
+                )
+            )
 
     async def token_totals(self, batch_seq: int) -> tuple[int, int]:
         async with self._db.reader.connect() as conn:

@@ -474,6 +474,18 @@ class _Batches:
             page.append(StoredOutcome(custom_id, request.state, request.outcome))
         return page
 
+    async def record_result_files(
+        self, batch_seq: int, output_file_id: str | None, error_file_id: str | None, now: int
+    ) -> None:
+        batch = self._s.batches.get(batch_seq)
+        if batch is not None and batch.openai is not None and not batch.openai.files_made:
+            batch.openai = replace(
+                batch.openai,
+                files_made=True,
+                output_file_id=output_file_id,
+                error_file_id=error_file_id,
+            )
+
     async def token_totals(self, batch_seq: int) -> tuple[int, int]:
         batch = self._s.batches.get(batch_seq)
         if batch is None:

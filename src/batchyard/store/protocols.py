@@ -113,6 +113,13 @@ class BatchStore(Protocol):
         short read, so memory stays flat and nothing is held open while a client reads."""
         ...
 
+    async def record_result_files(
+        self, batch_seq: int, output_file_id: str | None, error_file_id: str | None, now: int
+    ) -> None:
+        """Record an OpenAI batch's result files, once: a later call changes nothing, so
+        every reader sees the ids the first one recorded."""
+        ...
+
     async def token_totals(self, batch_seq: int) -> tuple[int, int]:
         """``(input_tokens, output_tokens)`` summed over the batch's stored outcomes."""
         ...

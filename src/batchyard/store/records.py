@@ -57,6 +57,11 @@ class OpenAIBatch:
     model: str | None = None
     #: JSON of the ``BatchError`` list of a batch whose input file was refused.
     errors: bytes | None = None
+    output_expires_seconds: int | None = None
+    #: Set once the batch's result files were made (``None`` for a part it has none of).
+    files_made: bool = False
+    output_file_id: str | None = None
+    error_file_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

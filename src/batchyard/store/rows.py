@@ -68,6 +68,10 @@ def select_batches() -> Select[Any]:
         openai_batches.c.metadata.label("oa_metadata"),
         openai_batches.c.model.label("oa_model"),
         openai_batches.c.errors.label("oa_errors"),
+        openai_batches.c.output_expires_seconds.label("oa_output_expires_seconds"),
+        openai_batches.c.output_file_id.label("oa_output_file_id"),
+        openai_batches.c.error_file_id.label("oa_error_file_id"),
+        openai_batches.c.files_made_at.label("oa_files_made_at"),
     ).select_from(batches.outerjoin(openai_batches, openai_batches.c.batch_seq == batches.c.seq))
 
 
@@ -115,6 +119,10 @@ def batch_record(row: Row[Any]) -> BatchRecord:
             metadata=_optional_bytes(row.oa_metadata),
             model=row.oa_model,
             errors=_optional_bytes(row.oa_errors),
+            output_expires_seconds=row.oa_output_expires_seconds,
+            files_made=row.oa_files_made_at is not None,
+            output_file_id=row.oa_output_file_id,
+            error_file_id=row.oa_error_file_id,
         ),
     )
 

@@ -97,6 +97,13 @@ openai_batches = Table(
     #: The one model every request names, ``NULL`` if they name several.
     Column("model", String(256)),
     Column("errors", LargeBinary),
+    #: ``output_expires_after.seconds``: how long the result files live once made.
+    Column("output_expires_seconds", Integer),
+    #: The result files, recorded once when first made (``files_made_at``); a file deleted
+    #: later stays deleted, its id stays on the batch.
+    Column("output_file_id", String(64)),
+    Column("error_file_id", String(64)),
+    Column("files_made_at", BigInteger),
 )
 
 #: Request ``state``: queued → running → succeeded | errored, or back to queued on a retry or

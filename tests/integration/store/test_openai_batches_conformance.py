@@ -105,3 +105,16 @@ async def test_token_totals_sum_the_stored_outcomes(store: Store) -> None:
     claimed = await claim_all(store)
     await store.queue.finish([done(c) for c in claimed[:2]], [], T0)
     assert await store.batches.token_totals(record.seq) == (6, 10)
+
+
+async def test_result_files_are_recorded_once(store: Store) -> None:
+    ws = await workspace(store, "a")
+    record = await store.batches.create_batch(
+        openai_batch_for(ws), [NewRequest("c", "sim", params_for("c"))]
+    )
+    await store.batches.record_result_files(record.seq, "file-out", None, T0)
+    await store.batches.record_result_files(record.seq, "file-other", "file-err", T0 + 1)
+    fetched = await store.batches.get_batch(ws, record.id)
+    assert fetched is not None and fetched.openai is not None
+    assert fetched.openai.files_made
+    assert (fetched.openai.output_file_id, fetched.openai.error_file_id) == ("file-out", None)

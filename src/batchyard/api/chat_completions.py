@@ -6,7 +6,9 @@ routed by model, forwarded by a relay or run by an engine, on the same engines (
 same local batches) as everything else. The answer is translated back, a whole
 ``chat.completion`` or, for ``stream: true``, chunks as the engine streams
 (:mod:`batchyard.protocol.chat_stream`). Errors before the answer starts have their status
-and OpenAI's envelope (this route is on the OpenAI surface: ``api/responses.py``).
+and OpenAI's envelope (this route is on the OpenAI surface: ``api/responses.py``), and name
+the chat request's field even when found after the translation
+(:class:`~batchyard.protocol.chat_paths.ChatPaths`).
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from starlette.routing import Route
 
 from batchyard import ids
 from batchyard.api.body import read_capped_body
-from batchyard.api.context import context_of
+from batchyard.api.context import ApiContext, context_of
 from batchyard.api.messages import MAX_MESSAGE_BODY_BYTES
 from batchyard.api.responses import REQUEST_ID_HEADER, request_id_of
+from batchyard.errors import ApiError
+from batchyard.protocol.chat_completions import ChatCompletionRequest
 from batchyard.protocol.chat_stream import ChatChunks
 from batchyard.protocol.chat_translation import (
     chat_completion,
     decode_request,
-    messages_params,
+    translate,
 )
 from batchyard.protocol.messages import decode_params
 from batchyard.timeutil import now_us
@@ -39,9 +43,19 @@ async def create_chat_completion(request: Request) -> Response:
     await context.caller(request)
     chat_body = await read_capped_body(request, MAX_MESSAGE_BODY_BYTES)
     chat = decode_request(chat_body)
-    body = messages_params(
+    translation = translate(
         chat, in_batch=False, default_max_tokens=context.models.default_max_tokens
     )
+    try:
+        return await _answer(context, request, chat, translation.params)
+    except ApiError as exc:
+        raise translation.paths.chat_error(exc) from None
+
+
+async def _answer(
+    context: ApiContext, request: Request, chat: ChatCompletionRequest, body: bytes
+) -> Response:
+    """The answer to the Messages request ``body`` that ``chat`` was translated into."""
     served, route = context.models.route(body, partial(decode_params, in_batch=False))
     completion_id, created = ids.chat_completion_id(), int(time.time())
     request_id = {REQUEST_ID_HEADER: request_id_of(request)}

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -43,6 +44,7 @@ from batchyard.protocol.chat_mapping import (
     image_source,
     tool_input,
 )
+from batchyard.protocol.chat_paths import ChatPaths
 from batchyard.protocol.messages import (
     ContentBlockParam,
     MessageCreateParams,
@@ -74,6 +76,15 @@ def _default_max_tokens(model: str) -> int:
     return DEFAULT_MAX_TOKENS
 
 
+@dataclass(frozen=True)
+class Translation:
+    """A chat request as Messages create params (JSON), and where each part came from (to
+    name the chat field in an error found later)."""
+
+    params: bytes
+    paths: ChatPaths
+
+
 def messages_body(
     chat_body: bytes, *, in_batch: bool, default_max_tokens: DefaultMaxTokens = _default_max_tokens
 ) -> bytes:
@@ -82,9 +93,9 @@ def messages_body(
     equivalent. ``in_batch``: a line of an OpenAI batch, which must not stream.
     ``default_max_tokens``: the limit for a request that sets none (OpenAI needs none,
     Messages does), given the model it names."""
-    return messages_params(
+    return translate(
         decode_request(chat_body), in_batch=in_batch, default_max_tokens=default_max_tokens
-    )
+    ).params
 
 
 def decode_request(chat_body: bytes) -> chat.ChatCompletionRequest:
@@ -110,15 +121,23 @@ def _describe(error: msgspec.ValidationError | msgspec.DecodeError) -> str:
     return f"{path}: {reason}" if path else reason
 
 
-def messages_params(
+def translate(
     request: chat.ChatCompletionRequest,
     *,
     in_batch: bool,
     default_max_tokens: DefaultMaxTokens = _default_max_tokens,
-) -> bytes:
-    """The Messages create params for a decoded request (see :func:`messages_body`)."""
+) -> Translation:
+    """The Messages create params for a decoded request (see :func:`messages_body`), with
+    the map back to its fields."""
     _refuse_unsupported(request, in_batch=in_batch)
-    system, turns = _conversation(request.messages)
+    paths = ChatPaths(
+        max_tokens="max_completion_tokens"
+        if request.max_tokens is None and request.max_completion_tokens is not None
+        else "max_tokens",
+        user="safety_identifier" if not request.user and request.safety_identifier else "user",
+        single_stop=isinstance(request.stop, str),
+    )
+    system, turns = _conversation(request.messages, paths)
     tools = [_tool(tool, index) for index, tool in enumerate(request.tools or ())]
     params = MessageCreateParams(
         model=request.model,
@@ -134,7 +153,7 @@ def messages_params(
         tool_choice=_tool_choice(request),
         output_config=_output_config(request.response_format),
     )
-    return _encoder.encode(params)
+    return Translation(_encoder.encode(params), paths)
 
 
 # --------------------------------------------------------------------------- top-level options
@@ -309,9 +328,10 @@ def _tool_choice(request: chat.ChatCompletionRequest) -> dict[str, Any] | None:
 
 
 def _conversation(
-    messages: list[chat.ChatMessage],
+    messages: list[chat.ChatMessage], paths: ChatPaths
 ) -> tuple[list[SystemBlockParam], list[MessageParam]]:
-    """The ``system`` blocks and the turns of a chat's messages."""
+    """The ``system`` blocks and the turns of a chat's messages, each one's source recorded
+    in ``paths``."""
     if not messages:
         raise ParamsError("messages: must contain at least one message")
     system: list[SystemBlockParam] = []
@@ -324,7 +344,10 @@ def _conversation(
             if results is None:
                 results = []
                 turns.append(MessageParam(role="user", content=results))
+                paths.turns.append(where)
+                paths.blocks.append([])
             results.append(_tool_result(message, where))
+            paths.blocks[-1].append(where)
             continue
         results = None
         if isinstance(message, chat.AssistantMessage):
@@ -334,6 +357,8 @@ def _conversation(
                     "continue it rather than answer after it)"
                 )
             turns.append(MessageParam(role="assistant", content=_assistant_content(message, where)))
+            paths.turns.append(where)
+            paths.blocks.append(_assistant_paths(message, where))
         elif isinstance(message, chat.FunctionMessage):
             raise ParamsError(
                 f"{where}.role: 'function' messages are not supported (use 'tool' messages)"
@@ -342,11 +367,21 @@ def _conversation(
             raise ParamsError(f"{where}.name: participant names are not supported")
         elif isinstance(message, chat.UserMessage):
             turns.append(MessageParam(role="user", content=_user_content(message, where)))
+            paths.turns.append(where)
+            content = message.content
+            paths.blocks.append(
+                [f"{where}.content"]
+                if isinstance(content, str)
+                else [f"{where}.content[{position}]" for position in range(len(content))]
+            )
         elif (text := _system_text(message.content)).strip():  # an empty one says nothing
             if turns:  # after the conversation started: where it stands
                 turns.append(MessageParam(role="system", content=text))
+                paths.turns.append(where)
+                paths.blocks.append([where])
             else:
                 system.append(SystemBlockParam(text=text))
+                paths.system.append(where)
     if not turns:
         raise ParamsError("messages: must contain a message other than system or developer ones")
     return system, turns
@@ -411,6 +446,17 @@ def _assistant_content(message: chat.AssistantMessage, where: str) -> list[Conte
     if not blocks:
         raise ParamsError(f"{where}: an assistant message needs content or tool_calls")
     return blocks
+
+
+def _assistant_paths(message: chat.AssistantMessage, where: str) -> list[str]:
+    """The source of each block :func:`_assistant_content` makes, in its order."""
+    content = message.content
+    if isinstance(content, str):
+        text = [f"{where}.content"] if content else []
+    else:
+        text = [f"{where}.content[{position}]" for position in range(len(content or ()))]
+    calls = [f"{where}.tool_calls[{position}]" for position in range(len(message.tool_calls or ()))]
+    return text + calls
 
 
 def _tool_use(call: chat.FunctionToolCall | chat.CustomToolCall, where: str) -> ContentBlockParam:

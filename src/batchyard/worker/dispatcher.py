@@ -26,7 +26,8 @@ from batchyard.config import Settings
 from batchyard.engines.registry import ModelRegistry, ServedModel
 from batchyard.errors import ApiError, EngineError
 from batchyard.protocol import outcomes
-from batchyard.protocol.chat_translation import messages_body
+from batchyard.protocol.chat_paths import ChatPaths
+from batchyard.protocol.chat_translation import decode_request, translate
 from batchyard.protocol.errors import ErrorType
 from batchyard.protocol.messages import decode_params
 from batchyard.protocol.routing import Route, names_a_beta
@@ -50,7 +51,8 @@ _UNSERVED_CLAIM_SECONDS = 5.0
 #: How long a clean shutdown may spend handing back what this process holds.
 _DRAIN_SECONDS = 10.0
 
-_Work = tuple[ClaimedRequest, Route]
+#: A request to run, its route, and for a translated chat request the map to its fields.
+_Work = tuple[ClaimedRequest, Route, ChatPaths | None]
 #: Full validation of a batch request, for one that cannot be routed or names no model here.
 _validate = partial(decode_params, in_batch=True)
 
@@ -229,17 +231,21 @@ class Dispatcher:
         for a relay, its upstream does). Nothing a request contains may stop the claim loop:
         whatever goes wrong with one request becomes that request's ``errored`` outcome.
         """
+        paths: ChatPaths | None = None
         try:
             if request.chat:  # an OpenAI batch's line: its Messages equivalent runs
-                params = messages_body(
-                    request.params,
+                translation = translate(
+                    decode_request(request.params),
                     in_batch=True,
                     default_max_tokens=self._models.default_max_tokens,
                 )
-                request = replace(request, params=params, chat=False)
+                request = replace(request, params=translation.params, chat=False)
+                paths = translation.paths
             beta = names_a_beta(request.headers)
             served, route = self._models.route(request.params, partial(_validate, beta=beta))
         except ApiError as exc:
+            if paths is not None:
+                exc = paths.chat_error(exc)
             self._outcomes.add(_errored(request, exc.error_type, exc.message))
             return
         except Exception as exc:
@@ -247,7 +253,7 @@ class Dispatcher:
             self._outcomes.add(_errored(request, "invalid_request_error", f"unreadable: {exc}"))
             return
         self._load[served.config.name] += 1
-        self._lanes[served.config.name].put_nowait((request, route))
+        self._lanes[served.config.name].put_nowait((request, route, paths))
 
     # ------------------------------------------------------------------ running
 
@@ -255,9 +261,9 @@ class Dispatcher:
         name = served.config.name
         lane = self._lanes[name]
         while True:
-            request, route = await lane.get()
+            request, route, paths = await lane.get()
             try:
-                outcome = await self._execute(served, request, route)
+                outcome = await self._execute(served, request, route, paths)
             except Exception as exc:  # a bug in an engine must not lose the request
                 logger.exception("request %s failed unexpectedly", request.row_id)
                 outcome = self._failed(request, EngineError("api_error", f"internal error: {exc}"))
@@ -267,8 +273,10 @@ class Dispatcher:
             self._outcomes.add(outcome)
 
     async def _execute(
-        self, served: ServedModel, request: ClaimedRequest, route: Route
+        self, served: ServedModel, request: ClaimedRequest, route: Route, paths: ChatPaths | None
     ) -> Finished | Retry:
+        """Run one request; ``paths`` (a translated chat request's) names the chat field in
+        an error about its params."""
         if closed_as := self._closing.get(request.batch_seq):
             return Finished(row_id=request.row_id, attempt=request.attempt, state=closed_as)
         pacer = self._pacers[served.config.name]
@@ -285,7 +293,7 @@ class Dispatcher:
             )
         except ApiError as exc:
             error = exc
-            return self._failed(request, exc)
+            return self._failed(request, paths.chat_error(exc) if paths else exc)
         finally:
             pacer.settle(ticket, answer, error)
         return Finished(

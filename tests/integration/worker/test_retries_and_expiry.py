@@ -41,7 +41,9 @@ concurrency = 1
 
 @pytest.fixture
 def server_config() -> str:
-    return sim_config(extra_models=FAULTY_MODELS, max_attempts=3, expiry_seconds=2)
+    # Long enough for every retry of the first test on a loaded machine, short enough that the
+    # glacial model (30 x 0.4 s, one at a time) cannot finish before it.
+    return sim_config(extra_models=FAULTY_MODELS, max_attempts=3, expiry_seconds=5)
 
 
 async def test_retryable_errors_are_retried_until_success_or_attempts_run_out(

@@ -1,41 +1,30 @@
-"""Adversarial review of the OpenAI surface (branch wip-review). Every test here fails while
-the bug its docstring names is present; each docstring says what OpenAI does instead."""
+"""The OpenAI surface through the official ``openai`` SDK, on the app in process.
+
+``server`` is tests/integration's (set a module's ``server_config`` for other models);
+``make_sdk`` gives SDK clients on it that validate every answer against the SDK's types and
+never retry, so a test sees the first answer as it came.
+"""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator
 
-import httpx2
 import openai
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
-
-from harness import sim_config
-from inprocess import InProcessServer, running_app
-from review_helpers import CAPPED
+from inprocess import InProcessServer
+from openai_sdk import MakeSdk
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[InProcessServer]:
-    async with running_app(tmp_path, sim_config(extra_models=CAPPED)) as running:
-        yield running
+async def make_sdk(server: InProcessServer) -> AsyncIterator[MakeSdk]:
+    """Each call: a client with a fresh key; all of them are closed after the test."""
+    made: list[openai.AsyncOpenAI] = []
 
+    async def make() -> openai.AsyncOpenAI:
+        sdk = server.openai_sdk(api_key=await server.add_key("openai"), max_retries=0)
+        made.append(sdk)
+        return sdk
 
-@pytest.fixture
-def make_sdk(server: InProcessServer) -> Callable[[str], Any]:
-    async def make(workspace: str = "review") -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            base_url=f"{server.base_url}/v1",
-            api_key=await server.add_key(workspace),
-            http_client=openai.DefaultAsyncHttpxClient(
-                transport=httpx2.ASGITransport(app=server.app)
-            ),
-            _strict_response_validation=True,
-            max_retries=0,
-        )
-
-    return make
+    yield make
+    for sdk in made:
+        await sdk.close()

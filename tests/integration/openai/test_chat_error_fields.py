@@ -1,14 +1,8 @@
-"""MEDIUM: an error found after translation (by Messages validation or the engine) names the
-*Messages* field and the *Messages* message index, so the OpenAI envelope's ``param`` points
-at a field the chat request does not have, or at the wrong message.
-
-OpenAI's ``param`` names the request's own field (``messages[2].content[1]``,
-``tools[0].function.parameters``, ``response_format``...). Fix: keep a map from each Messages
-path back to the chat path it came from (turn index → chat message index, ``tools.N`` →
-``tools[N].function``, ``output_config.format.schema`` → ``response_format.json_schema.schema``,
-``metadata.user_id`` → ``user``) and rewrite the message and ``param`` of a ``ParamsError`` /
-engine validation error on the chat route and in the batch error file.
-"""
+"""A chat completion refused after its translation (by the Messages validation or by the
+engine) names the chat request's own field in ``param`` and at the start of the message:
+``messages[2].content[1]``, ``tools[0].function.parameters``, ``response_format``, with the
+chat request's message indexes. That is what OpenAI does, and what a client reads to point
+at the offending part of its request."""
 
 from __future__ import annotations
 
@@ -16,6 +10,7 @@ from typing import Any
 
 import openai
 import pytest
+from openai_sdk import MakeSdk
 
 SYSTEM = [{"role": "system", "content": "sys"}, {"role": "developer", "content": "dev"}]
 TOOL = {
@@ -83,10 +78,10 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
 
 
 @pytest.mark.parametrize("case", CASES)
-async def test_param_names_the_chat_field(make_sdk, case: str) -> None:  # type: ignore[no-untyped-def]
-    """The 400's ``param`` (and the message's leading field) must be the chat request's
-    field; today it is a Messages path (``messages.0.content.1``, ``tools.0.input_schema``,
-    ``output_config.format.schema...``, ``metadata.user_id``) with Messages' turn indexes."""
+async def test_param_names_the_chat_field(make_sdk: MakeSdk, case: str) -> None:
+    """The 400's ``param`` and the message's leading field are the chat request's field, not
+    a path of the Messages request it was translated to (``messages.0.content.1``,
+    ``tools.0.input_schema``, ``metadata.user_id``)."""
     extra, expected = CASES[case]
     client = await make_sdk()
     body: dict[str, Any] = {

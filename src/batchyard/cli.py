@@ -1,7 +1,7 @@
 """The ``batchyard`` command.
 
 ``serve`` (HTTP API, by default with a worker), ``worker`` (a worker alone), ``run-batch`` (an
-OpenAI / vLLM batch file run in process, no server), ``keys create``,
+OpenAI / vLLM batch file run in process, no server), ``db upgrade``, ``keys create``,
 ``webhooks add | list | remove``.
 """
 
@@ -30,11 +30,13 @@ from rich.progress import (
 
 from batchyard import ids
 from batchyard.config import Settings, load_settings
-from batchyard.errors import ConfigError
+from batchyard.errors import ConfigError, SchemaMismatch
 from batchyard.process import create_server_app, model_registry, run_worker
 from batchyard.protocol.openai_batches import Batch
 from batchyard.run_batch import run_batch
 from batchyard.store import MEMORY_URL, Store, open_store
+from batchyard.store.database import connect
+from batchyard.store.schema import Upgrade, upgrade
 from batchyard.timeutil import now_us
 
 T = TypeVar("T")
@@ -51,6 +53,8 @@ webhooks_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(webhooks_app, name="webhooks")
+db_app = typer.Typer(help="The database's schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 DbOption = Annotated[
     str | None,
@@ -99,6 +103,8 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic says which dialect it found each time a process opens the database.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
 
 
 def check_runnable(settings: Settings) -> None:
@@ -257,6 +263,34 @@ def remove_webhook(
         typer.echo(f"error: workspace {workspace!r} has no webhook {webhook_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"Removed webhook {webhook_id}.")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None, config: ConfigOption = None) -> None:
+    """Bring the database's schema to this version's (an empty database too). Stop the
+    servers and workers of an older version first; it runs in one transaction."""
+    settings = settings_from(config, db)
+    refuse_memory_store(settings, "db upgrade")
+    url = settings.resolved_database_url()
+
+    async def run() -> Upgrade:
+        database = connect(url)
+        try:
+            return await upgrade(database)
+        finally:
+            await database.dispose()
+
+    try:
+        done = asyncio.run(run())
+    except SchemaMismatch as exc:
+        fail(str(exc), 1)
+    except Exception as exc:
+        fail(f"database {url!r}: {exc}", 1)
+    if done.before == done.after:
+        typer.echo(f"The database is at schema revision {done.after} already.")
+    else:
+        before = done.before or "none (made before migrations, or empty)"
+        typer.echo(f"Upgraded the database from schema revision {before} to {done.after}.")
 
 
 @app.command("run-batch")

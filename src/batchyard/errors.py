@@ -13,7 +13,7 @@ Exception
       │                               but a sync client is told not to repeat the call
       ├── ConfigError ......... a config file, engine option or command-line value is wrong
       └── StoreError
-           ├── SchemaMismatch ........ the database lacks columns this version needs
+           ├── SchemaMismatch ........ the database is not at the schema revision this version needs
            └── IdempotencyKeyTaken ... another create with the same key committed first
 ```
 
@@ -127,7 +127,8 @@ class StoreError(BatchyardError):
 
 
 class SchemaMismatch(StoreError):
-    """The database lacks tables or columns this version needs (made by an older one)."""
+    """The database is not at the schema revision this version needs (made by an older
+    batchyard: ``batchyard db upgrade`` brings it forward)."""
 
 
 class IdempotencyKeyTaken(StoreError):

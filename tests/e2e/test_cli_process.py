@@ -47,5 +47,10 @@ def test_a_database_from_an_older_schema_is_refused_clearly(tmp_path: Path) -> N
         db.execute("CREATE TABLE requests (id INTEGER PRIMARY KEY, custom_id TEXT)")
     result = run_cli("serve", "--db", str(database))
     assert result.returncode == 1, result.stderr
-    assert "older batchyard" in result.stderr and "requests.model" in result.stderr
+    assert "made before migrations" in result.stderr and "db upgrade" in result.stderr
     assert "Traceback" not in result.stderr
+    # Older than the migrations' baseline: the upgrade says it cannot, naming what is missing.
+    upgraded = run_cli("db", "upgrade", "--db", str(database))
+    assert upgraded.returncode == 1, upgraded.stderr
+    assert "older than the migrations' baseline" in upgraded.stderr
+    assert "requests.model" in upgraded.stderr and "Traceback" not in upgraded.stderr

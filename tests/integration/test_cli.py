@@ -8,12 +8,14 @@ tests/e2e/test_cli_process.py.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from batchyard.cli import app
+from batchyard.store.schema import head
 
 
 def run_cli(*args: str) -> Result:
@@ -104,3 +106,23 @@ def test_an_api_only_server_cannot_use_the_in_memory_store() -> None:
     result = run_cli("serve", "--no-worker", "--db", "memory://")
     assert result.returncode == 2
     assert "--no-worker cannot use the in-memory store" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_database_behind_is_refused_until_db_upgrade(command: str, tmp_path: Path) -> None:
+    """A database made by the previous release: ``serve`` and ``worker`` refuse it with one
+    line naming the command that fixes it; ``db upgrade`` brings it forward, once."""
+    path = tmp_path / "previous.sqlite"
+    dump = Path(__file__).parent / "store" / "previous_release" / "sqlite.sql"
+    with sqlite3.connect(path) as db:
+        db.executescript(dump.read_text())
+    refused = run_cli(command, "--db", str(path))
+    assert refused.returncode == 1
+    assert "made before migrations" in refused.stderr
+    assert "run `batchyard db upgrade`" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    upgraded = run_cli("db", "upgrade", "--db", str(path))
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout.strip().endswith(f"to {head()}.")
+    again = run_cli("db", "upgrade", "--db", str(path))
+    assert again.stdout.strip() == f"The database is at schema revision {head()} already."

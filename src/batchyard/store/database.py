@@ -13,12 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, inspect
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-
-from batchyard.errors import SchemaMismatch
-from batchyard.store.tables import metadata
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -81,43 +78,3 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Any) -> None:
         connection.exec_driver_sql(begin)
-
-
-async def ensure_schema(db: Database) -> None:
-    """Create the tables in an empty database; refuse one made by an older batchyard.
-
-    There are no migrations yet: a table this version added is created, but a database whose
-    tables lack a column this version needs gets a clear :class:`~batchyard.errors.SchemaMismatch`
-    here, instead of failing on its first insert or silently ignoring older data.
-    """
-    async with db.writer.begin() as conn:
-        missing = await conn.run_sync(_missing_parts)
-        if missing is None or not any("." in part for part in missing):
-            # Empty, or only whole tables missing (a table a newer version added, like
-            # ``rate_limits``): creating them changes nothing that is there.
-            await conn.run_sync(metadata.create_all)
-            missing = []
-    if missing:
-        raise SchemaMismatch(
-            "the database was created by an older batchyard and lacks "
-            + ", ".join(missing)
-            + "; point --db at a new database"
-        )
-
-
-def _missing_parts(connection: Connection) -> list[str] | None:
-    """Tables and columns the database lacks; ``None`` if it has none of ours yet."""
-    inspector = inspect(connection)
-    existing = set(inspector.get_table_names())
-    if not existing & set(metadata.tables):
-        return None
-    missing = []
-    for table in metadata.sorted_tables:
-        if table.name not in existing:
-            missing.append(table.name)
-            continue
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        missing += [
-            f"{table.name}.{column.name}" for column in table.columns if column.name not in present
-        ]
-    return missing

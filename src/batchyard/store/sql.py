@@ -7,12 +7,13 @@ else reaches storage through the protocols in :mod:`batchyard.store.protocols`.
 from __future__ import annotations
 
 from batchyard.store.batches import SqlBatches
-from batchyard.store.database import Database, connect, ensure_schema
+from batchyard.store.database import Database, connect
 from batchyard.store.files import SqlFiles
 from batchyard.store.keys import SqlKeys
 from batchyard.store.outbox import SqlOutbox
 from batchyard.store.queue import SqlQueue
 from batchyard.store.rate_limits import SqlRateLimits
+from batchyard.store.schema import ensure_schema
 from batchyard.store.submissions import SqlSubmissions
 from batchyard.store.sweeps import SqlSweeps
 

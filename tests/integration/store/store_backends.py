@@ -22,7 +22,9 @@ class Backend:
         return self.name != "memory"
 
     async def reset(self) -> None:
-        """Drop every table (PostgreSQL keeps them between tests)."""
+        """Drop every table, the schema's version too (PostgreSQL keeps them between tests)."""
+        from sqlalchemy import text
+
         from batchyard.store.database import connect
         from batchyard.store.tables import metadata
 
@@ -30,6 +32,7 @@ class Backend:
         try:
             async with db.writer.begin() as conn:
                 await conn.run_sync(metadata.drop_all)
+                await conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         finally:
             await db.dispose()
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from itertools import pairwise
-from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -17,7 +15,6 @@ from store_backends import Backend
 from test_store_conformance import T0, new_batch_for, workspace
 
 from batchyard import ids
-from batchyard.store import open_store
 from batchyard.store.protocols import Store
 from batchyard.store.records import FileRecord, NewFile
 
@@ -280,25 +277,3 @@ async def test_the_expiry_sweep_removes_expired_files_in_bounded_steps(
     if backend.is_sql:
         counts = await backend.row_counts()
         assert (counts["files"], counts["file_chunks"]) == (2, 2)
-
-
-def _drop(path: Path, tables: Iterable[str]) -> None:
-    with sqlite3.connect(path) as db:
-        for table in tables:
-            db.execute(f"DROP TABLE {table}")
-
-
-async def test_a_database_from_before_files_gets_their_tables(tmp_path: Path) -> None:
-    """An older version's database (no ``files`` / ``file_chunks``) opens and stores files:
-    only whole tables are missing, and creating them changes nothing that is there."""
-    url = f"sqlite:///{tmp_path / 'older.db'}"
-    store = await open_store(url)
-    await store.close()
-    _drop(tmp_path / "older.db", ["file_chunks", "files"])
-    store = await open_store(url)
-    try:
-        ws = await workspace(store, "acme")
-        record = await upload(store, new_file(ws), b"hello")
-        assert await content_of(store, record.id) == b"hello"
-    finally:
-        await store.close()

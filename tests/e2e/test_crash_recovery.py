@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,14 @@ def stored_results(db_path: Path) -> dict[int, bytes]:
         return dict(db.execute("SELECT row_id, outcome FROM outcomes").fetchall())
 
 
+def running_requests(db_path: Path) -> int:
+    with sqlite3.connect(db_path) as db:
+        count: int = db.execute("SELECT count(*) FROM requests WHERE state = 'running'").fetchone()[
+            0
+        ]
+    return count
+
+
 def test_sigkill_mid_batch_then_restart_completes_exactly_once(tmp_path: Path) -> None:
     db_path = tmp_path / "batchyard.db"
     url = f"sqlite:///{db_path}"
@@ -26,6 +35,10 @@ def test_sigkill_mid_batch_then_restart_completes_exactly_once(tmp_path: Path) -
     api = Api(first.base_url, key)
     batch = api.create([message_request(f"req-{n:04d}", text=f"ticket {n}") for n in range(TOTAL)])
     api.wait_until(batch["id"], lambda b: b["request_counts"]["succeeded"] >= 100)
+    # Kill while requests are leased (on a loaded machine a poll can land between claims).
+    deadline = time.monotonic() + 10
+    while running_requests(db_path) == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
     first.kill()
 
     finished_before_kill = stored_results(db_path)

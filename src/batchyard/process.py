@@ -30,6 +30,7 @@ from batchyard.service.batches import BatchService
 from batchyard.service.files import FileService
 from batchyard.service.openai_batches import OpenAIBatchService
 from batchyard.store import open_store
+from batchyard.store.notices import listen_for_work
 from batchyard.store.protocols import Store
 from batchyard.timeutil import now_us
 from batchyard.worker.dispatcher import Dispatcher
@@ -88,16 +89,20 @@ def _report_crash(task: asyncio.Task[None]) -> None:
 
 
 def _background_jobs(
-    store: Store, models: ModelRegistry, settings: Settings, dispatcher: Dispatcher | None
+    store: Store, models: ModelRegistry, settings: Settings, wake: Callable[[], None] | None
 ) -> list[Coroutine[Any, Any, None]]:
     """What every process runs beside its main job: model loading, the sweeps (expiry and
-    retention must not wait for a worker) and webhook delivery."""
-    wake = dispatcher.wake if dispatcher else (lambda: None)
-    return [
+    retention must not wait for a worker), webhook delivery, and in a process with a worker
+    (``wake`` wakes it) the wake-ups other processes send."""
+    jobs = [
         warm_up(models),
-        run_maintenance(store.sweeps, settings, wake),
+        run_maintenance(store.sweeps, settings, wake or (lambda: None)),
         WebhookSender(store.outbox, store.batches, settings).run(),
     ]
+    if wake is not None:
+        # Another process's creates and cancels (PostgreSQL; elsewhere it returns at once).
+        jobs.append(listen_for_work(settings.resolved_database_url(), wake))
+    return jobs
 
 
 def upstream_batches(
@@ -148,6 +153,7 @@ def create_server_app(
             Dispatcher(store.queue, models, settings, store.rate_limits) if run_worker else None
         )
         passthrough = upstream_batches(store, models, settings) if run_worker else []
+        wake = _wake_all(dispatcher, passthrough) if dispatcher else None
         openai_batches = OpenAIBatchService(store.batches, store.files, settings)
         app.state.context = ApiContext(
             settings=settings,
@@ -156,9 +162,9 @@ def create_server_app(
             files=FileService(store.files, generated=openai_batches),
             openai_batches=openai_batches,
             models=models,
-            nudge_worker=_wake_all(dispatcher, passthrough) if dispatcher else (lambda: None),
+            nudge_worker=wake or (lambda: None),
         )
-        jobs = _background_jobs(store, models, settings, dispatcher)
+        jobs = _background_jobs(store, models, settings, wake)
         if dispatcher is not None:
             jobs.append(dispatcher.run())
         jobs += [part.run() for part in passthrough]
@@ -177,8 +183,9 @@ async def run_worker(settings: Settings) -> None:
     store = await open_store(settings.resolved_database_url())
     models = model_registry(settings)
     dispatcher = Dispatcher(store.queue, models, settings, store.rate_limits)
-    jobs = _background_jobs(store, models, settings, dispatcher)
-    jobs += [part.run() for part in upstream_batches(store, models, settings)]
+    passthrough = upstream_batches(store, models, settings)
+    jobs = _background_jobs(store, models, settings, _wake_all(dispatcher, passthrough))
+    jobs += [part.run() for part in passthrough]
     try:
         async with background(*jobs):
             await dispatcher.run()

@@ -1,8 +1,12 @@
 """PostgreSQL: an API server and several workers share one queue; a worker killed with
-SIGKILL mid-batch loses nothing and duplicates nothing."""
+SIGKILL mid-batch loses nothing and duplicates nothing; a create wakes a worker in another
+process through LISTEN/NOTIFY."""
 
 from __future__ import annotations
 
+import statistics
+import time
+from datetime import datetime
 from pathlib import Path
 
 from harness import (
@@ -40,3 +44,32 @@ def test_workers_on_postgres_survive_a_sigkill(tmp_path: Path) -> None:
         "expired": 0,
     }
     assert len(lines) == len({line["custom_id"] for line in lines}) == 900
+
+
+def test_a_notice_wakes_a_worker_in_another_process(tmp_path: Path) -> None:
+    """LISTEN/NOTIFY: the create's transaction notifies, the worker (its own process) claims
+    at once. With a 5 s poll interval, a one-request batch on a zero-latency model ends well
+    within 100 ms of its create at the median, measured on the server's own clock
+    (``created_at`` to ``ended_at``); polling alone would take 2.5 s on average."""
+    with postgres_database() as url:
+        config = sim_config(poll_interval_seconds=5, sim_latency_ms=0)
+        api_server = ServerProcess(tmp_path, url, config, extra_args=("--no-worker",)).start()
+        worker = ServerProcess(tmp_path, url, config, command="worker").start()
+        try:
+            api = Api(api_server.base_url, create_key(url, "notify"))
+            time.sleep(1)  # the worker is listening once it is up; give its loop a moment
+            latencies = []
+            for n in range(15):
+                batch = api.create([message_request(f"one-{n}", text=f"t{n}")])
+                ended = api.wait_ended(batch["id"], timeout=30)
+                latencies.append(seconds(ended["ended_at"]) - seconds(ended["created_at"]))
+        finally:
+            worker.stop()
+            api_server.stop()
+    median = statistics.median(latencies)
+    print(f"\ncreate to end, one request, API and worker apart: median {median * 1000:.0f} ms")
+    assert median < 0.1, sorted(latencies)
+
+
+def seconds(rfc3339: str) -> float:
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()

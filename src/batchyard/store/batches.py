@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from batchyard.errors import IdempotencyKeyTaken
 from batchyard.store.database import Database
 from batchyard.store.ledger import settle_queued
+from batchyard.store.notices import notify_work
 from batchyard.store.records import (
     BatchPage,
     BatchRecord,
@@ -96,6 +97,8 @@ class SqlBatches:
                     for item in items[start : start + CHUNK * 10]
                 ]
                 await conn.exec_driver_sql(sql, rows)
+            if items:
+                await notify_work(conn)
             return await batch_by_seq(conn, seq)
 
     async def find_idempotent(
@@ -165,6 +168,7 @@ class SqlBatches:
                 settle_as = closing_as("canceling", row.expires_at, now)
                 assert settle_as is not None
                 await settle_queued(conn, row.seq, settle_as, now)
+                await notify_work(conn)  # workers holding its requests drop them now
             return await batch_by_seq(conn, row.seq)
 
     async def delete_batch(self, workspace_id: int, batch_id: str) -> BatchRecord | None:

@@ -1,0 +1,68 @@
+"""Wake-ups across processes on PostgreSQL: ``LISTEN`` / ``NOTIFY``.
+
+A transaction that gives workers something to do (a batch created, a batch canceled) sends
+one ``NOTIFY`` on :data:`WORK_CHANNEL` (:func:`notify_work`); PostgreSQL delivers it when the
+transaction commits, once however many requests it holds, and never for one rolled back.
+Every worker process ``LISTEN`` s on a connection of its own (:func:`listen_for_work`) and
+claims at once, instead of at its next poll. Polling stays: a notice sent while a listener is
+reconnecting is lost, which costs at most one poll interval, and a retry's ``not_before`` is
+still found by the poll. SQLite has no such thing: there the API server's own worker is
+nudged in process, and a separate worker polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+logger = logging.getLogger("batchyard.store")
+
+WORK_CHANNEL = "batchyard_work"
+#: How long to wait before connecting again after the listening connection failed.
+_RETRY_SECONDS = 1.0
+
+
+async def notify_work(conn: AsyncConnection) -> None:
+    """Tell listening workers there is work, when ``conn``'s transaction commits."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WORK_CHANNEL})
+
+
+async def listen_for_work(database_url: str, wake: Callable[[], None]) -> None:
+    """Call ``wake`` for every work notice until cancelled; returns at once where the
+    database is not PostgreSQL. A lost connection is opened again (and ``wake`` called, for
+    what may have been sent meanwhile)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    while True:
+        try:
+            await _listen(dsn, wake)
+        except (TimeoutError, OSError) as exc:
+            logger.warning("cannot listen for work notices (%s); polling meanwhile", exc)
+        except Exception as exc:  # asyncpg's own errors: the server refused, or went away
+            logger.warning("work notices stopped (%s); polling meanwhile", exc)
+        await asyncio.sleep(_RETRY_SECONDS)
+
+
+async def _listen(dsn: str, wake: Callable[[], None]) -> None:
+    """Listen on one connection until it is lost."""
+    # The ``postgres`` extra's driver, imported only where PostgreSQL is in use.
+    import asyncpg  # type: ignore[import-untyped]
+
+    connection = await asyncpg.connect(dsn)
+    lost = asyncio.Event()
+    connection.add_termination_listener(lambda _connection: lost.set())
+    try:
+        await connection.add_listener(WORK_CHANNEL, lambda *_notice: wake())
+        wake()
+        await lost.wait()
+        logger.warning("the work notice connection was lost; listening again")
+    finally:
+        await connection.close()

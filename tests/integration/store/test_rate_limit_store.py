@@ -5,13 +5,10 @@ by one of them."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 
 from store_backends import Backend
 
-from batchyard.store import open_store
 from batchyard.store.protocols import Store
 
 
@@ -54,19 +51,3 @@ async def test_concurrent_changes_from_several_handles_are_never_lost(
             )
         )
     assert await read(store, "model:shared") == b"60"
-
-
-async def test_a_database_from_before_the_table_gets_it(tmp_path: Path) -> None:
-    """An older version's database (everything but ``rate_limits``) opens: only a whole
-    table is missing, and creating it changes nothing that is there."""
-    url = f"sqlite:///{tmp_path / 'older.db'}"
-    store = await open_store(url)
-    await store.close()
-    with sqlite3.connect(tmp_path / "older.db") as db:
-        db.execute("DROP TABLE rate_limits")
-    store = await open_store(url)
-    try:
-        await store.rate_limits.update_rate_limit("model:a", add(1))
-        assert await read(store, "model:a") == b"1"
-    finally:
-        await store.close()

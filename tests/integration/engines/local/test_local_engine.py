@@ -431,7 +431,8 @@ def test_formats_and_forced_tool_calls_are_schema_valid_in_one_mixed_batch(
 def test_auto_tool_choice_lets_the_model_answer_in_text_or_call(
     runner: asyncio.Runner, engine: LocalEngine
 ) -> None:
-    """Under ``auto`` the answer is text, or text then one schema-valid call (``tool_use``)."""
+    """Under ``auto`` the answer is text, or text then one schema-valid call (``tool_use``),
+    or a call cut short by ``max_tokens``."""
     jsonschema = pytest.importorskip("jsonschema")
     params = [
         request(ticket, max_tokens=80, temperature=0.9, tools=[FILE_TICKET]) for ticket in TICKETS
@@ -441,6 +442,10 @@ def test_auto_tool_choice_lets_the_model_answer_in_text_or_call(
         if message.stop_reason == "tool_use":
             [call] = calls
             jsonschema.validate(call.input, FILE_TICKET["input_schema"])
+        elif message.stop_reason == "max_tokens" and calls:
+            # Cut inside its call: the call comes back as far as it got, as the API's does.
+            [call] = calls
+            assert call.name == "file_ticket"
         else:
             assert not calls and "<" not in text_of(message)
 

@@ -88,10 +88,24 @@ async def ensure_schema(db: Database) -> None:
     async with db.writer.begin() as conn:
         current = await conn.run_sync(_prepare)
     if current != head():
+        _refuse_unknown(current)
         where = f"at schema revision {current}" if current else "made before migrations"
         raise SchemaMismatch(
             f"the database was {where} and this batchyard needs revision {head()}: " + _UPGRADE_HINT
         )
+
+
+def _refuse_unknown(revision: str | None) -> None:
+    """A revision this batchyard has no migration for: a newer one upgraded the database."""
+    if revision is None:
+        return
+    try:
+        ScriptDirectory.from_config(_config()).get_revision(revision)
+    except Exception:  # alembic's ResolutionError / CommandError: not one of ours
+        raise SchemaMismatch(
+            f"the database is at schema revision {revision}, which a newer batchyard made "
+            f"(this one knows up to {head()}): run that version, or a newer one"
+        ) from None
 
 
 def _prepare(connection: Connection) -> str | None:
@@ -112,6 +126,7 @@ async def upgrade(db: Database) -> Upgrade:
 
 def _upgrade(connection: Connection) -> Upgrade:
     before = MigrationContext.configure(connection).get_current_revision()
+    _refuse_unknown(before)
     config = _config(connection)
     if before is None and (tables := set(inspect(connection).get_table_names())) & set(
         metadata.tables

@@ -134,3 +134,13 @@ async def test_an_upgrade_refuses_a_database_older_than_the_baseline(tmp_path: P
         await run_upgrade(url)
     with pytest.raises(SchemaMismatch, match="made before migrations"):
         await open_store(url)
+
+
+async def test_a_revision_from_a_newer_batchyard_is_refused_not_upgraded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'newer.sqlite'}"
+    await run_upgrade(url)
+    with sqlite3.connect(tmp_path / "newer.sqlite") as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
+    for attempt in (open_store(url), run_upgrade(url)):
+        with pytest.raises(SchemaMismatch, match="9999, which a newer batchyard made"):
+            await attempt

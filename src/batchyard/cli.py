@@ -27,6 +27,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from sqlalchemy.engine import make_url
 
 from batchyard import ids
 from batchyard.config import Settings, load_settings
@@ -121,7 +122,7 @@ def check_runnable(settings: Settings) -> None:
     try:
         asyncio.run(open_database())
     except Exception as exc:
-        fail(f"cannot open the database {settings.resolved_database_url()!r}: {exc}", 1)
+        fail(f"cannot open the database {shown_url(settings.resolved_database_url())!r}: {exc}", 1)
     try:
         model_registry(settings)
     except ConfigError as exc:
@@ -285,7 +286,7 @@ def db_upgrade(db: DbOption = None, config: ConfigOption = None) -> None:
     except SchemaMismatch as exc:
         fail(str(exc), 1)
     except Exception as exc:
-        fail(f"database {url!r}: {exc}", 1)
+        fail(f"database {shown_url(url)!r}: {exc}", 1)
     if done.before == done.after:
         typer.echo(f"The database is at schema revision {done.after} already.")
     else:
@@ -358,6 +359,14 @@ def run_batch_command(
     )
 
 
+def shown_url(url: str) -> str:
+    """A database URL fit for a message: its password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: nothing in it to mask reliably
+        return "<the --db URL>"
+
+
 def check_output_path(path: Path) -> None:
     """Refuse, before hours of work, an output that could not be written at the end."""
     if path.is_dir():
@@ -388,7 +397,7 @@ def with_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T
     try:
         return asyncio.run(run())
     except Exception as exc:
-        fail(f"database {settings.resolved_database_url()!r}: {exc}", 1)
+        fail(f"database {shown_url(settings.resolved_database_url())!r}: {exc}", 1)
 
 
 def main() -> None:

@@ -17,14 +17,22 @@ import logging
 from collections.abc import Callable
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from batchyard.store.database import async_url
 
 logger = logging.getLogger("batchyard.store")
 
 WORK_CHANNEL = "batchyard_work"
-#: How long to wait before connecting again after the listening connection failed.
-_RETRY_SECONDS = 1.0
+#: How long to wait before connecting again after the listening connection failed, doubled
+#: after each failure in a row, up to the maximum.
+_RETRY_SECONDS = 0.5
+_MAX_RETRY_SECONDS = 30.0
+#: Query keys of a PostgreSQL URL that asyncpg's DSN takes as connection options.
+_DSN_KEYS = frozenset(
+    {"sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword", "sslcrl", "passfile",
+     "application_name", "connect_timeout", "target_session_attrs", "krbsrvname", "gsslib"}
+)  # fmt: skip
 
 
 async def notify_work(conn: AsyncConnection) -> None:
@@ -37,18 +45,24 @@ async def listen_for_work(database_url: str, wake: Callable[[], None]) -> None:
     """Call ``wake`` for every work notice until cancelled; returns at once where the
     database is not PostgreSQL. A lost connection is opened again (and ``wake`` called, for
     what may have been sent meanwhile)."""
-    url = make_url(database_url)
+    url = async_url(database_url)  # the one reading of a URL (``postgres://`` too)
     if url.get_backend_name() != "postgresql":
         return
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    # Only what libpq's DSN means: asyncpg would send other query keys (SQLAlchemy's own,
+    # such as prepared_statement_cache_size) to the server as settings, which it refuses.
+    query = {key: value for key, value in url.query.items() if key in _DSN_KEYS}
+    dsn = url.set(drivername="postgresql", query=query).render_as_string(hide_password=False)
+    failures = 0
     while True:
         try:
             await _listen(dsn, wake)
+            failures = 0
         except (TimeoutError, OSError) as exc:
             logger.warning("cannot listen for work notices (%s); polling meanwhile", exc)
         except Exception as exc:  # asyncpg's own errors: the server refused, or went away
             logger.warning("work notices stopped (%s); polling meanwhile", exc)
-        await asyncio.sleep(_RETRY_SECONDS)
+        failures += 1
+        await asyncio.sleep(min(_MAX_RETRY_SECONDS, _RETRY_SECONDS * 2 ** min(failures, 6)))
 
 
 async def _listen(dsn: str, wake: Callable[[], None]) -> None:

@@ -22,7 +22,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from batchyard.errors import SchemaMismatch
@@ -57,6 +57,8 @@ _BASELINE_COLUMNS = {
     },
     "rate_limits": {"key", "state"},
 }  # fmt: skip
+#: The advisory lock key of schema work (any constant unique to batchyard).
+_LOCK_KEY = 0x62_79_61_72_64  # "byard"
 _UPGRADE_HINT = "run `batchyard db upgrade` (with the same --db) to bring it forward"
 
 
@@ -108,8 +110,17 @@ def _refuse_unknown(revision: str | None) -> None:
         ) from None
 
 
+def _serialize(connection: Connection) -> None:
+    """On PostgreSQL, one schema check or upgrade at a time, held to the transaction's end:
+    processes starting together on an empty database would otherwise all create the tables
+    (all but one failing). SQLite's ``BEGIN IMMEDIATE`` serializes them already."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+
+
 def _prepare(connection: Connection) -> str | None:
     """The database's revision, after creating and stamping the tables of an empty one."""
+    _serialize(connection)
     revision = MigrationContext.configure(connection).get_current_revision()
     if revision is None and not set(inspect(connection).get_table_names()) & set(metadata.tables):
         metadata.create_all(connection)
@@ -125,6 +136,7 @@ async def upgrade(db: Database) -> Upgrade:
 
 
 def _upgrade(connection: Connection) -> Upgrade:
+    _serialize(connection)
     before = MigrationContext.configure(connection).get_current_revision()
     _refuse_unknown(before)
     config = _config(connection)

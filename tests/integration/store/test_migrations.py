@@ -144,3 +144,15 @@ async def test_a_revision_from_a_newer_batchyard_is_refused_not_upgraded(tmp_pat
     for attempt in (open_store(url), run_upgrade(url)):
         with pytest.raises(SchemaMismatch, match="9999, which a newer batchyard made"):
             await attempt
+
+
+async def test_processes_starting_together_on_an_empty_database_all_open_it(
+    empty_url: str,
+) -> None:
+    """An API server and workers started at once on a new database: one makes the tables,
+    the others wait for it and then find them (an advisory lock on PostgreSQL, SQLite's
+    ``BEGIN IMMEDIATE``), rather than all creating them and all but one failing."""
+    stores = await asyncio.gather(*(open_store(empty_url) for _ in range(4)))
+    for store in stores:
+        await store.close()
+    assert await run_upgrade(empty_url) == (head(), head())

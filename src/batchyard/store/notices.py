@@ -45,7 +45,10 @@ async def listen_for_work(database_url: str, wake: Callable[[], None]) -> None:
     """Call ``wake`` for every work notice until cancelled; returns at once where the
     database is not PostgreSQL. A lost connection is opened again (and ``wake`` called, for
     what may have been sent meanwhile)."""
-    url = async_url(database_url)  # the one reading of a URL (``postgres://`` too)
+    try:
+        url = async_url(database_url)  # the one reading of a URL (``postgres://`` too)
+    except ValueError:  # not SQL at all: the in-memory store, one process
+        return
     if url.get_backend_name() != "postgresql":
         return
     # Only what libpq's DSN means: asyncpg would send other query keys (SQLAlchemy's own,

@@ -1,0 +1,15 @@
+"""Work notices: where there is no PostgreSQL, the listener returns at once (a background
+task that raised would stop the whole process)."""
+
+from __future__ import annotations
+
+import pytest
+
+from batchyard.store.notices import listen_for_work
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///x.db", "sqlite+aiosqlite:///x.db"])
+async def test_the_listener_returns_at_once_without_postgresql(url: str) -> None:
+    woken: list[None] = []
+    await listen_for_work(url, lambda: woken.append(None))
+    assert woken == []

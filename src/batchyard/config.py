@@ -58,7 +58,15 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True):
     rpm: Annotated[int, Meta(ge=1)] | None = None
     input_tpm: Annotated[int, Meta(ge=1)] | None = None
     output_tpm: Annotated[int, Meta(ge=1)] | None = None
+    #: Queued requests of this model one workspace may have at once; a create that would
+    #: pass it is refused whole with 429 ``rate_limit_error``. Unset: no limit.
+    max_queued_per_workspace: Annotated[int, Meta(ge=1)] | None = None
     options: dict[str, Any] = {}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name a request may call this model by."""
+        return (self.name, *self.aliases)
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True):

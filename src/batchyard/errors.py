@@ -14,7 +14,8 @@ Exception
       ├── ConfigError ......... a config file, engine option or command-line value is wrong
       └── StoreError
            ├── SchemaMismatch ........ the database is not at the schema revision this version needs
-           └── IdempotencyKeyTaken ... another create with the same key committed first
+           ├── IdempotencyKeyTaken ... another create with the same key committed first
+           └── QueueFull ............. a create would pass a model's max_queued_per_workspace
 ```
 
 Catch :class:`ApiError` to report any typed failure, :class:`EngineError` to decide about a
@@ -135,6 +136,17 @@ class IdempotencyKeyTaken(StoreError):
     """Another create with the same ``Idempotency-Key`` committed first."""
 
 
+class QueueFull(StoreError):
+    """A create would take a workspace past a model's ``max_queued_per_workspace``."""
+
+    def __init__(self, model: str, queued: int, adding: int, limit: int) -> None:
+        super().__init__(
+            f"requests: this workspace has {queued} requests of model {model!r} queued and "
+            f"this batch adds {adding}: more than the {limit} a workspace may have queued "
+            "for it (max_queued_per_workspace); retry once some have run"
+        )
+
+
 def invalid_request(message: str) -> ApiError:
     return ApiError("invalid_request_error", message)
 
@@ -150,6 +162,7 @@ __all__ = [
     "EngineError",
     "IdempotencyKeyTaken",
     "ParamsError",
+    "QueueFull",
     "SchemaMismatch",
     "StoreError",
     "UnreadableAnswer",

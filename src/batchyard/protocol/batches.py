@@ -9,9 +9,10 @@ params are stored verbatim. Their content is checked later, per request, by the 
 from __future__ import annotations
 
 import re
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import msgspec
+from msgspec import Meta
 
 from batchyard.errors import invalid_request
 from batchyard.protocol import outcomes
@@ -127,19 +128,31 @@ class _BatchItem(msgspec.Struct, forbid_unknown_fields=True):
     params: msgspec.Raw
 
 
+#: The range of the ``priority`` extension (docs/protocol.md §15).
+PRIORITY_RANGE = (-100, 100)
+
+
 class _CreateBody(msgspec.Struct, forbid_unknown_fields=True):
     requests: list[_BatchItem]
+    #: A batchyard extension: the order of this workspace's own batches (higher first).
+    priority: Annotated[int, Meta(ge=PRIORITY_RANGE[0], le=PRIORITY_RANGE[1])] = 0
+
+
+class ParsedCreate(NamedTuple):
+    requests: list[ParsedRequest]
+    priority: int
 
 
 _create_decoder = msgspec.json.Decoder(_CreateBody)
 
 
-def parse_create_body(body: bytes, *, max_requests: int) -> list[ParsedRequest]:
+def parse_create_body(body: bytes, *, max_requests: int) -> ParsedCreate:
     """Check the envelope and return the requests to store, or raise a 400.
 
     Checks (docs/protocol.md §5.4): valid JSON; ``requests`` an array of 1..``max_requests``
     objects, each with exactly ``custom_id`` and ``params``; ``custom_id`` matching
-    ``^[a-zA-Z0-9_-]{1,64}$`` and unique; ``params`` a JSON object.
+    ``^[a-zA-Z0-9_-]{1,64}$`` and unique; ``params`` a JSON object; the optional ``priority``
+    an integer in :data:`PRIORITY_RANGE`.
     """
     if not body.strip():
         raise invalid_request("requests: Field required")
@@ -166,7 +179,7 @@ def parse_create_body(body: bytes, *, max_requests: int) -> list[ParsedRequest]:
             f"requests: List should have at most {max_requests} items after validation, "
             f"not {len(items)}"
         )
-    return _check_items(items)
+    return ParsedCreate(_check_items(items), decoded.priority)
 
 
 def _refuse_if_not_utf8(body: bytes) -> None:

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
 
 from batchyard.protocol import outcomes
+from batchyard.protocol.batches import PRIORITY_RANGE
 from batchyard.protocol.chat_translation import chat_completion
 from batchyard.protocol.errors import STATUS_FOR_ERROR_TYPE
 from batchyard.protocol.messages import describe_validation_error
@@ -71,6 +73,8 @@ class BatchCreate(msgspec.Struct, forbid_unknown_fields=True):
     completion_window: str
     metadata: dict[str, str] | None = None
     output_expires_after: OutputExpiresAfter | None = None
+    #: A batchyard extension, as on ``POST /v1/messages/batches``.
+    priority: Annotated[int, Meta(ge=PRIORITY_RANGE[0], le=PRIORITY_RANGE[1])] = 0
 
 
 _create_decoder = msgspec.json.Decoder(BatchCreate)

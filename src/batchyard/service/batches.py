@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from batchyard import ids
 from batchyard.config import Settings
-from batchyard.errors import IdempotencyKeyTaken, StoreError, invalid_request, not_found
+from batchyard.errors import (
+    ApiError,
+    IdempotencyKeyTaken,
+    QueueFull,
+    StoreError,
+    invalid_request,
+    not_found,
+)
 from batchyard.protocol.batches import (
     DeletedMessageBatch,
     MessageBatch,
@@ -18,7 +26,7 @@ from batchyard.protocol.batches import (
     result_line,
 )
 from batchyard.store.protocols import BatchStore
-from batchyard.store.records import BatchRecord, Headers, NewBatch, NewRequest
+from batchyard.store.records import BatchRecord, Headers, NewBatch, NewRequest, QueueLimit
 from batchyard.timeutil import MICROS_PER_SECOND, now_us, optional_rfc3339, rfc3339
 
 _UNFINISHED = frozenset({"queued", "running", "submitted"})
@@ -61,7 +69,7 @@ class BatchService:
         if idempotency_key and (earlier := await self._replayed(caller, idempotency_key, digest)):
             return earlier
         parsed = parse_create_body(body, max_requests=self._settings.max_requests_per_batch)
-        items = [NewRequest(*request) for request in parsed]
+        items = [NewRequest(*request) for request in parsed.requests]
         created_at = now_us()
         new = NewBatch(
             id=ids.batch_id(),
@@ -72,9 +80,13 @@ class BatchService:
             idempotency_key=idempotency_key,
             body_digest=digest,
             headers=headers,
+            priority=parsed.priority,
+            queue_limits=queue_limits(self._settings, items),
         )
         try:
             record = await self._store.create_batch(new, items)
+        except QueueFull as exc:
+            raise ApiError("rate_limit_error", str(exc)) from None
         except IdempotencyKeyTaken:
             # A concurrent create with the same key won the race: answer with its batch.
             if idempotency_key and (
@@ -220,3 +232,15 @@ def _batch_not_found(batch_id: str) -> Exception:
 
 def _micros(seconds: float) -> int:
     return int(seconds * MICROS_PER_SECOND)
+
+
+def queue_limits(settings: Settings, items: Sequence[NewRequest]) -> tuple[QueueLimit, ...]:
+    """The ``max_queued_per_workspace`` limits a create of ``items`` must fit under: one per
+    limited model it has requests of."""
+    adding = Counter(item.model for item in items)
+    return tuple(
+        QueueLimit(model.name, model.names, model.max_queued_per_workspace, count)
+        for model in settings.models
+        if model.max_queued_per_workspace is not None
+        and (count := sum(adding[name] for name in model.names))
+    )

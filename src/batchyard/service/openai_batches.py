@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 
 from batchyard import ids
 from batchyard.config import Settings
-from batchyard.errors import ApiError, invalid_request
+from batchyard.errors import ApiError, QueueFull, invalid_request
 from batchyard.protocol.openai_batches import (
     Batch,
     BatchCreate,
@@ -46,7 +46,7 @@ from batchyard.protocol.openai_batches import (
     result_lines,
     usage,
 )
-from batchyard.service.batches import Caller
+from batchyard.service.batches import Caller, queue_limits
 from batchyard.service.files import file_not_found
 from batchyard.store.protocols import BatchStore, FileStore
 from batchyard.store.records import (
@@ -101,8 +101,14 @@ class OpenAIBatchService:
             expires_at=created_at + _micros(self._settings.expiry_seconds),
             archives_at=created_at + _micros(self._settings.retention_seconds),
             openai=openai,
+            priority=create.priority,
+            queue_limits=queue_limits(self._settings, items),
         )
-        return await self._wire(await self._store.create_batch(new, items))
+        try:
+            record = await self._store.create_batch(new, items)
+        except QueueFull as exc:
+            raise ApiError("rate_limit_error", str(exc)) from None
+        return await self._wire(record)
 
     async def _read_input(self, caller: Caller, create: BatchCreate) -> InputFileReader:
         file = await self._files.get_file(caller.workspace_id, create.input_file_id)

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from batchyard.errors import IdempotencyKeyTaken
+from batchyard.errors import IdempotencyKeyTaken, QueueFull
 from batchyard.store.database import Database
 from batchyard.store.ledger import settle_queued
 from batchyard.store.notices import notify_work
@@ -46,14 +46,17 @@ class SqlBatches:
 
     async def create_batch(self, batch: NewBatch, items: Sequence[NewRequest]) -> BatchRecord:
         try:
-            return await self._insert(batch, items)
+            record = await self._insert(batch, items)
         except IntegrityError:
             if batch.idempotency_key is None:
                 raise
             raise IdempotencyKeyTaken(batch.idempotency_key) from None
+        return record
 
     async def _insert(self, batch: NewBatch, items: Sequence[NewRequest]) -> BatchRecord:
         async with self._db.writer.begin() as conn:
+            if batch.queue_limits:
+                await _check_queue_limits(conn, batch)
             seq = await conn.scalar(
                 insert(batches)
                 .values(
@@ -69,6 +72,7 @@ class SqlBatches:
                     idempotency_key=batch.idempotency_key,
                     body_digest=batch.body_digest,
                     headers=encode_headers(batch.headers),
+                    priority=batch.priority,
                 )
                 .returning(batches.c.seq)
             )
@@ -88,13 +92,14 @@ class SqlBatches:
             # The bulk of a 100k create: compiled once for this dialect and fed positional
             # rows straight to the driver's executemany, skipping SQLAlchemy's per-row
             # parameter processing (measured: about half the insert time).
-            columns = ("batch_seq", "custom_id", "model", "state", "params")
+            # Positional: in the table's column order, which the compiled statement follows.
+            columns = ("batch_seq", "custom_id", "model", "state", "params", "batch_position")
             statement = insert(requests).values({name: bindparam(name) for name in columns})
             sql = str(statement.compile(dialect=conn.dialect))
             for start in range(0, len(items), CHUNK * 10):
                 rows = [
-                    (seq, item.custom_id, item.model, "queued", item.params)
-                    for item in items[start : start + CHUNK * 10]
+                    (seq, item.custom_id, item.model, "queued", item.params, position)
+                    for position, item in enumerate(items[start : start + CHUNK * 10], start=start)
                 ]
                 await conn.exec_driver_sql(sql, rows)
             if items:
@@ -258,3 +263,34 @@ async def _delete_batch_rows(conn: AsyncConnection, seq: int) -> None:
     await conn.execute(delete(requests).where(requests.c.batch_seq == seq))
     await conn.execute(delete(openai_batches).where(openai_batches.c.batch_seq == seq))
     await conn.execute(delete(batches).where(batches.c.seq == seq))
+
+
+#: First key of the PostgreSQL advisory lock that serializes a workspace's creates while a
+#: queue limit is checked (the second key is the workspace id).
+_QUEUE_LIMIT_LOCK = 0x62790001
+
+
+async def _check_queue_limits(conn: AsyncConnection, batch: NewBatch) -> None:
+    """Raise :class:`QueueFull` if ``batch`` would pass one of its queue limits.
+
+    Counted in the create's own transaction: SQLite runs one writer at a time, and on
+    PostgreSQL the workspace's creates wait for each other on an advisory lock, so two
+    concurrent creates cannot both fit under a limit only one of them fits under.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            select(func.pg_advisory_xact_lock(_QUEUE_LIMIT_LOCK, batch.workspace_id))
+        )
+    for limit in batch.queue_limits:
+        queued = await conn.scalar(
+            select(func.count())
+            .select_from(requests.join(batches, batches.c.seq == requests.c.batch_seq))
+            .where(
+                batches.c.workspace_id == batch.workspace_id,
+                batches.c.status == "in_progress",
+                requests.c.state == "queued",
+                requests.c.model.in_(limit.names),
+            )
+        )
+        if (queued or 0) + limit.adding > limit.limit:
+            raise QueueFull(limit.model, queued or 0, limit.adding, limit.limit)

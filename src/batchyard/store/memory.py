@@ -27,14 +27,16 @@ It keeps the same invariants as the SQL store (the conformance suite in
 from __future__ import annotations
 
 import heapq
+import random
 from bisect import bisect_right
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from batchyard import ids
-from batchyard.errors import IdempotencyKeyTaken
+from batchyard.errors import IdempotencyKeyTaken, QueueFull
+from batchyard.store.fairness import MAX_READY_BATCHES, Offer, fair_pick, interleaved
 from batchyard.store.protocols import (
     BatchStore,
     FileStore,
@@ -113,6 +115,7 @@ class _Batch:
     body_digest: str | None
     headers: Headers
     openai: OpenAIBatch | None
+    priority: int
     #: The batch's requests: ``custom_id`` → row id, and the ``custom_id``s sorted for paging.
     rows: dict[str, int]
     custom_ids: list[str]
@@ -213,9 +216,9 @@ class _State:
         self.batch_ids: set[str] = set()
         self.idempotency: dict[tuple[int, str], int] = {}  # (workspace id, key) → seq
         self.requests: dict[int, _Request] = {}  # row id → request
-        #: Queued row ids per model, each a heap; may hold ids that left the queue since
-        #: (settled or deleted), which a claim drops when it meets them.
-        self.ready: dict[str, list[int]] = {}
+        #: Queued row ids per model and batch (seq), each a heap; may hold ids that left the
+        #: queue since (settled or deleted), which a claim drops when it meets them.
+        self.ready: dict[str, dict[int, list[int]]] = {}
         #: Row ids of running requests (the leases a sweep checks).
         self.running: set[int] = set()
         self.webhooks: dict[int, _Webhook] = {}
@@ -251,7 +254,10 @@ class _State:
         request.state = state
         if state == "queued":
             request.lease_expires_at = None
-            heapq.heappush(self.ready.setdefault(request.model, []), request.row_id)
+            heapq.heappush(
+                self.ready.setdefault(request.model, {}).setdefault(request.batch_seq, []),
+                request.row_id,
+            )
         elif state == "running":
             self.running.add(request.row_id)
         else:
@@ -339,6 +345,17 @@ class _Batches:
         custom_ids = [item.custom_id for item in items]
         if len(set(custom_ids)) != len(custom_ids):
             raise ValueError("custom_id values of a batch must be unique")
+        for limit in batch.queue_limits:
+            queued = sum(
+                1
+                for request in s.requests.values()
+                if request.state == "queued"
+                and request.model in limit.names
+                and (owner := s.batches[request.batch_seq]).workspace_id == batch.workspace_id
+                and owner.status == "in_progress"
+            )
+            if queued + limit.adding > limit.limit:
+                raise QueueFull(limit.model, queued, limit.adding, limit.limit)
 
         seq = s.next_id("batch")
         rows = {item.custom_id: s.next_id("request") for item in items}
@@ -355,6 +372,7 @@ class _Batches:
             body_digest=batch.body_digest,
             headers=batch.headers,
             openai=batch.openai,
+            priority=batch.priority,
             rows=rows,
             custom_ids=sorted(custom_ids),
         )
@@ -503,6 +521,7 @@ class _Batches:
 class _Queue:
     def __init__(self, state: _State) -> None:
         self._s = state
+        self._rng = random.Random()
 
     async def claim(
         self,
@@ -514,45 +533,61 @@ class _Queue:
         other_models: bool = False,
     ) -> list[ClaimedRequest]:
         s = self._s
-        if models is None:
-            heaps = list(s.ready.values())
-        else:
-            wanted = set(models)
-            heaps = [h for model, h in s.ready.items() if (model in wanted) != other_models]
-        taken: list[_Request] = []
-        passed_over: list[_Request] = []  # queued, but not now: put back afterwards
-        while len(taken) < limit:
-            live = [heap for heap in heaps if heap]
-            if not live:
-                break
-            row_id = heapq.heappop(min(live, key=lambda heap: heap[0]))
-            request = s.requests.get(row_id)
-            if request is None or request.state != "queued":
-                continue  # left the queue since it was pushed
-            due = request.not_before is None or request.not_before <= now
-            if due and s.batches[request.batch_seq].is_open(now):
-                taken.append(request)
-            else:
-                passed_over.append(request)
-        for request in passed_over:
-            heapq.heappush(s.ready[request.model], request.row_id)
+        wanted = set(models or ())
+        heaps: defaultdict[int, list[list[int]]] = defaultdict(list)  # batch seq → its heaps
+        for model, by_batch in s.ready.items():
+            if models is None or (model in wanted) != other_models:
+                for seq, heap in by_batch.items():
+                    if heap:
+                        heaps[seq].append(heap)
+        ready = []
+        for seq in heaps:
+            batch = s.batches.get(seq)
+            if batch is None or batch.status == "ended":  # nothing of it will run again
+                for by_batch in s.ready.values():
+                    by_batch.pop(seq, None)
+            elif batch.is_open(now):
+                ready.append(batch)
+        if len(ready) > MAX_READY_BATCHES:
+            ready = self._rng.sample(ready, MAX_READY_BATCHES)
+        offers: list[Offer] = []
+        popped: list[_Request] = []  # put back afterwards, except those taken
+        for batch in ready:
+            offered = 0
+            while offered < limit and (live := [heap for heap in heaps[batch.seq] if heap]):
+                request = s.requests.get(heapq.heappop(min(live, key=lambda heap: heap[0])))
+                if request is None or request.state != "queued":
+                    continue  # left the queue since it was pushed
+                popped.append(request)
+                if request.not_before is None or request.not_before <= now:
+                    offers.append(
+                        Offer(request.row_id, batch.seq, batch.workspace_id, batch.priority)
+                    )
+                    offered += 1
+        chosen = {offer.row_id for offer in fair_pick(offers, limit, self._rng)}
+        taken = [request for request in popped if request.row_id in chosen]
+        for request in popped:
+            if request.row_id not in chosen:
+                heapq.heappush(s.ready[request.model][request.batch_seq], request.row_id)
         for request in taken:
             s.transition(request, "running")
             request.attempt += 1
             request.lease_expires_at = lease_until
             request.not_before = None
-        return [
-            ClaimedRequest(
-                row_id=r.row_id,
-                batch_seq=r.batch_seq,
-                custom_id=r.custom_id,
-                attempt=r.attempt,
-                params=r.params,
-                headers=s.batches[r.batch_seq].headers,
-                chat=s.batches[r.batch_seq].openai is not None,
-            )
-            for r in taken
-        ]
+        return interleaved(
+            [
+                ClaimedRequest(
+                    row_id=r.row_id,
+                    batch_seq=r.batch_seq,
+                    custom_id=r.custom_id,
+                    attempt=r.attempt,
+                    params=r.params,
+                    headers=s.batches[r.batch_seq].headers,
+                    chat=s.batches[r.batch_seq].openai is not None,
+                )
+                for r in taken
+            ]
+        )
 
     async def closing_batches(self, now: int) -> dict[int, UnstartedState]:
         closing: dict[int, UnstartedState] = {}
@@ -756,7 +791,12 @@ class _Submissions:
         plan: GatherPlan,
     ) -> list[Submission]:
         s = self._s
-        queued = sorted(row_id for name in set(names) for row_id in s.ready.get(name, ()))
+        queued = sorted(
+            row_id
+            for name in set(names)
+            for heap in s.ready.get(name, {}).values()
+            for row_id in heap
+        )
         candidates: list[Candidate] = []
         for row_id in queued:
             request = s.requests.get(row_id)

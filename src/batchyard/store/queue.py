@@ -3,9 +3,11 @@
 Invariants enforced here:
 
 * **No request is leased twice at once**: a claim moves ``queued`` rows to ``running`` in one
-  statement; on PostgreSQL the candidates are locked ``FOR UPDATE SKIP LOCKED`` inside a
-  materialized CTE, so concurrent claimers never pick the same row; SQLite serializes
-  writers, so the same statement is safe there without the lock clause.
+  statement; on PostgreSQL the candidates are locked ``FOR UPDATE SKIP LOCKED`` as they are
+  read, so concurrent claimers never pick the same row; SQLite serializes writers, so the
+  same statement is safe there without the lock clause.
+* **Fair shares**: which queued requests a claim takes is decided in that statement, by the
+  order :mod:`batchyard.store.fairness` describes.
 * **Exactly one outcome per request**: every claim bumps ``attempt``, the fencing token. An
   outcome or a retry is applied only while the row is still ``running`` under the attempt
   that produced it, and only that attempt's outcome is stored (one flush may carry a stale
@@ -16,12 +18,28 @@ Invariants enforced here:
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from sqlalchemy import insert, or_, select, tuple_, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    FromClause,
+    Select,
+    Update,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
 
 from batchyard.store.database import Database
+from batchyard.store.fairness import MAX_READY_BATCHES, interleaved
 from batchyard.store.ledger import apply_tally
 from batchyard.store.records import (
     FINAL_STATES,
@@ -37,6 +55,7 @@ from batchyard.store.tables import batches, outcomes, requests
 class SqlQueue:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._postgresql = db.writer.dialect.name == "postgresql"
 
     async def claim(
         self,
@@ -47,45 +66,18 @@ class SqlQueue:
         models: Sequence[str] | None = None,
         other_models: bool = False,
     ) -> list[ClaimedRequest]:
-        open_batches = select(batches.c.seq).where(
-            batches.c.status == "in_progress", batches.c.expires_at > now
+        statement = _claim_statement(
+            by_model=models is not None, other_models=other_models, postgresql=self._postgresql
         )
-        conditions = [
-            requests.c.state == "queued",
-            or_(requests.c.not_before.is_(None), requests.c.not_before <= now),
-            requests.c.batch_seq.in_(open_batches),
-        ]
+        parameters: dict[str, int | list[str]] = {
+            "limit": limit,
+            "now": now,
+            "lease_until": lease_until,
+        }
         if models is not None:
-            in_models = requests.c.model.in_(list(models))
-            conditions.append(~in_models if other_models else in_models)
-        candidates = (
-            select(requests.c.id)
-            .where(*conditions)
-            .order_by(requests.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("candidates")
-            .prefix_with("MATERIALIZED")
-        )
-        statement = (
-            update(requests)
-            .where(requests.c.id.in_(select(candidates.c.id)))
-            .values(
-                state="running",
-                attempt=requests.c.attempt + 1,
-                lease_expires_at=lease_until,
-                not_before=None,
-            )
-            .returning(
-                requests.c.id,
-                requests.c.batch_seq,
-                requests.c.custom_id,
-                requests.c.attempt,
-                requests.c.params,
-            )
-        )
+            parameters["models"] = list(models)
         async with self._db.writer.begin() as conn:
-            rows = (await conn.execute(statement)).all()
+            rows = (await conn.execute(statement, parameters)).all()
             seqs = {row.batch_seq for row in rows}
             headers = await batch_headers(conn, seqs) if rows else {}
             chat = await chat_batches(conn, seqs) if rows else set()
@@ -101,8 +93,7 @@ class SqlQueue:
             )
             for row in rows
         ]
-        claimed.sort(key=lambda request: request.row_id)
-        return claimed
+        return interleaved(claimed)
 
     async def closing_batches(self, now: int) -> dict[int, UnstartedState]:
         async with self._db.reader.connect() as conn:
@@ -179,3 +170,108 @@ class SqlQueue:
                 )
             await apply_tally(conn, tally, now)
         return applied
+
+
+@functools.cache
+def _claim_statement(*, by_model: bool, other_models: bool, postgresql: bool) -> Update:
+    """The claim: lease the requests :func:`_fair_claim` picks; built once per shape, with
+    the ``limit``, ``now``, ``lease_until`` and ``models`` parameters bound when run."""
+    return (
+        update(requests)
+        .where(requests.c.id.in_(_fair_claim(by_model, other_models, postgresql=postgresql)))
+        .values(
+            state="running",
+            attempt=requests.c.attempt + 1,
+            lease_expires_at=bindparam("lease_until"),
+            not_before=None,
+        )
+        .returning(
+            requests.c.id,
+            requests.c.batch_seq,
+            requests.c.custom_id,
+            requests.c.attempt,
+            requests.c.params,
+        )
+    )
+
+
+def _fair_claim(by_model: bool, other_models: bool, *, postgresql: bool) -> Select[tuple[int]]:
+    """The ids of the queued requests a claim of ``limit`` takes, in the order of
+    :mod:`batchyard.store.fairness`, as one query.
+
+    Each ready batch's offers are its first ``limit`` due rows in ``ix_requests_batch_queued``
+    order: a ``LATERAL`` subquery on PostgreSQL (locking them ``SKIP LOCKED``), a correlated
+    ``IN`` on SQLite, which has no ``LATERAL`` but drives the same index lookup from it. The
+    window functions then rank at most ``MAX_READY_BATCHES x limit`` rows.
+    """
+
+    limit: BindParameter[int] = bindparam("limit")
+    now: BindParameter[int] = bindparam("now")
+
+    def due(table: FromClause) -> list[ColumnElement[bool]]:
+        conditions = [
+            table.c.state == "queued",
+            or_(table.c.not_before.is_(None), table.c.not_before <= now),
+        ]
+        if by_model:
+            in_models = table.c.model.in_(bindparam("models", expanding=True))
+            conditions.append(~in_models if other_models else in_models)
+        return conditions
+
+    ready = (
+        select(batches.c.seq, batches.c.workspace_id, batches.c.priority)
+        .where(
+            batches.c.status == "in_progress",
+            batches.c.expires_at > now,
+            _first_due(requests.alias("probe"), batches.c.seq, due)
+            .limit(1)
+            .scalar_subquery()
+            .is_not(None),
+        )
+        .order_by(func.random())
+        .limit(MAX_READY_BATCHES)
+        .cte("ready")
+        .prefix_with("MATERIALIZED")
+    )
+    next_rows = _first_due(requests.alias("offered"), ready.c.seq, due).limit(limit)
+    columns = (ready.c.seq, ready.c.workspace_id, ready.c.priority)
+    if postgresql:
+        locked = next_rows.with_for_update(skip_locked=True).lateral("next_rows")
+        offered = select(locked.c.id, *columns).select_from(ready.join(locked, true()))
+    else:
+        offered = select(requests.c.id, *columns).select_from(
+            ready.join(requests, requests.c.id.in_(next_rows))
+        )
+    offers = offered.cte("offers")
+    turns = select(
+        offers.c.id,
+        offers.c.workspace_id,
+        offers.c.priority,
+        offers.c.seq,
+        func.row_number().over(partition_by=offers.c.seq, order_by=offers.c.id).label("turn"),
+    ).cte("turns")
+    rounds = select(
+        turns.c.id,
+        func.row_number()
+        .over(
+            partition_by=turns.c.workspace_id,
+            order_by=(turns.c.priority.desc(), turns.c.turn, turns.c.seq),
+        )
+        .label("round"),
+    ).cte("rounds")
+    return select(rounds.c.id).order_by(rounds.c.round, func.random()).limit(limit)
+
+
+def _first_due(
+    table: FromClause,
+    batch_seq: ColumnElement[int],
+    due: Callable[[FromClause], list[ColumnElement[bool]]],
+) -> Select[tuple[int]]:
+    """A batch's due queued rows in the order they were sent, correlated to ``batch_seq``:
+    ``ix_requests_batch_queued``, the one index that gives this order, whatever the planner
+    believes about the batch's size."""
+    return (
+        select(table.c.id)
+        .where(table.c.batch_seq == batch_seq, *due(table))
+        .order_by(table.c.batch_position)
+    )

@@ -99,6 +99,22 @@ class NewBatch:
     #: For a batch of the OpenAI surface. One with no requests (its input file was refused)
     #: is created ended.
     openai: OpenAIBatch | None = None
+    #: Higher first among its workspace's batches (:mod:`batchyard.store.fairness`).
+    priority: int = 0
+    #: Checked in the create's own transaction: :class:`~batchyard.errors.QueueFull` if one
+    #: would be passed.
+    queue_limits: tuple[QueueLimit, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimit:
+    """A model's ``max_queued_per_workspace``, for a create that adds ``adding`` of its
+    requests: the workspace's queued requests under any of ``names`` count."""
+
+    model: str
+    names: tuple[str, ...]
+    limit: int
+    adding: int
 
 
 class NewRequest(NamedTuple):

@@ -69,6 +69,9 @@ batches = Table(
     #: The create call's headers to pass on with each request (JSON ``[[name, value], …]``,
     #: ``NULL`` for none): a relay forwards ``anthropic-beta`` and the like upstream.
     Column("headers", LargeBinary),
+    #: A batchyard extension: within its workspace, queued requests of a batch with a higher
+    #: priority are claimed first (:mod:`batchyard.store.fairness`).
+    Column("priority", Integer, nullable=False, server_default=text("0")),
     Index("ix_batches_workspace_seq", "workspace_id", "seq"),
     UniqueConstraint("workspace_id", "idempotency_key", name="uq_batches_idempotency_key"),
     Index(
@@ -130,11 +133,24 @@ requests = Table(
     Column("params", LargeBinary, nullable=False),
     #: The upstream batch (:data:`submissions`) a ``submitted`` request went into.
     Column("submission_id", String(64)),
+    #: Where the request stood in its create (0, 1, ...): the order a batch's queued requests
+    #: are claimed in. Not ``id``: ordered by ``id``, PostgreSQL may walk the primary key and
+    #: filter by batch (it estimates a batch's size from stale statistics), reading a whole
+    #: older batch to reach a newer one's rows; no other index gives this order.
+    Column("batch_position", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("batch_seq", "custom_id", name="uq_requests_batch_custom_id"),
     Index(
         "ix_requests_queued",
         "model",
         "id",
+        postgresql_where=text("state = 'queued'"),
+        sqlite_where=text("state = 'queued'"),
+    ),
+    #: A batch's queued requests in order: the fair claim reads each ready batch's next few.
+    Index(
+        "ix_requests_batch_queued",
+        "batch_seq",
+        "batch_position",
         postgresql_where=text("state = 'queued'"),
         sqlite_where=text("state = 'queued'"),
     ),

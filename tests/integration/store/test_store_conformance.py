@@ -67,6 +67,7 @@ def new_batch_for(
     archives_in: int = 29 * 24 * HOUR,
     idempotency_key: str | None = None,
     body_digest: str | None = None,
+    priority: int = 0,
 ) -> NewBatch:
     return NewBatch(
         id=ids.batch_id(),
@@ -76,6 +77,7 @@ def new_batch_for(
         archives_at=created_at + archives_in,
         idempotency_key=idempotency_key,
         body_digest=body_digest,
+        priority=priority,
     )
 
 
@@ -89,11 +91,16 @@ async def new_batch(
     archives_in: int = 29 * 24 * HOUR,
     custom_ids: Sequence[str] | None = None,
     model: str = "sim",
+    priority: int = 0,
 ) -> BatchRecord:
     custom_ids = list(custom_ids) if custom_ids is not None else [f"r{i:05d}" for i in range(n)]
     record = await store.batches.create_batch(
         new_batch_for(
-            workspace_id, created_at=created_at, expires_in=expires_in, archives_in=archives_in
+            workspace_id,
+            created_at=created_at,
+            expires_in=expires_in,
+            archives_in=archives_in,
+            priority=priority,
         ),
         [NewRequest(cid, model, params_for(cid)) for cid in custom_ids],
     )
@@ -267,14 +274,20 @@ async def test_idempotency_key_is_unique_per_workspace(store: Store) -> None:
 
 
 async def test_claim_leases_oldest_first_and_bumps_attempt(store: Store) -> None:
+    """Within a batch, oldest first; two batches share the claim, one of each in turn (the
+    rest of the sharing is in ``test_fair_claims.py``)."""
     ws = await workspace(store, "a")
     first = await new_batch(store, ws, 3)
     second = await new_batch(store, ws, 3)
     claimed = await claim_all(store, limit=4)
-    assert [c.row_id for c in claimed] == sorted(c.row_id for c in claimed)
-    assert [c.batch_seq for c in claimed] == [first.seq] * 3 + [second.seq]
-    assert [c.custom_id for c in claimed] == ["r00000", "r00001", "r00002", "r00000"]
+    assert [c.batch_seq for c in claimed] == [first.seq, second.seq] * 2
+    assert [c.custom_id for c in claimed] == ["r00000", "r00000", "r00001", "r00001"]
     assert {c.attempt for c in claimed} == {1}
+    rest = await claim_all(store)
+    assert [(c.batch_seq, c.custom_id) for c in rest] == [
+        (first.seq, "r00002"),
+        (second.seq, "r00002"),
+    ]
     assert await store.batches.count_states(first.seq) == {"running": 3}
     batch = await assert_counts(store, first)
     assert batch.processing == 3  # running still counts as processing

@@ -43,7 +43,7 @@ def test_valid_body_returns_custom_ids_and_params_bytes_verbatim_in_order() -> N
         b'{"requests": [{"custom_id": "b-1", "params": {"z": 1,  "a": [ 2 ]}},'
         b' {"params": {"model": "m"}, "custom_id": "A_0"}]}'
     )
-    pairs = parse_create_body(raw, max_requests=10)
+    pairs = parse_create_body(raw, max_requests=10).requests
     # The model is read for routing ("" when params name none); the bytes stay verbatim.
     assert pairs == [("b-1", "", b'{"z": 1,  "a": [ 2 ]}'), ("A_0", "m", b'{"model": "m"}')]
 
@@ -52,7 +52,7 @@ def test_params_content_is_not_validated_at_create() -> None:
     """Bad params become ``errored`` results later (docs/protocol.md §5.4), never a 400 at
     create."""
     raw = body({"requests": [item("x", {"stream": True, "max_tokens": 0, "bogus": 1})]})
-    assert parse_create_body(raw, max_requests=1) == [
+    assert parse_create_body(raw, max_requests=1).requests == [
         ("x", "", b'{"stream": true, "max_tokens": 0, "bogus": 1}')
     ]
 
@@ -60,18 +60,19 @@ def test_params_content_is_not_validated_at_create() -> None:
 @pytest.mark.parametrize("custom_id", ["a", "Z", "0", "-", "_", "a" * 64, "Az09_-xY"])
 def test_custom_id_pattern_accepts(custom_id: str) -> None:
     assert (
-        parse_create_body(body({"requests": [item(custom_id)]}), max_requests=1)[0][0] == custom_id
+        parse_create_body(body({"requests": [item(custom_id)]}), max_requests=1).requests[0][0]
+        == custom_id
     )
 
 
 def test_exactly_max_requests_is_accepted() -> None:
     raw = body({"requests": [item(f"r{i}") for i in range(5)]})
-    assert len(parse_create_body(raw, max_requests=5)) == 5
+    assert len(parse_create_body(raw, max_requests=5).requests) == 5
 
 
 def test_whitespace_around_params_object_is_accepted() -> None:
     raw = b'{"requests":[{"custom_id":"a","params":   {"model":"m"}   }]}'
-    assert parse_create_body(raw, max_requests=1) == [("a", "m", b'{"model":"m"}')]
+    assert parse_create_body(raw, max_requests=1).requests == [("a", "m", b'{"model":"m"}')]
 
 
 # ------------------------------------------------------------------------------ rejected
@@ -207,7 +208,10 @@ def test_duplicate_custom_id_names_both_indices() -> None:
 
 def test_custom_ids_are_case_sensitive() -> None:
     raw = body({"requests": [item("abc"), item("ABC")]})
-    assert [item.custom_id for item in parse_create_body(raw, max_requests=2)] == ["abc", "ABC"]
+    assert [item.custom_id for item in parse_create_body(raw, max_requests=2).requests] == [
+        "abc",
+        "ABC",
+    ]
 
 
 @pytest.mark.parametrize("value", ["x", "", 1, True, None, [], [{"model": "m"}]])
@@ -220,3 +224,14 @@ def test_params_not_an_object(value: Any) -> None:
 def test_first_problem_wins_in_request_order() -> None:
     raw = body({"requests": [item("ok"), item("bad id"), item("b", "x")]})
     assert rejection(raw).startswith("requests.1.custom_id: ")
+
+
+def test_priority_is_an_optional_integer_in_its_range() -> None:
+    requests = [item("a")]
+    assert parse_create_body(body({"requests": requests}), max_requests=1).priority == 0
+    parsed = parse_create_body(body({"requests": requests, "priority": -100}), max_requests=1)
+    assert parsed.priority == -100
+    for bad in (101, -101, 1.5, "high", None):
+        with pytest.raises(ApiError) as caught:
+            parse_create_body(body({"requests": requests, "priority": bad}), max_requests=1)
+        assert caught.value.message.startswith("priority:"), caught.value.message

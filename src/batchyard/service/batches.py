@@ -30,7 +30,6 @@ from batchyard.store.records import BatchRecord, Headers, NewBatch, NewRequest, 
 from batchyard.timeutil import MICROS_PER_SECOND, now_us, optional_rfc3339, rfc3339
 
 _UNFINISHED = frozenset({"queued", "running", "submitted"})
-_WITH_OUTCOME = frozenset({"succeeded", "errored"})
 
 
 @dataclass(frozen=True)
@@ -177,21 +176,22 @@ class BatchService:
         """Anthropic's JSONL, rendered page by page from the stored outcomes.
 
         If the outcomes go away mid-download (the batch was deleted, or the retention purge
-        ran), the stream is broken off with an error rather than ended cleanly, so the
-        client cannot take a cut file for a complete one.
+        ran: it may have once the batch is past ``archives_at``), the stream is broken off
+        with an error rather than ended cleanly, so the client cannot take a cut file for a
+        complete one.
         """
         async for page in self._store.iter_outcomes(record.seq):
             lines = []
             for stored in page:
                 if stored.state in _UNFINISHED:
                     continue
-                if stored.outcome is None and stored.state in _WITH_OUTCOME:
-                    raise StoreError("the batch's results were purged during the download")
                 lines.append(result_line(stored.custom_id, stored.state, stored.outcome))
             if lines:  # an empty chunk would put a blank line in the JSONL, which SDKs reject
                 yield b"\n".join(lines) + b"\n"
         if await self._store.get_batch(record.workspace_id, record.id) is None:
             raise StoreError("the batch was deleted during the download")
+        if now_us() >= record.archives_at:
+            raise StoreError("the batch's results were archived during the download")
 
     async def _find(self, caller: Caller, batch_id: str) -> BatchRecord:
         record = await self._store.get_batch(caller.workspace_id, batch_id)

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 
 from batchyard import ids
 from batchyard.config import Settings
-from batchyard.errors import ApiError, QueueFull, invalid_request
+from batchyard.errors import ApiError, QueueFull, StoreError, invalid_request
 from batchyard.protocol.openai_batches import (
     Batch,
     BatchCreate,
@@ -159,7 +159,8 @@ class OpenAIBatchService:
     # ----------------------------------------------------------------- result files
 
     async def content(self, file: FileRecord) -> AsyncIterator[bytes]:
-        """The JSONL of a result file, rendered page by page from the stored outcomes."""
+        """The JSONL of a result file, rendered page by page from the stored outcomes; broken
+        off with an error if the batch was archived meanwhile (its requests may be gone)."""
         record = await self._batch_of(file)
         part: FilePart = "output" if file.batch_part == "output" else "error"
         created = (record.ended_at or record.created_at) // MICROS_PER_SECOND
@@ -172,6 +173,8 @@ class OpenAIBatchService:
             lines = list(result_lines(record.id, created, finished, part))
             if lines:
                 yield b"\n".join(lines) + b"\n"
+        if now_us() >= record.archives_at:
+            raise StoreError(f"the results in {file.id} were archived during the download")
 
     async def size(self, file: FileRecord) -> int:
         return sum([len(chunk) async for chunk in self.content(file)])

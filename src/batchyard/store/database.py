@@ -68,6 +68,9 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
         # "Serializable isolation / Savepoints / Transactional DDL").
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Before anything else: it takes effect only in a file that has no tables yet, and
+        # lets the retention purge hand freed pages back (``PRAGMA incremental_vacuum``).
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         # FULL: an acknowledged batch survives power loss, not only a killed process.
         cursor.execute("PRAGMA synchronous=FULL")

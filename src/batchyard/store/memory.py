@@ -759,18 +759,25 @@ class _Sweeps:
             del self._s.files[record.id]
         return len(expired)
 
-    async def purge_archived(self, now: int) -> int:
-        purged = [
+    async def purge_archived(self, now: int, *, limit: int) -> int:
+        s = self._s
+        due = [
             batch
-            for batch in self._s.batches.values()
+            for batch in s.batches.values()
             if batch.status == "ended" and batch.archives_at <= now and not batch.purged
         ]
-        for batch in purged:
-            for request in self._s.requests_of(batch):
-                request.params = b""
-                request.outcome = None
+        if not due:
+            return 0
+        batch = min(due, key=lambda batch: batch.seq)
+        if not batch.rows:
             batch.purged = True
-        return len(purged)
+            return 1
+        removed = list(batch.rows.items())[:limit]
+        for custom_id, row_id in removed:
+            del batch.rows[custom_id]
+            del s.requests[row_id]
+        batch.custom_ids = sorted(batch.rows)
+        return len(removed)
 
 
 _OPEN_SUBMISSION = ("submitting", "submitted")

@@ -213,8 +213,11 @@ class SweepStore(Protocol):
         to the queue after the close); returns how many were settled."""
         ...
 
-    async def purge_archived(self, now: int) -> int:
-        """Drop params and outcomes of ended batches past retention; the batch stays."""
+    async def purge_archived(self, now: int, *, limit: int) -> int:
+        """One bounded step of retention: delete up to ``limit`` requests (and their
+        outcomes) of one ended batch past ``archives_at``, in one short transaction, or mark
+        such a batch purged once none are left; the batch row and its counts stay. Returns
+        how many rows it deleted or marked: call again until it returns 0."""
         ...
 
     async def purge_expired_files(self, now: int, *, limit: int) -> int:

@@ -185,8 +185,8 @@ class StoredOutcome(NamedTuple):
 
     custom_id: str
     state: RequestState
-    #: The encoded neutral outcome; ``None`` while unfinished, for canceled / expired, and
-    #: once the batch's results were purged (retention).
+    #: The encoded neutral outcome; ``None`` while unfinished and for canceled / expired.
+    #: (The retention purge deletes a request and its outcome together.)
     outcome: bytes | None
 
 

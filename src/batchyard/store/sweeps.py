@@ -67,30 +67,35 @@ class SqlSweeps:
                 settled += await settle_queued(conn, seq, state, now)
         return settled
 
-    async def purge_archived(self, now: int) -> int:
+    async def purge_archived(self, now: int, *, limit: int) -> int:
         async with self._db.writer.begin() as conn:
-            seqs = (
+            seq = await conn.scalar(
+                select(batches.c.seq)
+                .where(
+                    batches.c.archives_at <= now,
+                    batches.c.status == "ended",
+                    batches.c.purged == 0,
+                )
+                .order_by(batches.c.seq)
+                .limit(1)
+            )
+            if seq is None:
+                return 0
+            row_ids = list(
                 await conn.scalars(
-                    select(batches.c.seq).where(
-                        batches.c.archives_at <= now,
-                        batches.c.status == "ended",
-                        batches.c.purged == 0,
-                    )
+                    select(requests.c.id).where(requests.c.batch_seq == seq).limit(limit)
                 )
-            ).all()
-            for seq in seqs:
-                await conn.execute(
-                    delete(outcomes).where(
-                        outcomes.c.row_id.in_(
-                            select(requests.c.id).where(requests.c.batch_seq == seq)
-                        )
-                    )
-                )
-                await conn.execute(
-                    update(requests).where(requests.c.batch_seq == seq).values(params=b"")
-                )
+            )
+            if not row_ids:
                 await conn.execute(update(batches).where(batches.c.seq == seq).values(purged=1))
-        return len(seqs)
+                return 1
+            for start in range(0, len(row_ids), CHUNK):
+                chunk = row_ids[start : start + CHUNK]
+                await conn.execute(delete(outcomes).where(outcomes.c.row_id.in_(chunk)))
+                await conn.execute(delete(requests).where(requests.c.id.in_(chunk)))
+        if self._db.writer.dialect.name == "sqlite":
+            await _give_back_free_pages(self._db)
+        return len(row_ids)
 
     async def purge_expired_files(self, now: int, *, limit: int) -> int:
         async with self._db.writer.begin() as conn:
@@ -107,3 +112,16 @@ class SqlSweeps:
             if expired:
                 await delete_files(conn, expired)
         return len(expired)
+
+
+async def _give_back_free_pages(db: Database) -> None:
+    """Truncate the SQLite file by the pages a purge step freed (a database made with
+    ``auto_vacuum = INCREMENTAL``, see database.py; a no-op on older files).
+
+    Through ``executescript``: the pragma frees one page per step of its statement, and only
+    ``sqlite3_exec`` steps it to the end; run between transactions, as that requires.
+    """
+    async with db.writer.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        await driver.executescript("PRAGMA incremental_vacuum")

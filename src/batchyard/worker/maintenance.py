@@ -20,6 +20,8 @@ from batchyard.timeutil import now_us
 logger = logging.getLogger("batchyard.maintenance")
 
 _PURGE_EVERY_SECONDS = 300.0
+#: Archived requests (with their outcomes) deleted per transaction.
+REQUESTS_PER_PURGE = 2000
 #: Expired files deleted per transaction: each may be 200 MB of chunks.
 _FILES_PER_PURGE = 20
 
@@ -38,6 +40,17 @@ async def sweep_once(sweeps: SweepStore, settings: Settings) -> int:
     )
     changed += await sweeps.settle_closing_batches(now)
     return changed
+
+
+async def purge_archived(sweeps: SweepStore, now: int) -> int:
+    """Remove everything retention allows by ``now``, :data:`REQUESTS_PER_PURGE` requests
+    per transaction: a 100k batch is never one huge DELETE holding the database, and other
+    writers get in between the steps."""
+    total = 0
+    while done := await sweeps.purge_archived(now, limit=REQUESTS_PER_PURGE):
+        total += done
+        await asyncio.sleep(0)
+    return total
 
 
 async def purge_expired_files(sweeps: SweepStore, now: int) -> int:
@@ -62,7 +75,7 @@ async def run_maintenance(
             if await sweep_once(sweeps, settings):
                 on_requeued()
             if time.monotonic() - last_purge > _PURGE_EVERY_SECONDS:
-                await sweeps.purge_archived(now_us())
+                await purge_archived(sweeps, now_us())
                 await purge_expired_files(sweeps, now_us())
                 last_purge = time.monotonic()
         except Exception:

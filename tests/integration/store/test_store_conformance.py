@@ -706,26 +706,28 @@ async def test_iter_outcomes_stops_when_the_batch_is_deleted_midway(store: Store
 # ------------------------------------------------------------------------------ retention
 
 
-async def test_purge_archived_drops_outcomes_and_params_but_keeps_the_batch(
+async def test_purge_archived_removes_requests_in_bounded_steps_but_keeps_the_batch(
     store: Store, backend: Backend
 ) -> None:
     ws = await workspace(store, "a")
-    old = await new_batch(store, ws, 2, archives_in=HOUR)
+    old = await new_batch(store, ws, 5, archives_in=HOUR)
     open_old = await new_batch(store, ws, 1, archives_in=HOUR)
     young = await new_batch(store, ws, 1, archives_in=3 * HOUR)
     claimed = [c for c in await claim_all(store) if c.batch_seq != open_old.seq]
     await store.queue.finish([done(c) for c in claimed], [], T0 + 1)
-    assert await store.sweeps.purge_archived(T0 + HOUR - 1) == 0
-    assert await store.sweeps.purge_archived(T0 + HOUR) == 1
-    assert await store.sweeps.purge_archived(T0 + HOUR + 1) == 0  # once only
-    kept = await assert_counts(store, old)
-    assert (kept.status, kept.succeeded) == ("ended", 2)
-    assert await store.batches.get_batch(ws, old.id) == kept
-    assert set((await outcomes(store, old)).values()) == {("succeeded", None)}
+    before = await store.batches.get_batch(ws, old.id)
+    assert await store.sweeps.purge_archived(T0 + HOUR - 1, limit=2) == 0
+    steps = [await store.sweeps.purge_archived(T0 + HOUR, limit=2) for _ in range(5)]
+    assert steps == [2, 2, 1, 1, 0]  # requests 2 at a time, then the batch is marked once
+    kept = await reload(store, old)  # the counts stay; the requests they counted are gone
+    assert kept == before and (kept.status, kept.succeeded) == ("ended", 5)
+    assert await outcomes(store, old) == {}
+    assert await store.batches.count_states(old.seq) == {}
     assert all(o is not None for _, o in (await outcomes(store, young)).values())
     assert (await reload(store, open_old)).status == "in_progress"
     if backend.is_sql:
-        assert (await backend.row_counts())["outcomes"] == 1  # young's only
+        counts = await backend.row_counts()
+        assert (counts["outcomes"], counts["requests"]) == (1, 2)  # young's, open_old's
 
 
 # ------------------------------------------------------------------------------ outcomes

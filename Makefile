@@ -46,8 +46,10 @@ demo: install
 # Two workers (pytest-xdist), one test module at a time each: module-scoped servers stay
 # per worker, and much of the suite waits on real processes and sockets rather than the CPU.
 test: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 --dist loadfile; rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial"; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \
+	[ $$rc -eq 0 ] || exit $$rc; \
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m serial -s
 
 lint: install
 	$(BIN)/ruff check src tests bench examples

@@ -30,7 +30,7 @@ from batchyard.service.batches import BatchService
 from batchyard.service.files import FileService
 from batchyard.service.openai_batches import OpenAIBatchService
 from batchyard.store import open_store
-from batchyard.store.notices import listen_for_work
+from batchyard.store.notices import EVENTS_CHANNEL, WORK_CHANNEL, listen_for_notices
 from batchyard.store.protocols import Store
 from batchyard.timeutil import now_us
 from batchyard.worker.dispatcher import Dispatcher
@@ -92,17 +92,20 @@ def _background_jobs(
     store: Store, models: ModelRegistry, settings: Settings, wake: Callable[[], None] | None
 ) -> list[Coroutine[Any, Any, None]]:
     """What every process runs beside its main job: model loading, the sweeps (expiry and
-    retention must not wait for a worker), webhook delivery, and in a process with a worker
-    (``wake`` wakes it) the wake-ups other processes send."""
-    jobs = [
+    retention must not wait for a worker), webhook delivery, and the wake-ups other
+    processes send (PostgreSQL; elsewhere the listener returns at once): ended batches'
+    events for the webhook sender, and in a process with a worker (``wake`` wakes it) new
+    work and cancels."""
+    sender = WebhookSender(store.outbox, store.batches, settings)
+    wakes = {EVENTS_CHANNEL: sender.wake}
+    if wake is not None:
+        wakes[WORK_CHANNEL] = wake
+    return [
         warm_up(models),
         run_maintenance(store.sweeps, settings, wake or (lambda: None)),
-        WebhookSender(store.outbox, store.batches, settings).run(),
+        sender.run(),
+        listen_for_notices(settings.resolved_database_url(), wakes),
     ]
-    if wake is not None:
-        # Another process's creates and cancels (PostgreSQL; elsewhere it returns at once).
-        jobs.append(listen_for_work(settings.resolved_database_url(), wake))
-    return jobs
 
 
 def upstream_batches(

@@ -24,12 +24,15 @@ class Receiver:
     def __init__(self, fail_first: int) -> None:
         self.fail_first = fail_first
         self.calls: list[tuple[int, dict[str, str], bytes]] = []
+        #: ``time.time()`` at each call's arrival.
+        self.received_at: list[float] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 status = 500 if len(receiver.calls) < receiver.fail_first else 204
+                receiver.received_at.append(time.time())
                 receiver.calls.append((status, dict(self.headers.items()), body))
                 self.send_response(status)
                 self.end_headers()

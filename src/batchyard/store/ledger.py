@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from batchyard.store.notices import notify_events
 from batchyard.store.records import BATCH_ENDED_EVENT, FINAL_STATES, UnstartedState
 from batchyard.store.tables import batches, requests, webhook_deliveries, webhooks
 
@@ -60,7 +61,9 @@ async def settle_queued(conn: AsyncConnection, seq: int, state: UnstartedState, 
 
 
 async def _enqueue_event(conn: AsyncConnection, seq: int, event: str, now: int) -> None:
-    """One outbox row per webhook of the batch's workspace, in the caller's transaction."""
+    """One outbox row per webhook of the batch's workspace, in the caller's transaction,
+    and a notice to webhook senders in other processes."""
+    await notify_events(conn)
     await conn.execute(
         webhook_deliveries.insert().from_select(
             ["webhook_id", "batch_id", "event", "created_at", "next_attempt_at"],

@@ -9,6 +9,7 @@ the event; anything else, or no answer within the timeout, schedules a retry unt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -42,6 +43,12 @@ class WebhookSender:
         self._outbox = outbox
         self._batches = batches
         self._settings = settings
+        #: Set when events may be due now (a batch ended here or, on PostgreSQL, anywhere).
+        self._nudge = asyncio.Event()
+
+    def wake(self) -> None:
+        """Events were queued: claim them now instead of at the next poll."""
+        self._nudge.set()
 
     async def run(self) -> None:
         """Deliver due events until cancelled.
@@ -60,7 +67,10 @@ class WebhookSender:
                         attempts.add(task)
                         task.add_done_callback(attempts.discard)
                     if len(claimed) < free or free == 0:
-                        await asyncio.sleep(self._settings.poll_interval_seconds)
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(self._settings.poll_interval_seconds):
+                                await self._nudge.wait()
+                    self._nudge.clear()
             finally:
                 for task in attempts:
                     task.cancel()

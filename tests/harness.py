@@ -126,7 +126,12 @@ class Api:
         return batch
 
     def wait_until(
-        self, batch_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 120
+        self,
+        batch_id: str,
+        done: Callable[[dict[str, Any]], bool],
+        timeout: float = 120,
+        *,
+        interval: float = 0.1,
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
@@ -135,7 +140,7 @@ class Api:
                 return batch
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting; last state {batch}")
-            time.sleep(0.1)
+            time.sleep(interval)
 
     def wait_ended(self, batch_id: str, timeout: float = 120) -> dict[str, Any]:
         return self.wait_until(batch_id, lambda b: b["processing_status"] == "ended", timeout)

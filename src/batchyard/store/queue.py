@@ -30,7 +30,6 @@ from sqlalchemy import (
     Update,
     bindparam,
     func,
-    insert,
     or_,
     select,
     true,
@@ -48,8 +47,16 @@ from batchyard.store.records import (
     Retry,
     UnstartedState,
 )
-from batchyard.store.rows import CHUNK, batch_headers, chat_batches, closing_batches
+from batchyard.store.rows import (
+    CHUNK,
+    batch_headers,
+    chat_batches,
+    closing_batches,
+    insert_many,
+)
 from batchyard.store.tables import batches, outcomes, requests
+
+_OUTCOME_COLUMNS = ("row_id", "outcome", "input_tokens", "output_tokens")
 
 
 class SqlQueue:
@@ -139,17 +146,12 @@ class SqlQueue:
                     # the current one of the same request; only the current one is written.
                     won = {(row.id, row.attempt) for row in rows}
                     stored = [
-                        {
-                            "row_id": f.row_id,
-                            "outcome": f.outcome,
-                            "input_tokens": f.input_tokens,
-                            "output_tokens": f.output_tokens,
-                        }
+                        (f.row_id, f.outcome, f.input_tokens, f.output_tokens)
                         for f in chunk
                         if (f.row_id, f.attempt) in won and f.outcome is not None
                     ]
                     if stored:
-                        await conn.execute(insert(outcomes), stored)
+                        await insert_many(conn, outcomes, _OUTCOME_COLUMNS, stored)
                     for row in rows:
                         tally[row.batch_seq][state] += 1
                     applied += len(rows)

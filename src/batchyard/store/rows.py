@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Row, Select, insert, select
+from sqlalchemy import Row, Select, Table, bindparam, insert, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchyard.store.records import BatchRecord, Headers, OpenAIBatch, UnstartedState, closing_as
@@ -14,6 +16,27 @@ from batchyard.store.tables import batches, openai_batches, workspaces
 
 #: Rows per statement for bulk work; keeps every statement under SQLite's parameter limit.
 CHUNK = 1000
+
+
+async def insert_many(
+    conn: AsyncConnection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` (values in the order of ``columns``) with the driver's executemany.
+
+    For bulk inserts: the statement is compiled for this dialect and the tuples go to the
+    driver as they are, skipping SQLAlchemy's per-row parameter processing (measured: about
+    half the time of a 100k create's insert). The compiled statement's placeholders follow
+    the table's column order, so ``columns`` must too.
+    """
+    await conn.exec_driver_sql(_insert_sql(table, tuple(columns), conn.dialect), rows)
+
+
+@functools.cache
+def _insert_sql(table: Table, columns: tuple[str, ...], dialect: Dialect) -> str:
+    if list(columns) != [column.name for column in table.columns if column.name in columns]:
+        raise ValueError(f"columns must be in {table.name}'s column order: {columns}")
+    statement = insert(table).values({name: bindparam(name) for name in columns})
+    return str(statement.compile(dialect=dialect))
 
 
 _headers_encoder = msgspec.json.Encoder()

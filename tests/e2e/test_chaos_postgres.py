@@ -15,17 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import shutil
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
-from harness import ServerProcess, create_key, message_request, postgres_database, sim_config
+from harness import (
+    POSTGRES_ADMIN_URL,
+    ServerProcess,
+    create_key,
+    message_request,
+    postgres_database,
+    sim_config,
+)
 
 TOTAL = 10_000
 WORKERS = 3
@@ -62,10 +71,20 @@ def progress(base_urls: list[str], key: str, batch_id: str) -> dict[str, Any] | 
     return None
 
 
+def _can_restart_the_test_server() -> bool:
+    """The test server is this machine's cluster, and this user (root) may restart it."""
+    return (
+        urlsplit(POSTGRES_ADMIN_URL).hostname in {"127.0.0.1", "localhost", "::1"}
+        and shutil.which("pg_ctlcluster") is not None
+        and Path("/etc/postgresql").is_dir()
+        and os.geteuid() == 0
+    )
+
+
 @pytest.mark.serial
 @pytest.mark.skipif(
-    shutil.which("pg_ctlcluster") is None or not Path("/etc/postgresql").is_dir(),
-    reason="needs the local PostgreSQL cluster's pg_ctlcluster to restart it",
+    not _can_restart_the_test_server(),
+    reason="restarts the test PostgreSQL server: needs it local, pg_ctlcluster, and root",
 )
 def test_a_batch_survives_worker_kills_an_api_server_kill_and_a_database_restart(
     tmp_path: Path,

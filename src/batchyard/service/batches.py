@@ -85,7 +85,7 @@ class BatchService:
         try:
             record = await self._store.create_batch(new, items)
         except QueueFull as exc:
-            raise ApiError("rate_limit_error", str(exc)) from None
+            raise queue_full(exc) from None
         except IdempotencyKeyTaken:
             # A concurrent create with the same key won the race: answer with its batch.
             if idempotency_key and (
@@ -234,13 +234,32 @@ def _micros(seconds: float) -> int:
     return int(seconds * MICROS_PER_SECOND)
 
 
+#: The ``retry-after`` of a create refused for a full queue: the SDKs wait this long before
+#: their own retry, time for some of the workspace's queue to start.
+QUEUE_FULL_RETRY_SECONDS = 30
+
+
 def queue_limits(settings: Settings, items: Sequence[NewRequest]) -> tuple[QueueLimit, ...]:
     """The ``max_queued_per_workspace`` limits a create of ``items`` must fit under: one per
-    limited model it has requests of."""
+    limited model it has requests of. A batch that could never fit is a 400 (a 429 would
+    have the SDKs retry it in vain)."""
     adding = Counter(item.model for item in items)
-    return tuple(
+    limits = tuple(
         QueueLimit(model.name, model.names, model.max_queued_per_workspace, count)
         for model in settings.models
         if model.max_queued_per_workspace is not None
         and (count := sum(adding[name] for name in model.names))
     )
+    for limit in limits:
+        if limit.adding > limit.limit:
+            raise invalid_request(
+                f"requests: {limit.adding} requests of model {limit.model!r}, more than the "
+                f"{limit.limit} a workspace may have queued for it (max_queued_per_workspace); "
+                "split them into smaller batches"
+            )
+    return limits
+
+
+def queue_full(exc: QueueFull) -> ApiError:
+    """A create refused for now: 429 ``rate_limit_error`` with a ``retry-after``."""
+    return ApiError("rate_limit_error", str(exc), retry_after=QUEUE_FULL_RETRY_SECONDS)

@@ -46,7 +46,7 @@ from batchyard.protocol.openai_batches import (
     result_lines,
     usage,
 )
-from batchyard.service.batches import Caller, queue_limits
+from batchyard.service.batches import Caller, queue_full, queue_limits
 from batchyard.service.files import file_not_found
 from batchyard.store.protocols import BatchStore, FileStore
 from batchyard.store.records import (
@@ -107,7 +107,7 @@ class OpenAIBatchService:
         try:
             record = await self._store.create_batch(new, items)
         except QueueFull as exc:
-            raise ApiError("rate_limit_error", str(exc)) from None
+            raise queue_full(exc) from None
         return await self._wire(record)
 
     async def _read_input(self, caller: Caller, create: BatchCreate) -> InputFileReader:

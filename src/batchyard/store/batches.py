@@ -276,15 +276,17 @@ async def _check_queue_limits(conn: AsyncConnection, batch: NewBatch) -> None:
         await conn.execute(
             select(func.pg_advisory_xact_lock(_QUEUE_LIMIT_LOCK, batch.workspace_id))
         )
+    open_seqs = select(batches.c.seq).where(
+        batches.c.workspace_id == batch.workspace_id, batches.c.status == "in_progress"
+    )
     for limit in batch.queue_limits:
+        # From the workspace's open batches through ix_requests_batch_queued: other
+        # workspaces' queues are never read.
         queued = await conn.scalar(
-            select(func.count())
-            .select_from(requests.join(batches, batches.c.seq == requests.c.batch_seq))
-            .where(
-                batches.c.workspace_id == batch.workspace_id,
-                batches.c.status == "in_progress",
-                requests.c.state == "queued",
+            select(func.count()).where(
+                requests.c.batch_seq.in_(open_seqs),
                 requests.c.model.in_(limit.names),
+                requests.c.state == "queued",
             )
         )
         if (queued or 0) + limit.adding > limit.limit:

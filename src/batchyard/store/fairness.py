@@ -4,22 +4,27 @@ A claim of ``limit`` requests does not take the oldest ones: a workspace's 100k 
 hold every worker for hours while another workspace's 20 requests wait behind it. Instead
 every claim shares out what it takes:
 
-1. **Ready batches** are the open ones with queued requests due now for the claimed models;
-   at most :data:`MAX_READY_BATCHES` of them take part in one claim (picked at random when
-   there are more, so every batch is in most claims).
-2. Each ready batch **offers** its next ``limit`` queued requests, oldest first: its turns
-   1, 2, 3, ...
-3. Within a workspace, the offers of its batches are merged into the workspace's **rounds**:
-   higher ``priority`` batches first; batches of equal priority alternate, one request each
-   per round (turn, then batch age).
-4. Across workspaces, the claim takes round 1 of every workspace, then round 2, and so on
-   (ties within a round in random order) until it has ``limit`` requests.
+1. **Ready batches** are the open ones with a queued request due now for the claimed models.
+   Within a workspace only those of its highest ``priority`` take part: its lower-priority
+   batches wait until those have nothing due.
+2. At most :data:`MAX_READY_BATCHES` ready batches take part in one claim, chosen one of each
+   workspace in turn (at random within a workspace), so a workspace with many batches gets
+   no more places than one with a single batch.
+3. **Shares**: each of the ``W`` workspaces with a ready batch gets ``limit / W``, split evenly
+   between its ready batches; a batch offers its oldest due requests, up to its share (plus
+   one, for rounding).
+4. The offers are ranked in **rounds**: a workspace's batches alternate, one request each
+   per round, and the claim takes round 1 of every workspace, then round 2, and so on (ties
+   within a round in random order) until it has ``limit`` requests.
 
-So each workspace with work gets an equal share of every claim, a batch an equal share of its
-workspace's, and ``priority`` reorders only a workspace's own work: no tenant can starve
+So each workspace with work gets an equal share of every claim and a batch an equal share of
+its workspace's; ``priority`` reorders only a workspace's own work, so no tenant can starve
 another with it. A claim that finds one batch takes its oldest ``limit`` requests, as a FIFO
-queue would. The SQL stores compute this order in the claim statement itself
-(:mod:`batchyard.store.queue`); the in-memory store calls :func:`fair_pick`.
+queue would. A claim may come out short while more is queued (a batch with fewer requests
+than its share, rows another claimer holds): the dispatcher claims again.
+
+The SQL stores compute this in the claim statement itself (:mod:`batchyard.store.queue`); the
+in-memory store calls :func:`choose_ready` and :func:`fair_pick`.
 """
 
 from __future__ import annotations
@@ -29,9 +34,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol, TypeVar
 
-#: How many ready batches one claim looks at, bounding its work to
-#: ``MAX_READY_BATCHES x limit`` candidate rows.
+#: How many ready batches one claim looks at, bounding its work.
 MAX_READY_BATCHES = 64
+
+
+class ReadyBatch(NamedTuple):
+    seq: int
+    workspace_id: int
+    priority: int
 
 
 class Offer(NamedTuple):
@@ -40,22 +50,45 @@ class Offer(NamedTuple):
     row_id: int
     batch_seq: int
     workspace_id: int
-    priority: int
+
+
+def choose_ready(
+    ready: Sequence[ReadyBatch], limit: int, rng: random.Random
+) -> list[tuple[ReadyBatch, int]]:
+    """The batches that take part in a claim of ``limit`` (rules 1-2), each with its share
+    (rule 3)."""
+    by_workspace: defaultdict[int, list[ReadyBatch]] = defaultdict(list)
+    for batch in ready:
+        by_workspace[batch.workspace_id].append(batch)
+    picks = []
+    for batches in by_workspace.values():
+        top = max(batch.priority for batch in batches)
+        tier = [batch for batch in batches if batch.priority == top]
+        rng.shuffle(tier)
+        picks += [(pick, rng.random(), batch) for pick, batch in enumerate(tier)]
+    picks.sort(key=lambda entry: entry[:2])
+    chosen = [batch for *_, batch in picks[:MAX_READY_BATCHES]]
+    per_workspace: defaultdict[int, int] = defaultdict(int)
+    for batch in chosen:
+        per_workspace[batch.workspace_id] += 1
+    shares = []
+    for batch in chosen:
+        ways = per_workspace[batch.workspace_id] * len(per_workspace)
+        shares.append((batch, (limit + ways - 1) // ways + 1))
+    return shares
 
 
 def fair_pick(offers: Sequence[Offer], limit: int, rng: random.Random) -> list[Offer]:
-    """The first ``limit`` of ``offers`` in the order described above; each batch's offers
-    must come oldest first."""
+    """The first ``limit`` of ``offers`` in round order (rule 4); each batch's offers must
+    come oldest first."""
     turns: defaultdict[int, int] = defaultdict(int)
-    by_workspace: defaultdict[int, list[tuple[int, int, int, Offer]]] = defaultdict(list)
+    by_workspace: defaultdict[int, list[tuple[int, int, Offer]]] = defaultdict(list)
     for offer in offers:
         turns[offer.batch_seq] += 1
-        turn = turns[offer.batch_seq]
-        by_workspace[offer.workspace_id].append((-offer.priority, turn, offer.batch_seq, offer))
-    tie_breaks = {workspace: rng.random() for workspace in by_workspace}
+        by_workspace[offer.workspace_id].append((turns[offer.batch_seq], offer.batch_seq, offer))
     ranked = [
-        (round_, tie_breaks[workspace], offer)
-        for workspace, entries in by_workspace.items()
+        (round_, rng.random(), offer)
+        for entries in by_workspace.values()
         for round_, (*_, offer) in enumerate(sorted(entries), start=1)
     ]
     ranked.sort(key=lambda entry: entry[:2])

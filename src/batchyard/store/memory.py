@@ -36,7 +36,7 @@ from typing import Literal
 
 from batchyard import ids
 from batchyard.errors import IdempotencyKeyTaken, QueueFull
-from batchyard.store.fairness import MAX_READY_BATCHES, Offer, fair_pick, interleaved
+from batchyard.store.fairness import Offer, ReadyBatch, choose_ready, fair_pick, interleaved
 from batchyard.store.protocols import (
     BatchStore,
     FileStore,
@@ -540,28 +540,26 @@ class _Queue:
                 for seq, heap in by_batch.items():
                     if heap:
                         heaps[seq].append(heap)
-        ready = []
+        ready: list[ReadyBatch] = []
         for seq in heaps:
             batch = s.batches.get(seq)
             if batch is None or batch.status == "ended":  # nothing of it will run again
                 for by_batch in s.ready.values():
                     by_batch.pop(seq, None)
-            elif batch.is_open(now):
-                ready.append(batch)
-        if len(ready) > MAX_READY_BATCHES:
-            ready = self._rng.sample(ready, MAX_READY_BATCHES)
+            elif batch.is_open(now) and self._has_due(heaps[seq], now):
+                ready.append(ReadyBatch(batch.seq, batch.workspace_id, batch.priority))
         offers: list[Offer] = []
         popped: list[_Request] = []  # put back afterwards, except those taken
-        for batch in ready:
+        for chosen_batch, share in choose_ready(ready, limit, self._rng):
             offered = 0
-            while offered < limit and (live := [heap for heap in heaps[batch.seq] if heap]):
+            while offered < share and (live := [h for h in heaps[chosen_batch.seq] if h]):
                 request = s.requests.get(heapq.heappop(min(live, key=lambda heap: heap[0])))
                 if request is None or request.state != "queued":
                     continue  # left the queue since it was pushed
                 popped.append(request)
                 if request.not_before is None or request.not_before <= now:
                     offers.append(
-                        Offer(request.row_id, batch.seq, batch.workspace_id, batch.priority)
+                        Offer(request.row_id, chosen_batch.seq, chosen_batch.workspace_id)
                     )
                     offered += 1
         chosen = {offer.row_id for offer in fair_pick(offers, limit, self._rng)}
@@ -588,6 +586,20 @@ class _Queue:
                 for r in taken
             ]
         )
+
+    def _has_due(self, heaps: list[list[int]], now: int) -> bool:
+        """Whether a queued request in ``heaps`` may run ``now`` (most often the first one
+        looked at; a batch whose requests all wait for a retry time is not ready)."""
+        for heap in heaps:
+            for row_id in heap:
+                request = self._s.requests.get(row_id)
+                if (
+                    request is not None
+                    and request.state == "queued"
+                    and (request.not_before is None or request.not_before <= now)
+                ):
+                    return True
+        return False
 
     async def closing_batches(self, now: int) -> dict[int, UnstartedState]:
         closing: dict[int, UnstartedState] = {}

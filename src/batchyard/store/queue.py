@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import (
     BindParameter,
@@ -28,6 +28,7 @@ from sqlalchemy import (
     FromClause,
     Select,
     Update,
+    and_,
     bindparam,
     func,
     or_,
@@ -201,12 +202,17 @@ def _fair_claim(by_model: bool, other_models: bool, *, postgresql: bool) -> Sele
     """The ids of the queued requests a claim of ``limit`` takes, in the order of
     :mod:`batchyard.store.fairness`, as one query.
 
-    Each ready batch's offers are its first ``limit`` due rows in ``ix_requests_batch_queued``
-    order: a ``LATERAL`` subquery on PostgreSQL (locking them ``SKIP LOCKED``), a correlated
-    ``IN`` on SQLite, which has no ``LATERAL`` but drives the same index lookup from it. The
-    window functions then rank at most ``MAX_READY_BATCHES x limit`` rows.
-    """
+    Each ready batch knows where its queue starts (``start``: the position of its first due
+    request) and its share (``limit`` over the number of workspaces times its workspace's
+    ready batches, plus one); it offers up to ``share`` due rows from ``start`` on, read from
+    ``ix_requests_batch_queued``: on PostgreSQL a ``LATERAL`` subquery locks them
+    ``SKIP LOCKED`` (concurrent claimers take the next rows, never the same ones); on SQLite,
+    which serializes writers, the positions ``[start, start + share)``. The window functions
+    rank at most about ``limit`` rows.
 
+    Requests of models no engine serves (``other_models``) are claimed oldest first instead:
+    they are only errored, and fairness buys them nothing.
+    """
     limit: BindParameter[int] = bindparam("limit")
     now: BindParameter[int] = bindparam("now")
 
@@ -220,60 +226,114 @@ def _fair_claim(by_model: bool, other_models: bool, *, postgresql: bool) -> Sele
             conditions.append(~in_models if other_models else in_models)
         return conditions
 
-    ready = (
-        select(batches.c.seq, batches.c.workspace_id, batches.c.priority)
-        .where(
-            batches.c.status == "in_progress",
-            batches.c.expires_at > now,
-            _first_due(requests.alias("probe"), batches.c.seq, due)
-            .limit(1)
-            .scalar_subquery()
-            .is_not(None),
+    open_batch = and_(batches.c.status == "in_progress", batches.c.expires_at > now)
+    if other_models:
+        return (
+            select(requests.c.id)
+            .where(
+                *due(requests), requests.c.batch_seq.in_(select(batches.c.seq).where(open_batch))
+            )
+            .order_by(requests.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        .order_by(func.random())
+    probe = requests.alias("probe")
+    first_due = (
+        select(probe.c.batch_position)
+        .where(probe.c.batch_seq == batches.c.seq, *due(probe))
+        .order_by(probe.c.batch_position)
+        .limit(1)
+        .scalar_subquery()
+    )
+    with_start = (
+        select(batches.c.seq, batches.c.workspace_id, batches.c.priority, first_due.label("start"))
+        .where(open_batch)
+        .subquery("with_start")
+    )
+    tiers = (
+        select(
+            with_start,
+            func.rank()
+            .over(partition_by=with_start.c.workspace_id, order_by=with_start.c.priority.desc())
+            .label("tier"),
+        )
+        .where(with_start.c.start.is_not(None))
+        .subquery("tiers")
+    )
+    # Each workspace's top-priority batches, taken one of each workspace in turn.
+    picks = (
+        select(
+            tiers.c.seq,
+            tiers.c.workspace_id,
+            tiers.c.start,
+            func.row_number()
+            .over(partition_by=tiers.c.workspace_id, order_by=func.random())
+            .label("pick"),
+        )
+        .where(tiers.c.tier == 1)
+        .subquery("picks")
+    )
+    picked = (
+        select(picks.c.seq, picks.c.workspace_id, picks.c.start)
+        .order_by(picks.c.pick, func.random())
         .limit(MAX_READY_BATCHES)
-        .cte("ready")
+        .cte("picked")
         .prefix_with("MATERIALIZED")
     )
-    next_rows = _first_due(requests.alias("offered"), ready.c.seq, due).limit(limit)
-    columns = (ready.c.seq, ready.c.workspace_id, ready.c.priority)
+    workspaces_ready = select(func.count(picked.c.workspace_id.distinct())).scalar_subquery()
+    ways = func.count().over(partition_by=picked.c.workspace_id) * workspaces_ready
+    ready = select(
+        picked.c.seq,
+        picked.c.workspace_id,
+        picked.c.start,
+        ((limit + ways - 1) // ways + 1).label("share"),
+    ).cte("ready")
+    columns = (ready.c.seq, ready.c.workspace_id)
     if postgresql:
-        locked = next_rows.with_for_update(skip_locked=True).lateral("next_rows")
-        offered = select(locked.c.id, *columns).select_from(ready.join(locked, true()))
-    else:
-        offered = select(requests.c.id, *columns).select_from(
-            ready.join(requests, requests.c.id.in_(next_rows))
+        # Its next ``share`` due rows, skipping those other claimers hold: ordered by
+        # position within the batch, so PostgreSQL walks the index from ``start`` whatever
+        # its statistics say (a plain join may be planned as a scan per batch).
+        next_rows = (
+            select(requests.c.id)
+            .where(
+                requests.c.batch_seq == ready.c.seq,
+                requests.c.batch_position >= ready.c.start,
+                *due(requests),
+            )
+            .order_by(requests.c.batch_position)
+            .limit(ready.c.share)
+            .with_for_update(skip_locked=True)
+            .lateral("next_rows")
         )
-    offers = offered.cte("offers")
+        offered = select(next_rows.c.id, *columns).select_from(ready.join(next_rows, true()))
+    else:
+        # SQLite has no LATERAL and takes no column in a LIMIT: the positions of the share,
+        # one index range (rows running in it leave holes: a short claim).
+        offered = (
+            select(requests.c.id, *columns)
+            .select_from(
+                ready.join(
+                    requests,
+                    and_(
+                        requests.c.batch_seq == ready.c.seq,
+                        requests.c.batch_position >= ready.c.start,
+                        requests.c.batch_position < ready.c.start + ready.c.share,
+                    ),
+                )
+            )
+            .where(*due(requests))
+        )
+    offers = offered.cte("offers").prefix_with("MATERIALIZED")
     turns = select(
         offers.c.id,
         offers.c.workspace_id,
-        offers.c.priority,
         offers.c.seq,
         func.row_number().over(partition_by=offers.c.seq, order_by=offers.c.id).label("turn"),
     ).cte("turns")
     rounds = select(
         turns.c.id,
         func.row_number()
-        .over(
-            partition_by=turns.c.workspace_id,
-            order_by=(turns.c.priority.desc(), turns.c.turn, turns.c.seq),
-        )
+        .over(partition_by=turns.c.workspace_id, order_by=(turns.c.turn, turns.c.seq))
         .label("round"),
     ).cte("rounds")
     return select(rounds.c.id).order_by(rounds.c.round, func.random()).limit(limit)
-
-
-def _first_due(
-    table: FromClause,
-    batch_seq: ColumnElement[int],
-    due: Callable[[FromClause], list[ColumnElement[bool]]],
-) -> Select[tuple[int]]:
-    """A batch's due queued rows in the order they were sent, correlated to ``batch_seq``:
-    ``ix_requests_batch_queued``, the one index that gives this order, whatever the planner
-    believes about the batch's size."""
-    return (
-        select(table.c.id)
-        .where(table.c.batch_seq == batch_seq, *due(table))
-        .order_by(table.c.batch_position)
-    )

@@ -146,10 +146,12 @@ requests = Table(
         postgresql_where=text("state = 'queued'"),
         sqlite_where=text("state = 'queued'"),
     ),
-    #: A batch's queued requests in order: the fair claim reads each ready batch's next few.
+    #: A batch's queued requests per model in order: the fair claim reads a range of each
+    #: ready batch's positions.
     Index(
         "ix_requests_batch_queued",
         "batch_seq",
+        "model",
         "batch_position",
         postgresql_where=text("state = 'queued'"),
         sqlite_where=text("state = 'queued'"),

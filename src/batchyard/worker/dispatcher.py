@@ -194,7 +194,10 @@ class Dispatcher:
             )
             self._accept(claimed)
             busy |= len(claimed) == limit
-            more_waiting |= len(claimed) == limit and limit < room
+            # A claim may be short although more is queued (it shares out at most a few dozen
+            # batches at once, and leaves what other claimers hold): go on while it brings
+            # something and there is room; an empty claim ends the round.
+            more_waiting |= bool(claimed) and self._room(served) > 0
         # Requests for models no engine here serves are claimed to be errored. Finding them
         # scans the queue (no index helps with NOT IN), so while any model is busy it runs
         # only every few seconds.

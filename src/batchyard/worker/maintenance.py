@@ -22,6 +22,8 @@ logger = logging.getLogger("batchyard.maintenance")
 _PURGE_EVERY_SECONDS = 300.0
 #: Archived requests (with their outcomes) deleted per transaction.
 REQUESTS_PER_PURGE = 2000
+#: How long one round of the maintenance loop may spend on retention.
+_PURGE_BUDGET_SECONDS = 2.0
 #: Expired files deleted per transaction: each may be 200 MB of chunks.
 _FILES_PER_PURGE = 20
 
@@ -42,15 +44,17 @@ async def sweep_once(sweeps: SweepStore, settings: Settings) -> int:
     return changed
 
 
-async def purge_archived(sweeps: SweepStore, now: int) -> int:
-    """Remove everything retention allows by ``now``, :data:`REQUESTS_PER_PURGE` requests
-    per transaction: a 100k batch is never one huge DELETE holding the database, and other
-    writers get in between the steps."""
-    total = 0
-    while done := await sweeps.purge_archived(now, limit=REQUESTS_PER_PURGE):
-        total += done
+async def purge_archived(sweeps: SweepStore, now: int) -> bool:
+    """Remove what retention allows by ``now``, :data:`REQUESTS_PER_PURGE` requests per
+    transaction (a 100k batch is never one huge DELETE holding the database, and other
+    writers get in between the steps), for at most :data:`_PURGE_BUDGET_SECONDS`, so the
+    lease and expiry sweeps of this loop are not held up; ``True`` once nothing is left."""
+    deadline = time.monotonic() + _PURGE_BUDGET_SECONDS
+    while await sweeps.purge_archived(now, limit=REQUESTS_PER_PURGE):
+        if time.monotonic() >= deadline:
+            return False
         await asyncio.sleep(0)
-    return total
+    return True
 
 
 async def purge_expired_files(sweeps: SweepStore, now: int) -> int:
@@ -75,9 +79,10 @@ async def run_maintenance(
             if await sweep_once(sweeps, settings):
                 on_requeued()
             if time.monotonic() - last_purge > _PURGE_EVERY_SECONDS:
-                await purge_archived(sweeps, now_us())
+                finished = await purge_archived(sweeps, now_us())
                 await purge_expired_files(sweeps, now_us())
-                last_purge = time.monotonic()
+                # Unfinished: go on at the next round, after the other sweeps.
+                last_purge = time.monotonic() if finished else 0.0
         except Exception:
             logger.exception("maintenance sweep failed; retrying")
         await asyncio.sleep(interval)

@@ -14,7 +14,12 @@ import anthropic
 import openai
 import pytest
 from harness import message_request, sim_config
-from inprocess import InProcessServer, running_app
+from inprocess import AsyncApi, InProcessServer, running_app
+
+from batchyard import ids
+from batchyard.store import open_store
+from batchyard.store.records import NewBatch, NewRequest
+from batchyard.timeutil import now_us
 
 BIG, SMALL = 20_000, 20
 
@@ -103,6 +108,12 @@ async def test_a_create_over_the_queue_limit_is_refused_whole_with_429(
         )
     message = caught.value.body["error"]["message"]  # type: ignore[index]
     assert "max_queued_per_workspace" in message and "'sim-limited'" in message
+    assert caught.value.response.headers["retry-after"] == "30"
+    with pytest.raises(anthropic.BadRequestError) as never:  # could never fit: no retry
+        await client.messages.batches.create(
+            requests=[message_request(f"t{i}", "sim-limited") for i in range(7)]  # type: ignore[misc]
+        )
+    assert "more than the 6 a workspace may have queued" in str(never.value)
     assert [batch.id async for batch in client.messages.batches.list()] == [kept.id]
     other = server.sdk(api_key=await server.add_key("other"), max_retries=0)
     await other.messages.batches.create(
@@ -126,3 +137,25 @@ async def test_a_create_over_the_queue_limit_is_refused_whole_with_429(
         )
     assert "max_queued_per_workspace" in refused.value.message
     assert not (await oa.batches.list()).data
+
+
+async def test_many_one_request_batches_run_without_waiting_for_the_poll(tmp_path: Path) -> None:
+    """A claim shares out at most 64 batches, so with 640 one-request batches queued when
+    the worker starts, each claim is short of its limit while more is queued; the worker
+    claims again at once rather than at its next poll (30 s here)."""
+    store = await open_store(f"sqlite:///{tmp_path / 'batchyard.db'}")
+    key = "sk-by-many-batches"
+    await store.keys.create_api_key("many", ids.hash_api_key(key), "sk-by", now_us())
+    workspace_id = await store.keys.workspace_for_key(ids.hash_api_key(key))
+    assert workspace_id is not None
+    params = json.dumps(message_request("only")["params"]).encode()
+    made = []
+    for _ in range(640):
+        now = now_us()
+        new = NewBatch(ids.batch_id(), workspace_id, now, now + 3600 * 10**6, now + 7200 * 10**6)
+        made.append(await store.batches.create_batch(new, [NewRequest("only", "sim", params)]))
+    await store.close()
+    config = sim_config(poll_interval_seconds=30, sim_latency_ms=0, sim_concurrency=256)
+    async with running_app(tmp_path, config) as server, AsyncApi(server.client(key)) as api:
+        for batch in made:
+            await api.wait_ended(batch.id, timeout=15)

@@ -34,9 +34,12 @@ async def test_a_small_batch_is_claimed_whole_beside_a_big_one(store: Store) -> 
     big = await new_batch(store, await workspace(store, "a"), 500)
     small = await new_batch(store, await workspace(store, "b"), 5)
     claimed = await claim_all(store, limit=64)
-    assert Counter(c.batch_seq for c in claimed) == {big.seq: 59, small.seq: 5}
-    # and the worker is handed them in turns, not the big batch's 59 first
+    # half of the claim is each workspace's share: all of the small batch, and no more than
+    # half (plus one, for rounding) of the big one; the claim comes out short
+    assert Counter(c.batch_seq for c in claimed) == {big.seq: 33, small.seq: 5}
+    # and the worker is handed them in turns, not the big batch's first
     assert [c.batch_seq for c in claimed[:10]] == [big.seq, small.seq] * 5
+    assert Counter(c.batch_seq for c in await claim_all(store, limit=64)) == {big.seq: 64}
 
 
 async def test_one_batch_alone_is_claimed_oldest_first(store: Store) -> None:
@@ -53,9 +56,9 @@ async def test_priority_orders_a_workspaces_own_batches_and_not_other_workspaces
     low = await new_batch(store, a, 20)
     high = await new_batch(store, a, 3, priority=5)
     other = await new_batch(store, b, 20)
-    claimed = await claim_all(store, limit=10)
-    assert Counter(c.batch_seq for c in claimed) == {other.seq: 5, high.seq: 3, low.seq: 2}
-    later = await claim_all(store, limit=10)
+    claimed = await claim_all(store, limit=10)  # short: a's share is high's, which has 3
+    assert Counter(c.batch_seq for c in claimed) == {other.seq: 6, high.seq: 3}
+    later = await claim_all(store, limit=10)  # high has nothing due any more: low's turn
     assert Counter(c.batch_seq for c in later) == {other.seq: 5, low.seq: 5}
 
 
@@ -86,6 +89,36 @@ async def test_the_share_is_of_the_claimed_models_only(store: Store) -> None:
     await new_batch(store, await workspace(store, "b"), 10, model="other")
     claimed = await claim_all(store, limit=10, models=["sim"])
     assert [c.batch_seq for c in claimed] == [sim.seq] * 10
+
+
+async def test_a_workspace_with_many_batches_gets_no_more_than_one_with_one_batch(
+    store: Store,
+) -> None:
+    """More ready batches than a claim looks at: the places go one per workspace in turn,
+    so 300 small batches of A do not crowd out B's one."""
+    a, b = await workspace(store, "a"), await workspace(store, "b")
+    for _ in range(MAX_READY_BATCHES + 36):
+        await new_batch(store, a, 3)
+    single = await new_batch(store, b, 500)
+    taken: Counter[bool] = Counter()
+    for _ in range(5):
+        taken.update(c.batch_seq == single.seq for c in await claim_all(store, limit=64))
+    assert taken[True] == 5 * 32 and taken[False] >= 5 * 30
+
+
+async def test_a_due_batch_is_found_among_many_waiting_for_their_retry(store: Store) -> None:
+    a = await workspace(store, "a")
+    for _ in range(MAX_READY_BATCHES + 6):
+        await new_batch(store, a, 1)
+    waiting = await claim_all(store) + await claim_all(store)  # 64 batches a claim at most
+    assert len(waiting) == MAX_READY_BATCHES + 6
+    later = T0 + 60 * SECOND
+    await store.queue.finish([], [Retry(c.row_id, c.attempt, later) for c in waiting], T0)
+    due = await new_batch(store, a, 1)
+    for _ in range(5):  # every claim finds it (and takes it the first time)
+        found = await claim_all(store, limit=10)
+        assert [c.batch_seq for c in found] == [due.seq]
+        await store.queue.finish([], [Retry(c.row_id, c.attempt, T0) for c in found], T0)
 
 
 async def test_more_ready_batches_than_one_claim_looks_at_are_all_served(store: Store) -> None:

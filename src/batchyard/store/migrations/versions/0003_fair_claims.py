@@ -3,8 +3,8 @@ batch's queued requests in that order.
 
 New columns with defaults and a new index: every existing row keeps its data, existing
 batches get priority 0 (what every batch had in effect before), and queued requests get
-their row id as position (the order they were claimed in before; only queued rows are ever
-ordered by it).
+their place in their batch by row id as position (the order they were claimed in before;
+only queued rows are ever ordered by it).
 
 Revision ID: 0003
 Revises: 0002
@@ -30,11 +30,17 @@ def upgrade() -> None:
         "requests",
         sa.Column("batch_position", sa.Integer, nullable=False, server_default=sa.text("0")),
     )
-    op.execute("UPDATE requests SET batch_position = id WHERE state = 'queued'")
+    # Positions within each batch in row order (0, 1, ...), as a create numbers them now.
+    op.execute(
+        "UPDATE requests SET batch_position = ranked.position FROM ("
+        "SELECT id, row_number() OVER (PARTITION BY batch_seq ORDER BY id) - 1 AS position "
+        "FROM requests) AS ranked "
+        "WHERE ranked.id = requests.id AND requests.state = 'queued'"
+    )
     op.create_index(
         "ix_requests_batch_queued",
         "requests",
-        ["batch_seq", "batch_position"],
+        ["batch_seq", "model", "batch_position"],
         postgresql_where=sa.text("state = 'queued'"),
         sqlite_where=sa.text("state = 'queued'"),
     )

@@ -10,7 +10,9 @@ Prints, in one run on one machine:
 * the **end-to-end rate**: requests/s from create until ``processing_status == "ended"``
   on the zero-latency simulated engine (goal: at least 10,000 requests/s on SQLite).
 
-Usage: ``python bench/ingest_and_queue.py [--requests N] [--db-url URL]``
+Usage: ``python bench/ingest_and_queue.py [--requests N] [--db-url URL] [--claim-size 2000]
+[--concurrency 4000]`` (issue 11's figure: ``--claim-size 512 --concurrency 1000``, the
+default ``claim_size``)
 """
 
 from __future__ import annotations
@@ -33,15 +35,18 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from harness import ServerProcess, create_key
 
-CONFIG = """
-claim_size = 2000
+
+def config(claim_size: int, concurrency: int) -> str:
+    return f"""
+claim_size = {claim_size}
 [[models]]
 name = "sim"
 engine = "simulated"
 latency_ms = 0
 output_tokens = 8
-concurrency = 4000
+concurrency = {concurrency}
 """
+
 
 TICKET = (
     "Hello, I was charged twice for my subscription this month (order #{n}). "
@@ -100,7 +105,7 @@ def measure_floor(body_path: Path, workdir: Path) -> tuple[float, float]:
     return float(elapsed), float(peak)
 
 
-def run(count: int, db_url: str | None) -> None:
+def run(count: int, db_url: str | None, claim_size: int, concurrency: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         body = make_body(count)
@@ -119,7 +124,7 @@ def run(count: int, db_url: str | None) -> None:
         )
 
         url = db_url or f"sqlite:///{workdir / 'batchyard.db'}"
-        server = ServerProcess(workdir, url, CONFIG).start()
+        server = ServerProcess(workdir, url, config(claim_size, concurrency)).start()
         try:
             key = create_key(url, "bench")
             headers = {
@@ -196,8 +201,11 @@ def main() -> None:
         default=None,
         help="run batchyard on this database instead of a temp SQLite file",
     )
+    parser.add_argument("--claim-size", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=4000, help="the model's concurrency")
     args = parser.parse_args()
-    run(args.requests, args.db_url)
+    print(f"claim_size {args.claim_size}, concurrency {args.concurrency}")
+    run(args.requests, args.db_url, args.claim_size, args.concurrency)
 
 
 if __name__ == "__main__":

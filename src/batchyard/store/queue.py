@@ -7,7 +7,8 @@ Invariants enforced here:
   read, so concurrent claimers never pick the same row; SQLite serializes writers, so the
   same statement is safe there without the lock clause.
 * **Fair shares**: which queued requests a claim takes is decided in that statement, by the
-  order :mod:`batchyard.store.fairness` describes.
+  order :mod:`batchyard.store.fairness` describes; the same statement returns what the
+  worker needs of each request's batch, so a claim is one round trip.
 * **Exactly one outcome per request**: every claim bumps ``attempt``, the fencing token. An
   outcome or a retry is applied only while the row is still ``running`` under the attempt
   that produced it, and only that attempt's outcome is stored (one flush may carry a stale
@@ -30,7 +31,9 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    exists,
     func,
+    literal_column,
     or_,
     select,
     true,
@@ -50,14 +53,15 @@ from batchyard.store.records import (
 )
 from batchyard.store.rows import (
     CHUNK,
-    batch_headers,
-    chat_batches,
     closing_batches,
+    decode_headers,
     insert_many,
 )
-from batchyard.store.tables import batches, outcomes, requests
+from batchyard.store.tables import batches, openai_batches, outcomes, requests
 
 _OUTCOME_COLUMNS = ("row_id", "outcome", "input_tokens", "output_tokens")
+#: The batch of the row a claim updates, for subqueries in its RETURNING.
+_CLAIMED_BATCH: ColumnElement[int] = literal_column("requests.batch_seq")
 
 
 class SqlQueue:
@@ -86,9 +90,7 @@ class SqlQueue:
             parameters["models"] = list(models)
         async with self._db.writer.begin() as conn:
             rows = (await conn.execute(statement, parameters)).all()
-            seqs = {row.batch_seq for row in rows}
-            headers = await batch_headers(conn, seqs) if rows else {}
-            chat = await chat_batches(conn, seqs) if rows else set()
+        headers = {row.batch_seq: decode_headers(row.headers) for row in rows if row.headers}
         claimed = [
             ClaimedRequest(
                 row_id=row.id,
@@ -97,7 +99,7 @@ class SqlQueue:
                 attempt=row.attempt,
                 params=row.params,
                 headers=headers.get(row.batch_seq, ()),
-                chat=row.batch_seq in chat,
+                chat=bool(row.chat),
             )
             for row in rows
         ]
@@ -194,6 +196,14 @@ def _claim_statement(*, by_model: bool, other_models: bool, postgresql: bool) ->
             requests.c.custom_id,
             requests.c.attempt,
             requests.c.params,
+            # What the worker needs of each request's batch, in the same round trip. Named
+            # in full: SQLAlchemy writes RETURNING's own columns unqualified, which inside
+            # these subqueries would name the subquery's table.
+            select(batches.c.headers)
+            .where(batches.c.seq == _CLAIMED_BATCH)
+            .scalar_subquery()
+            .label("headers"),
+            exists().where(openai_batches.c.batch_seq == _CLAIMED_BATCH).label("chat"),
         )
     )
 

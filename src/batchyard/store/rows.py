@@ -52,20 +52,6 @@ def decode_headers(raw: bytes | None) -> Headers:
     return tuple(_headers_decoder.decode(raw)) if raw else ()
 
 
-async def batch_headers(conn: AsyncConnection, seqs: Iterable[int]) -> dict[int, Headers]:
-    """The stored headers of the batches ``seqs`` that have any."""
-    wanted = sorted(set(seqs))
-    found: dict[int, Headers] = {}
-    for start in range(0, len(wanted), CHUNK):
-        rows = await conn.execute(
-            select(batches.c.seq, batches.c.headers).where(
-                batches.c.seq.in_(wanted[start : start + CHUNK]), batches.c.headers.is_not(None)
-            )
-        )
-        found.update((row.seq, decode_headers(row.headers)) for row in rows)
-    return found
-
-
 async def chat_batches(conn: AsyncConnection, seqs: Iterable[int]) -> set[int]:
     """Which of the batches ``seqs`` came through the OpenAI surface (Chat Completions params)."""
     wanted = sorted(set(seqs))

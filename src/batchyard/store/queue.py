@@ -60,6 +60,8 @@ from batchyard.store.rows import (
 from batchyard.store.tables import batches, openai_batches, outcomes, requests
 
 _OUTCOME_COLUMNS = ("row_id", "outcome", "input_tokens", "output_tokens")
+#: On SQLite, how many positions a batch's share is read from (see ``_fair_claim``).
+_RANGE_PER_SHARE = 4
 #: The batch of the row a claim updates, for subqueries in its RETURNING.
 _CLAIMED_BATCH: ColumnElement[int] = literal_column("requests.batch_seq")
 
@@ -217,8 +219,8 @@ def _fair_claim(by_model: bool, other_models: bool, *, postgresql: bool) -> Sele
     ready batches, plus one); it offers up to ``share`` due rows from ``start`` on, read from
     ``ix_requests_batch_queued``: on PostgreSQL a ``LATERAL`` subquery locks them
     ``SKIP LOCKED`` (concurrent claimers take the next rows, never the same ones); on SQLite,
-    which serializes writers, the positions ``[start, start + share)``. The window functions
-    rank at most about ``limit`` rows.
+    which serializes writers, the first ``share`` due rows among the positions
+    ``[start, start + 4 x share)``. The window functions rank at most a few ``limit`` rows.
 
     Requests of models no engine serves (``other_models``) are claimed oldest first instead:
     they are only errored, and fairness buys them nothing.
@@ -315,19 +317,23 @@ def _fair_claim(by_model: bool, other_models: bool, *, postgresql: bool) -> Sele
             .with_for_update(skip_locked=True)
             .lateral("next_rows")
         )
-        offered = select(next_rows.c.id, *columns).select_from(ready.join(next_rows, true()))
+        offered = select(next_rows.c.id, *columns, ready.c.share).select_from(
+            ready.join(next_rows, true())
+        )
     else:
-        # SQLite has no LATERAL and takes no column in a LIMIT: the positions of the share,
-        # one index range (rows running in it leave holes: a short claim).
+        # SQLite has no LATERAL and takes no column in a LIMIT: one index range of positions,
+        # wide enough for the share when up to three in four of them are running, waiting
+        # for a retry or of another model; the share is cut from it below.
         offered = (
-            select(requests.c.id, *columns)
+            select(requests.c.id, *columns, ready.c.share)
             .select_from(
                 ready.join(
                     requests,
                     and_(
                         requests.c.batch_seq == ready.c.seq,
                         requests.c.batch_position >= ready.c.start,
-                        requests.c.batch_position < ready.c.start + ready.c.share,
+                        requests.c.batch_position
+                        < ready.c.start + _RANGE_PER_SHARE * ready.c.share,
                     ),
                 )
             )
@@ -338,12 +344,17 @@ def _fair_claim(by_model: bool, other_models: bool, *, postgresql: bool) -> Sele
         offers.c.id,
         offers.c.workspace_id,
         offers.c.seq,
+        offers.c.share,
         func.row_number().over(partition_by=offers.c.seq, order_by=offers.c.id).label("turn"),
     ).cte("turns")
-    rounds = select(
-        turns.c.id,
-        func.row_number()
-        .over(partition_by=turns.c.workspace_id, order_by=(turns.c.turn, turns.c.seq))
-        .label("round"),
-    ).cte("rounds")
+    rounds = (
+        select(
+            turns.c.id,
+            func.row_number()
+            .over(partition_by=turns.c.workspace_id, order_by=(turns.c.turn, turns.c.seq))
+            .label("round"),
+        )
+        .where(turns.c.turn <= turns.c.share)
+        .cte("rounds")
+    )
     return select(rounds.c.id).order_by(rounds.c.round, func.random()).limit(limit)

@@ -171,7 +171,9 @@ class Dispatcher:
             except Exception:
                 logger.exception("claim failed; retrying after the poll interval")
                 more_waiting = False
-            if not more_waiting:
+            if more_waiting:
+                await asyncio.sleep(0)  # a store that never suspends must not starve the loop
+            else:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(settings.poll_interval_seconds):
                         await self._nudge.wait()
@@ -193,7 +195,7 @@ class Dispatcher:
                 limit=limit, now=now, lease_until=lease_until, models=served.names
             )
             self._accept(claimed)
-            busy |= len(claimed) == limit
+            busy |= bool(claimed)
             # A claim may be short although more is queued (it shares out at most a few dozen
             # batches at once, and leaves what other claimers hold): go on while it brings
             # something and there is room; an empty claim ends the round.

@@ -2,9 +2,9 @@
 batch's queued requests in that order.
 
 New columns with defaults and a new index: every existing row keeps its data, existing
-batches get priority 0 (what every batch had in effect before), and queued requests get
-their place in their batch by row id as position (the order they were claimed in before;
-only queued rows are ever ordered by it).
+batches get priority 0 (what every batch had in effect before), and queued and running
+requests get their place among those of their batch, by row id, as position (the order they
+were claimed in before; only requests that may still be claimed are ever ordered by it).
 
 Revision ID: 0003
 Revises: 0002
@@ -30,12 +30,13 @@ def upgrade() -> None:
         "requests",
         sa.Column("batch_position", sa.Integer, nullable=False, server_default=sa.text("0")),
     )
-    # Positions within each batch in row order (0, 1, ...), as a create numbers them now.
+    # Positions within each batch in row order (0, 1, ...) for every request that may still
+    # be claimed: queued ones, and running ones, which an expired lease queues again.
     op.execute(
         "UPDATE requests SET batch_position = ranked.position FROM ("
         "SELECT id, row_number() OVER (PARTITION BY batch_seq ORDER BY id) - 1 AS position "
-        "FROM requests) AS ranked "
-        "WHERE ranked.id = requests.id AND requests.state = 'queued'"
+        "FROM requests WHERE state IN ('queued', 'running')) AS ranked "
+        "WHERE ranked.id = requests.id"
     )
     op.create_index(
         "ix_requests_batch_queued",

@@ -37,7 +37,7 @@ from batchyard.protocol.openai_batches import Batch
 from batchyard.run_batch import run_batch
 from batchyard.store import MEMORY_URL, Store, open_store
 from batchyard.store.database import connect
-from batchyard.store.schema import Upgrade, upgrade
+from batchyard.store.schema import Upgrade, give_space_back_on_sqlite, upgrade
 from batchyard.timeutil import now_us
 
 T = TypeVar("T")
@@ -274,15 +274,15 @@ def db_upgrade(db: DbOption = None, config: ConfigOption = None) -> None:
     refuse_memory_store(settings, "db upgrade")
     url = settings.resolved_database_url()
 
-    async def run() -> Upgrade:
+    async def run() -> tuple[Upgrade, bool]:
         database = connect(url)
         try:
-            return await upgrade(database)
+            return await upgrade(database), await give_space_back_on_sqlite(database)
         finally:
             await database.dispose()
 
     try:
-        done = asyncio.run(run())
+        done, rewritten = asyncio.run(run())
     except SchemaMismatch as exc:
         fail(str(exc), 1)
     except Exception as exc:
@@ -292,6 +292,8 @@ def db_upgrade(db: DbOption = None, config: ConfigOption = None) -> None:
     else:
         before = done.before or "none (made before migrations, or empty)"
         typer.echo(f"Upgraded the database from schema revision {before} to {done.after}.")
+    if rewritten:
+        typer.echo("Rewrote the SQLite file so that retention gives its space back (VACUUM).")
 
 
 @app.command("run-batch")

@@ -121,8 +121,14 @@ def test_a_database_behind_is_refused_until_db_upgrade(command: str, tmp_path: P
     assert "made before migrations" in refused.stderr
     assert "run `batchyard db upgrade`" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA auto_vacuum").fetchone() == (0,)  # made before it was set
     upgraded = run_cli("db", "upgrade", "--db", str(path))
     assert upgraded.returncode == 0, upgraded.stderr
-    assert upgraded.stdout.strip().endswith(f"to {head()}.")
+    upgrade_line, rewrite_line = upgraded.stdout.strip().splitlines()
+    assert upgrade_line.endswith(f"to {head()}.")
+    assert rewrite_line.startswith("Rewrote the SQLite file so that retention gives its space")
+    with sqlite3.connect(path) as db:  # INCREMENTAL: the retention purge shrinks the file
+        assert db.execute("PRAGMA auto_vacuum").fetchone() == (2,)
     again = run_cli("db", "upgrade", "--db", str(path))
     assert again.stdout.strip() == f"The database is at schema revision {head()} already."

@@ -167,3 +167,24 @@ def _missing_from_baseline(connection: Connection, tables: set[str]) -> str:
     absent = [f"table {table}" for table in _BASELINE_COLUMNS if table not in tables]
     missing = columns + absent
     return ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+
+
+async def give_space_back_on_sqlite(db: Database) -> bool:
+    """Make a SQLite file made before ``auto_vacuum = INCREMENTAL`` (database.py) shrink as
+    the retention purge deletes, rewriting it once with ``VACUUM``; ``True`` if it did.
+
+    PostgreSQL, and SQLite files made since, need nothing. ``VACUUM`` runs outside any
+    transaction (``executescript``), and copies the whole file: it is for ``db upgrade``,
+    with the servers stopped.
+    """
+    if db.writer.dialect.name != "sqlite":
+        return False
+    async with db.writer.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        async with driver.execute("PRAGMA auto_vacuum") as cursor:
+            row = await cursor.fetchone()
+        if row is not None and row[0] != 0:
+            return False
+        await driver.executescript("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
+        return True

@@ -49,9 +49,11 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True):
     #: Longest a single call may take before it is cancelled as a retryable timeout_error.
     timeout_seconds: Annotated[float, Meta(gt=0)] = 600.0
     #: Standard price in USD per million tokens; batch results cost ``batch_discount`` of it.
-    price_input_per_mtok: float = 0.0
-    price_output_per_mtok: float = 0.0
-    batch_discount: float = 0.5
+    #: Reported as ``pricing`` by ``GET /v1/models`` (0: free, run here), except that a model
+    #: answered by another server with both prices 0 reports none (its price is that server's).
+    price_input_per_mtok: Annotated[float, Meta(ge=0)] = 0.0
+    price_output_per_mtok: Annotated[float, Meta(ge=0)] = 0.0
+    batch_discount: Annotated[float, Meta(ge=0, le=1)] = 0.5
     #: The model's rate limits per minute, for the whole deployment (every worker together):
     #: requests, input tokens, output tokens. Unset, they are learned from the upstream's
     #: rate-limit headers, if it sends any (:mod:`batchyard.worker.pacing`).

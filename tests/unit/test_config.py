@@ -53,6 +53,11 @@ def test_default_database_lives_in_the_data_dir(
         ("max_attempts = 0\n", "max_attempts"),
         ('database_url = "mysql://x"\n', "mysql"),
         ("unknown_setting = 1\n", "unknown_setting"),
+        (
+            '[[models]]\nname = "a"\nengine = "simulated"\nprice_input_per_mtok = -1\n',
+            "price_input_per_mtok",
+        ),
+        ('[[models]]\nname = "a"\nengine = "simulated"\nbatch_discount = 1.5\n', "batch_discount"),
     ],
 )
 def test_mistakes_name_the_key(tmp_path: Path, text: str, expected: str) -> None:

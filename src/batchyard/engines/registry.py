@@ -27,7 +27,7 @@ from batchyard.protocol.messages import (
     decode_count_tokens_params,
     decode_params,
 )
-from batchyard.protocol.models import ModelCapabilities, ModelInfo
+from batchyard.protocol.models import ModelCapabilities, ModelInfo, ModelPricing
 from batchyard.protocol.ratelimits import RateLimits
 from batchyard.protocol.routing import ForwardedHeaders, Route, check_relayed, decode_route
 from batchyard.protocol.streaming import error_event
@@ -269,7 +269,8 @@ class ServedModel:
     def model_info(self, name: str) -> ModelInfo:
         """``/v1/models``'s object for ``name``: a relay reports what its upstream said
         about its model at start; other engines what they can do. A configured
-        ``max_output_tokens`` is the ``max_tokens`` reported either way."""
+        ``max_output_tokens`` is the ``max_tokens`` reported either way, and the configured
+        prices are its ``pricing`` (:meth:`pricing`)."""
         max_input: int | None = None
         capabilities: ModelCapabilities | msgspec.Raw | None = None
         if (relay := self._relay) is not None:
@@ -288,6 +289,23 @@ class ServedModel:
             max_tokens=self.config.max_output_tokens or max_output,
             max_input_tokens=max_input,
             capabilities=capabilities,
+            pricing=self.pricing(),
+        )
+
+    def pricing(self) -> ModelPricing | None:
+        """The configured prices, reported even when both are 0: a model run here with no
+        price configured is free to its users (self-hosted), and saying so spares a client
+        from guessing. A model answered by another server (:attr:`upstream`) with both prices
+        0 reports ``None`` instead: that server bills what it bills, unknown here, and a client
+        such as ``batchyard run`` then falls back to its own table of Anthropic's prices by
+        model name rather than showing a relayed Claude model as free."""
+        config = self.config
+        if self.upstream and config.price_input_per_mtok == config.price_output_per_mtok == 0:
+            return None
+        return ModelPricing(
+            input_per_mtok=config.price_input_per_mtok,
+            output_per_mtok=config.price_output_per_mtok,
+            batch_discount=config.batch_discount,
         )
 
     @property

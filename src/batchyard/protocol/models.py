@@ -5,7 +5,8 @@ leniently (unknown keys are kept, not refused), so each object carries both APIs
 Anthropic's (``type``, ``display_name``, ``created_at`` as RFC 3339, limits) and OpenAI's
 (``object``, ``created`` as unix seconds, ``owned_by``), and the page both ``has_more`` /
 ``first_id`` / ``last_id`` and ``object: "list"``. The same answer parses as either SDK's
-type, so the route need not guess who is asking.
+type, so the route need not guess who is asking. That leniency also carries batchyard's own
+extension, ``pricing`` (:class:`ModelPricing`): both SDKs keep it as an extra attribute.
 """
 
 from __future__ import annotations
@@ -64,6 +65,18 @@ class ModelCapabilities(msgspec.Struct):
     thinking: ThinkingCapability
 
 
+class ModelPricing(msgspec.Struct):
+    """What this server's operator says the model costs, in USD per million tokens at the
+    standard price; a batch result costs ``batch_discount`` of it (0.5: half, as at Anthropic).
+    A batchyard extension: Anthropic's API reports no prices, so ``batchyard run`` reads these
+    where a server sends them and falls back to its own table of Anthropic's prices where not.
+    """
+
+    input_per_mtok: float
+    output_per_mtok: float
+    batch_discount: float
+
+
 class ModelInfo(msgspec.Struct, tag_field="type", tag="model"):
     """SDK 2.x validates ``lifecycle`` as required; the optional fields are sent as null."""
 
@@ -79,6 +92,9 @@ class ModelInfo(msgspec.Struct, tag_field="type", tag="model"):
     deprecated_at: str | None = None
     retires_at: str | None = None
     line: str | None = None
+    #: batchyard's extension; ``None`` where this server does not know the price (a model
+    #: answered by another server with no price configured here).
+    pricing: ModelPricing | None = None
     #: OpenAI's ``Model`` fields (``created`` is ``created_at`` in unix seconds).
     object: Literal["model"] = "model"
     created: int = 0

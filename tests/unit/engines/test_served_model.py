@@ -67,3 +67,36 @@ async def test_a_configured_output_cap_is_enforced_and_none_means_the_engines_ow
     assert uncapped is not None
     message = await create(uncapped, {**PROMPT, "max_tokens": 64000})
     assert message["stop_reason"] == "end_turn"
+
+
+def test_pricing_is_the_configured_one_and_unknown_for_an_unpriced_upstream() -> None:
+    """A model run here reports its prices even at 0 (free); one answered by another server
+    reports what is configured, or nothing where nothing is (that server's price is unknown
+    here, and a client falls back to its own table rather than showing it as free)."""
+    models = ModelRegistry(
+        [
+            ModelConfig(name="sim", engine="simulated"),
+            ModelConfig(name="claude", engine="anthropic"),
+            ModelConfig(name="gpt", engine="openai"),
+            ModelConfig(
+                name="gpt-priced",
+                engine="openai",
+                price_input_per_mtok=2.5,
+                price_output_per_mtok=10.0,
+                batch_discount=0.4,
+            ),
+        ]
+    )
+
+    def pricing(name: str) -> object:
+        served = models.get(name)
+        assert served is not None
+        return msgspec.to_builtins(served.model_info(name).pricing)
+
+    assert pricing("sim") == {"input_per_mtok": 0.0, "output_per_mtok": 0.0, "batch_discount": 0.5}
+    assert pricing("claude") is None and pricing("gpt") is None
+    assert pricing("gpt-priced") == {
+        "input_per_mtok": 2.5,
+        "output_per_mtok": 10.0,
+        "batch_discount": 0.4,
+    }

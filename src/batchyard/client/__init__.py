@@ -1,0 +1,2 @@
+"""Client side: `batchyard run` and the `batchyard batches` commands, over any Anthropic-compatible
+batch API."""

@@ -2,7 +2,9 @@
 
 ``serve`` (HTTP API, by default with a worker), ``worker`` (a worker alone), ``run-batch`` (an
 OpenAI / vLLM batch file run in process, no server), ``db upgrade``, ``keys create``,
-``webhooks add | list | remove``.
+``webhooks add | list | remove``; and the client side (:mod:`batchyard.client.commands`):
+``run`` (a table of rows in, their answers out) and ``batches list | show | cancel | results
+| watch``.
 """
 
 from __future__ import annotations
@@ -10,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
@@ -30,7 +31,9 @@ from rich.progress import (
 from sqlalchemy.engine import make_url
 
 from batchyard import ids
+from batchyard.client.commands import batches_app, run_command
 from batchyard.config import Settings, load_settings
+from batchyard.console import check_writable, fail
 from batchyard.errors import ConfigError, SchemaMismatch
 from batchyard.process import create_server_app, model_registry, run_worker
 from batchyard.protocol.openai_batches import Batch
@@ -56,6 +59,8 @@ webhooks_app = typer.Typer(
 app.add_typer(webhooks_app, name="webhooks")
 db_app = typer.Typer(help="The database's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(batches_app, name="batches")
+app.command("run")(run_command)
 
 DbOption = Annotated[
     str | None,
@@ -91,11 +96,6 @@ def settings_from(config: Path | None, db: str | None, **overrides: object) -> S
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def setup_logging(level: str) -> None:
@@ -324,7 +324,7 @@ def run_batch_command(
     """Run an OpenAI batch input file on the configured engines in this process (no server)
     and write every result, in the input's order, in OpenAI's output format."""
     settings = settings_from(config, db or MEMORY_URL)
-    check_output_path(output_file)
+    check_writable(output_file, "--output-file")
     setup_logging(log_level)
     check_runnable(settings)
     progress = Progress(
@@ -367,16 +367,6 @@ def shown_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL SQLAlchemy reads: nothing in it to mask reliably
         return "<the --db URL>"
-
-
-def check_output_path(path: Path) -> None:
-    """Refuse, before hours of work, an output that could not be written at the end."""
-    if path.is_dir():
-        fail(f"--output-file {path} is a directory")
-    if not path.parent.is_dir():
-        fail(f"--output-file {path}: the directory {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK):
-        fail(f"--output-file {path}: the directory {path.parent} is not writable")
 
 
 def refuse_memory_store(settings: Settings, who: str) -> None:

@@ -23,7 +23,7 @@ import httpx
 import pyarrow
 import pyarrow.parquet as pq
 import pytest
-from harness import Api, ServerProcess, add_key, sim_config
+from harness import Api, ServerProcess, add_key, message_request, sim_config
 
 ROWS = 300
 FLAKY = """
@@ -280,3 +280,56 @@ def test_mistakes_are_one_line_before_anything_is_sent(
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert server_batches(Api(server.base_url, key)) == []
     assert httpx.get(f"{server.base_url}/health").status_code == 200
+
+
+def batches_command(
+    server: ServerProcess, key: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batchyard", "batches", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**environment(server, key), "COLUMNS": "200"},
+    )
+
+
+def test_the_batches_commands(server: ServerProcess, tmp_path: Path) -> None:
+    key = add_key(server.db_url, "admin")
+    api = Api(server.base_url, key)
+    done = api.create([message_request(f"q{n}") for n in range(5)])
+    slow = api.create([message_request(f"s{n}", model="steady") for n in range(2000)])
+
+    watched = batches_command(server, key, "watch", done["id"], "--poll-interval", "0.1")
+    assert watched.returncode == 0, watched.stderr
+    assert "5 succeeded" in watched.stderr
+
+    listed = batches_command(server, key, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.index(slow["id"]) < listed.stdout.index(done["id"]), "newest first"
+
+    shown = batches_command(server, key, "show", done["id"])
+    assert "ended" in shown.stdout and "5 succeeded" in shown.stdout
+
+    to_stdout = batches_command(server, key, "results", done["id"])
+    assert [json.loads(line) for line in to_stdout.stdout.splitlines()] == api.results(done["id"])
+    saved = tmp_path / "results.jsonl"
+    to_file = batches_command(server, key, "results", done["id"], "--out", str(saved))
+    assert to_file.returncode == 0 and saved.read_text() == to_stdout.stdout
+
+    canceled = batches_command(server, key, "cancel", slow["id"])
+    assert canceled.returncode == 0, canceled.stderr
+    assert slow["id"] in canceled.stdout
+    ended = api.wait_ended(slow["id"])
+    assert ended["request_counts"]["canceled"] > 0
+
+    unknown = batches_command(server, key, "show", "msgbatch_nope")
+    assert unknown.returncode == 1 and unknown.stderr.startswith("error: 404 not_found_error")
+    assert "Traceback" not in unknown.stderr
+    nowhere = subprocess.run(
+        [sys.executable, "-m", "batchyard", "batches", "list"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "ANTHROPIC_BASE_URL"},
+    )
+    assert nowhere.returncode == 2 and "--base-url" in nowhere.stderr

@@ -151,7 +151,19 @@ def _decode(path: Path, data: bytes) -> str:
 
 
 def _read_csv(path: Path, data: bytes) -> Table:
-    records = _csv_records(path, _decode(path, data))
+    text = _decode(path, data)
+    # The csv module refuses cells over 128 KiB, a guard against runaway quotes; the file is
+    # read whole already, and a long article in one cell is ordinary input here.
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text)))
+    try:
+        return _csv_table(path, text)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _csv_table(path: Path, text: str) -> Table:
+    records = _csv_records(path, text)
     first = next(records, None)
     if first is None:
         raise TableError(f"{path}: empty file; a CSV needs a header row naming its columns")

@@ -273,3 +273,10 @@ def test_check_no_clash_names_the_columns_to_rename() -> None:
 )
 def test_cell_text(value: object, text: str) -> None:
     assert cell_text(value) == text
+
+
+def test_a_csv_cell_longer_than_the_csv_modules_default_limit_is_read(tmp_path: Path) -> None:
+    article = "word " * 60_000  # 300 kB in one cell; the csv module's own limit is 128 KiB
+    path = tmp_path / "articles.csv"
+    write_table(Table(["slug", "body"], [{"slug": "a", "body": article}]), path)
+    assert read_table(path).rows == [{"slug": "a", "body": article}]

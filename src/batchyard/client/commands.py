@@ -143,8 +143,13 @@ def run_command(
             fail("nothing was sent", 1)
         except KeyboardInterrupt:
             display.close()
+            where = (
+                "keep running on the server"
+                if base_url
+                else f"wait in {out.name}.batchyard/ (embedded mode)"
+            )
             fail(
-                "interrupted: the batches sent so far keep running; run the same command again "
+                f"interrupted: the batches sent so far {where}; run the same command again "
                 "to resume without sending them twice",
                 130,
             )

@@ -347,21 +347,31 @@ class _Driver:
             self.state_dir.save(self.state)
 
     async def _submit(self, number: int, this_round: Round) -> None:
-        for chunk in this_round.chunks:
-            if chunk.batch_id is not None:
-                continue
-            body = batch_body(self.requests, chunk.rows)
-            create = asyncio.ensure_future(
-                self.api.create(body, idempotency_key=chunk.idempotency_key)
-            )
-            try:
-                batch = await asyncio.shield(create)
-            except asyncio.CancelledError:
-                # Interrupted while the create is in flight: let it land and record it, so
-                # the next run follows this batch instead of sending it again.
-                self._record(number, chunk, await create)
-                raise
-            self._record(number, chunk, batch)
+        index = 0
+        while index < len(this_round.chunks):
+            chunk = this_round.chunks[index]
+            if chunk.batch_id is None:
+                try:
+                    await self._create(number, chunk)
+                except ApiError as exc:
+                    if not _too_big(exc) or len(chunk.rows) == 1:
+                        raise
+                    this_round.chunks[index : index + 1] = _halves(chunk)
+                    self.state_dir.save(self.state)
+                    continue
+            index += 1
+
+    async def _create(self, number: int, chunk: Chunk) -> None:
+        body = batch_body(self.requests, chunk.rows)
+        create = asyncio.ensure_future(self.api.create(body, idempotency_key=chunk.idempotency_key))
+        try:
+            batch = await asyncio.shield(create)
+        except asyncio.CancelledError:
+            # Interrupted while the create is in flight: let it land and record it, so the
+            # next run follows this batch instead of sending it again.
+            self._record(number, chunk, await create)
+            raise
+        self._record(number, chunk, batch)
 
     def _record(self, number: int, chunk: Chunk, batch: MessageBatch) -> None:
         chunk.batch_id = batch.id
@@ -400,6 +410,25 @@ class _Driver:
                     error_type="api_error",
                     error_message=f"batch {chunk.batch_id} returned no result for this row",
                 )
+
+
+def _too_big(error: ApiError) -> bool:
+    """The server's limits on one batch are lower than ours: the body's bytes (413, from the
+    server or a proxy in front of it) or the request count (the 400 Anthropic and batchyard
+    answer with)."""
+    if error.status == 413 or error.error_type == "request_too_large":
+        return True
+    return error.status == 400 and error.message.startswith("requests: List should have at most")
+
+
+def _halves(chunk: Chunk) -> list[Chunk]:
+    """A chunk the server refused as too big, as two that were never sent (new keys: the old
+    one named a body no server accepted)."""
+    middle = len(chunk.rows) // 2
+    return [
+        Chunk(chunk.rows[:middle], f"{chunk.idempotency_key}-1"),
+        Chunk(chunk.rows[middle:], f"{chunk.idempotency_key}-2"),
+    ]
 
 
 def _join(table: Table, results: dict[int, RowResult]) -> Table:

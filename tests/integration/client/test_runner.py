@@ -149,3 +149,20 @@ async def test_another_run_in_the_same_state_directory_is_refused(tmp_path: Path
     await run_async(options(config, source, output))
     with pytest.raises(ValueError, match="other rows or options"):
         await run_async(options(config, source, output, max_tokens=9))
+
+
+@pytest.mark.parametrize(
+    "limit", ["max_requests_per_batch = 20", "max_body_bytes = 3000"], ids=["count", "bytes"]
+)
+async def test_batches_the_server_refuses_as_too_big_are_halved(
+    tmp_path: Path, limit: str
+) -> None:
+    config, source = setup(tmp_path, 50)
+    config.write_text(limit + "\n" + config.read_text())
+    output = tmp_path / "out.csv"
+    result = await run_async(options(config, source, output))
+    assert result.summary.by_type["succeeded"] == 50
+    state = json.loads(StateDir(output).state_file.read_bytes())
+    sizes = [len(chunk["rows"]) for chunk in state["rounds"][0]["chunks"]]
+    assert sum(sizes) == 50 and max(sizes) <= 20 and len(sizes) == batches_made(output)
+    assert [row["name"] for row in result.table.rows] == [f"r{n}" for n in range(50)]
